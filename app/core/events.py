@@ -1,0 +1,149 @@
+"""Events that tell subscribers something changed, and the bus that carries them.
+
+The database is the source of truth; an event only notifies. A lost event delays a screen
+update, it never loses a signal or an order, so publishing never raises into the caller.
+
+Each process keeps one `Broadcaster`: whatever transport delivers an event to the process
+(in-process call or one Redis subscription), the broadcaster fans it out in memory to local
+listeners, filtered by owner, trader and type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+EVENT_VERSION = 1
+
+
+class EventType:
+    SIGNAL = "signal"
+    TRADE = "trade"
+    PNL = "pnl"
+    TRADER_STATUS = "trader_status"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str
+    owner_id: int
+    trader_id: str
+    payload: dict[str, Any]
+    version: int = EVENT_VERSION
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    ts: float = field(default_factory=time.time)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=str, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Event:
+        data = json.loads(raw)
+        return cls(
+            type=str(data["type"]),
+            owner_id=int(data["owner_id"]),
+            trader_id=str(data["trader_id"]),
+            payload=dict(data["payload"]),
+            version=int(data.get("version", EVENT_VERSION)),
+            id=str(data["id"]),
+            ts=float(data["ts"]),
+        )
+
+
+@dataclass(slots=True)
+class _Listener:
+    owner_id: int
+    trader_id: str | None
+    types: frozenset[str]
+    queue: asyncio.Queue[Event]
+
+    def wants(self, event: Event) -> bool:
+        return (
+            event.owner_id == self.owner_id
+            and event.type in self.types
+            and (self.trader_id is None or event.trader_id == self.trader_id)
+        )
+
+
+class Broadcaster:
+    """In-memory fan-out from one inbound stream of events to many filtered listeners.
+
+    A listener that falls behind by `max_queue` events loses the oldest ones rather than
+    growing without bound or slowing every other listener down.
+    """
+
+    def __init__(self, max_queue: int = 1000) -> None:
+        self._by_owner: dict[int, set[_Listener]] = {}
+        self._max_queue = max_queue
+
+    @property
+    def listener_count(self) -> int:
+        return sum(len(listeners) for listeners in self._by_owner.values())
+
+    def deliver(self, event: Event) -> None:
+        for listener in self._by_owner.get(event.owner_id, ()):
+            if not listener.wants(event):
+                continue
+            if listener.queue.full():
+                listener.queue.get_nowait()
+            listener.queue.put_nowait(event)
+
+    async def listen(
+        self, owner_id: int, types: Iterable[str], trader_id: str | None = None
+    ) -> AsyncIterator[Event]:
+        listener = _Listener(owner_id, trader_id, frozenset(types), asyncio.Queue(self._max_queue))
+        self._by_owner.setdefault(owner_id, set()).add(listener)
+        try:
+            while True:
+                yield await listener.queue.get()
+        finally:
+            owners = self._by_owner.get(owner_id)
+            if owners is not None:
+                owners.discard(listener)
+                if not owners:
+                    del self._by_owner[owner_id]
+
+
+class EventBus(Protocol):
+    """Publishes events to every process and lets this process listen to them."""
+
+    broadcaster: Broadcaster
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, event: Event) -> None:
+        """Send the event; failures are logged and counted, never raised."""
+
+    def listen(
+        self, owner_id: int, types: Iterable[str], trader_id: str | None = None
+    ) -> AsyncIterator[Event]: ...
+
+
+class InProcessEventBus:
+    """The embedded default: events reach the listeners of this process only."""
+
+    def __init__(self) -> None:
+        self.broadcaster = Broadcaster()
+        self.published = 0
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def publish(self, event: Event) -> None:
+        self.published += 1
+        self.broadcaster.deliver(event)
+
+    def listen(
+        self, owner_id: int, types: Iterable[str], trader_id: str | None = None
+    ) -> AsyncIterator[Event]:
+        return self.broadcaster.listen(owner_id, types, trader_id)

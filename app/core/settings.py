@@ -1,0 +1,102 @@
+"""Process settings, read once from `TRADERS_*` environment variables.
+
+Every setting has an embedded default so that `traders serve` works on a fresh machine:
+an SQLite file under `./data/`, the in-process event bus, and the `auto` market feed.
+A misspelt or malformed variable stops the process at start with a message naming it,
+because a silently ignored setting (say, a live exchange key under a wrong name) is worse
+than a refusal to start.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "TRADERS_"
+
+
+class SettingsError(ValueError):
+    """A `TRADERS_*` variable is unknown or its value is malformed."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    database_url: str = Field(
+        default="sqlite://data/traders.sqlite3",
+        description="Tortoise database URL: sqlite://path or postgres://user@host:port/db",
+    )
+    redis_url: str | None = Field(
+        default=None, description="redis://host:port/db; unset means the in-process event bus"
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key that encrypts exchange credentials at rest",
+    )
+    gemini_api_key: SecretStr | None = None
+    feed: str = Field(
+        default="auto", description="auto | simulated | ccxt:<exchange> | replay:<directory>"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    engine: Literal["embedded", "off"] = Field(
+        default="embedded",
+        description="embedded runs the trading engine inside the API process; off serves only",
+    )
+    kline_depth: int = Field(default=500, ge=50, le=100_000)
+    max_query_depth: int = Field(default=12, ge=2, le=100)
+    max_aliases: int = Field(default=30, ge=1, le=1000)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
+            raise ValueError("must start with sqlite://, postgres:// or postgresql://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("feed")
+    @classmethod
+    def _known_feed(cls, value: str) -> str:
+        kind, _, argument = value.partition(":")
+        if kind in ("auto", "simulated") and not argument:
+            return value
+        if kind in ("ccxt", "replay") and argument:
+            return value
+        raise ValueError("must be auto, simulated, ccxt:<exchange> or replay:<directory>")
+
+
+def _unknown_variables(environ: dict[str, str]) -> list[str]:
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    return sorted(key for key in environ if key.startswith(ENV_PREFIX) and key not in known)
+
+
+def load_settings() -> Settings:
+    """Build settings from the environment, naming the variable at fault on any error."""
+    if unknown := _unknown_variables(dict(os.environ)):
+        raise SettingsError(f"unknown setting {', '.join(unknown)}")
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{str(error['loc'][0]).upper()}: {error['msg']}" for error in exc.errors()
+        )
+        raise SettingsError(problems) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

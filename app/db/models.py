@@ -1,0 +1,240 @@
+"""Tortoise models: the database is the source of truth for every trader, signal and order.
+
+Money and quantities are `DecimalField`s (invariant 1). Columns that queries filter by are
+indexed. Deleting a user or trader cascades to what it owns, except the audit log, which is
+append-only and keeps plain ids rather than foreign keys so that no delete can rewrite it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise import fields
+from tortoise.models import Model
+
+from app.domain.enums import (
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Side,
+    SignalStatus,
+    TraderStatus,
+    TradeStatus,
+    TradingMode,
+)
+
+
+def money(**kwargs: Any) -> fields.DecimalField:
+    """Prices, amounts and P&L: room for BTC-quoted prices of 1e-8 and six-figure USDT sums."""
+    return fields.DecimalField(max_digits=36, decimal_places=18, **kwargs)
+
+
+def percent(**kwargs: Any) -> fields.DecimalField:
+    return fields.DecimalField(max_digits=12, decimal_places=4, **kwargs)
+
+
+class User(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=100, unique=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "users"
+
+
+class ApiToken(Model):
+    """Only the SHA-256 of a token is stored: a leaked database leaks no usable token."""
+
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="tokens", on_delete=fields.CASCADE
+    )
+    token_hash = fields.CharField(max_length=64, unique=True)
+    name = fields.CharField(max_length=100, default="default")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    last_used_at = fields.DatetimeField(null=True)
+    revoked = fields.BooleanField(default=False)
+
+    class Meta:
+        table = "api_tokens"
+
+
+class ExchangeCredential(Model):
+    """Exchange keys, encrypted at rest. Only the executor decrypts them, at use."""
+
+    id = fields.UUIDField(primary_key=True)
+    owner: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="credentials", on_delete=fields.CASCADE
+    )
+    exchange = fields.CharField(max_length=50)
+    label = fields.CharField(max_length=100, default="")
+    api_key_encrypted = fields.TextField()
+    api_secret_encrypted = fields.TextField()
+    passphrase_encrypted = fields.TextField(null=True)
+    testnet = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "exchange_credentials"
+
+
+class Trader(Model):
+    id = fields.UUIDField(primary_key=True)
+    owner: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="traders", on_delete=fields.CASCADE
+    )
+    name = fields.CharField(max_length=200)
+    description = fields.TextField(default="")
+    enabled = fields.BooleanField(default=False, db_index=True)
+    mode = fields.CharEnumField(TradingMode, max_length=8, default=TradingMode.DEMO)
+    credential: fields.ForeignKeyNullableRelation[ExchangeCredential] = fields.ForeignKeyField(
+        "models.ExchangeCredential",
+        related_name="traders",
+        null=True,
+        on_delete=fields.SET_NULL,
+    )
+    interval = fields.CharField(max_length=4, default="1h")
+    symbols: Any = fields.JSONField(default=list)
+    filter_code = fields.TextField(default="")
+    filter_description: Any = fields.JSONField(default=list)
+    filter_indicators: Any = fields.JSONField(default=list)
+    strategy_instructions = fields.TextField(default="")
+    stop_loss = percent(null=True)
+    take_profit = percent(null=True)
+    max_positions = fields.IntField(null=True)
+    position_size_percent = percent(null=True)
+    max_drawdown = percent(null=True)
+    status = fields.CharEnumField(TraderStatus, max_length=8, default=TraderStatus.PAUSED)
+    status_reason = fields.TextField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "traders"
+        indexes = (("owner_id", "created_at"),)
+
+
+class Signal(Model):
+    id = fields.UUIDField(primary_key=True)
+    trader: fields.ForeignKeyRelation[Trader] = fields.ForeignKeyField(
+        "models.Trader", related_name="signals", on_delete=fields.CASCADE
+    )
+    symbol = fields.CharField(max_length=40)
+    interval = fields.CharField(max_length=4)
+    side = fields.CharEnumField(Side, max_length=8, default=Side.LONG)
+    price = money()
+    score = fields.FloatField(null=True)
+    indicators: Any = fields.JSONField(default=dict)
+    status = fields.CharEnumField(SignalStatus, max_length=10, default=SignalStatus.NEW)
+    candle_time = fields.DatetimeField()
+    analysis: Any = fields.JSONField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "signals"
+        indexes = (("trader_id", "created_at"), ("trader_id", "symbol", "status"))
+
+
+class Trade(Model):
+    id = fields.UUIDField(primary_key=True)
+    trader: fields.ForeignKeyRelation[Trader] = fields.ForeignKeyField(
+        "models.Trader", related_name="trades", on_delete=fields.CASCADE
+    )
+    signal: fields.ForeignKeyNullableRelation[Signal] = fields.ForeignKeyField(
+        "models.Signal", related_name="trades", null=True, on_delete=fields.SET_NULL
+    )
+    mode = fields.CharEnumField(TradingMode, max_length=8)
+    symbol = fields.CharField(max_length=40)
+    side = fields.CharEnumField(Side, max_length=8)
+    status = fields.CharEnumField(TradeStatus, max_length=8, default=TradeStatus.OPEN)
+    amount = money()
+    entry_price = money()
+    exit_price = money(null=True)
+    entry_fee = money(default=0)
+    exit_fee = money(default=0)
+    stop_loss = money(null=True)
+    take_profit = money(null=True)
+    pnl = money(null=True)
+    pnl_percent = percent(null=True)
+    exit_reason = fields.CharField(max_length=40, null=True)
+    opened_at = fields.DatetimeField(auto_now_add=True)
+    closed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "trades"
+        indexes = (("trader_id", "mode", "status"), ("trader_id", "opened_at"))
+
+
+class Order(Model):
+    """One exchange order. Its client order id is assigned and stored before the order is sent."""
+
+    id = fields.UUIDField(primary_key=True)
+    trader: fields.ForeignKeyRelation[Trader] = fields.ForeignKeyField(
+        "models.Trader", related_name="orders", on_delete=fields.CASCADE
+    )
+    trade: fields.ForeignKeyNullableRelation[Trade] = fields.ForeignKeyField(
+        "models.Trade", related_name="orders", null=True, on_delete=fields.SET_NULL
+    )
+    mode = fields.CharEnumField(TradingMode, max_length=8)
+    client_order_id = fields.CharField(max_length=64, unique=True)
+    exchange_order_id = fields.CharField(max_length=128, null=True, db_index=True)
+    symbol = fields.CharField(max_length=40)
+    type = fields.CharEnumField(OrderType, max_length=12)
+    side = fields.CharEnumField(OrderSide, max_length=4)
+    price = money(null=True)
+    stop_price = money(null=True)
+    amount = money()
+    filled = money(default=0)
+    average = money(null=True)
+    fee = money(default=0)
+    fee_currency = fields.CharField(max_length=16, null=True)
+    status = fields.CharEnumField(OrderStatus, max_length=10, default=OrderStatus.INTENT)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "orders"
+        indexes = (("trader_id", "status"),)
+
+
+class AppendOnlyError(RuntimeError):
+    """Raised on any attempt to change or delete an audit log row."""
+
+
+class TradeAuditLog(Model):
+    """Append-only record of every live order action (invariant 6)."""
+
+    id = fields.BigIntField(primary_key=True)
+    owner_id = fields.IntField(db_index=True)
+    trader_id = fields.UUIDField(db_index=True)
+    action = fields.CharField(max_length=40)
+    client_order_id = fields.CharField(max_length=64, null=True, db_index=True)
+    details: Any = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "trade_audit_log"
+
+    async def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._saved_in_db:
+            await super().save(*args, **kwargs)
+            return
+        raise AppendOnlyError("the trade audit log is append-only")
+
+    async def delete(self, *args: Any, **kwargs: Any) -> None:
+        raise AppendOnlyError("the trade audit log is append-only")
+
+
+class EquitySnapshot(Model):
+    id = fields.BigIntField(primary_key=True)
+    trader: fields.ForeignKeyRelation[Trader] = fields.ForeignKeyField(
+        "models.Trader", related_name="equity_snapshots", on_delete=fields.CASCADE
+    )
+    mode = fields.CharEnumField(TradingMode, max_length=8)
+    time = fields.DatetimeField()
+    equity = money()
+
+    class Meta:
+        table = "equity_snapshots"
+        indexes = (("trader_id", "mode", "time"),)

@@ -1,0 +1,142 @@
+"""Shared fixtures. Database tests run once per back end: SQLite and PostgreSQL.
+
+Each back end gets a fresh database for the whole run, built by the real migrations, and
+every test starts from empty tables. PostgreSQL and Redis are the machine's real services;
+a test that needs one skips with the reason only when it truly cannot be reached, and never
+in CI (`CI=true`), where .ci/run starts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from urllib.parse import urlsplit
+
+import pytest
+from tortoise import Tortoise
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.connection import get_connection
+
+from app.db.config import close_db, init_db, migrate_db
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TRADERS_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("TRADERS_TEST_REDIS", "redis://127.0.0.1:6379/0")
+BACKENDS = ("sqlite", "postgres")
+TABLES = (
+    "trade_audit_log",
+    "equity_snapshots",
+    "orders",
+    "trades",
+    "signals",
+    "traders",
+    "exchange_credentials",
+    "api_tokens",
+    "users",
+)
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), timeout=1
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, url: str, default_port: int) -> None:
+    if _reachable(url, default_port):
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{name} at {url} is not reachable, and CI must run every test")
+    pytest.skip(f"{name} at {url} is not reachable")
+
+
+def _postgres_database_url(name: str) -> str:
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+async def _admin_postgres(sql: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(POSTGRES_ADMIN_URL.replace("postgres://", "postgresql://"))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def database_url_for(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], str]]:
+    """One migrated database per back end for the whole run, created on first use."""
+    urls: dict[str, str] = {}
+
+    def get(backend: str) -> str:
+        if backend not in urls:
+            if backend == "sqlite":
+                urls[backend] = f"sqlite://{tmp_path_factory.mktemp('db') / 'traders.sqlite3'}"
+            else:
+                require_service("PostgreSQL", POSTGRES_ADMIN_URL, 5432)
+                name = f"traders_test_{uuid.uuid4().hex[:12]}"
+                asyncio.run(_admin_postgres(f'CREATE DATABASE "{name}"'))
+                urls[backend] = _postgres_database_url(name)
+            asyncio.run(_migrate(urls[backend]))
+        return urls[backend]
+
+    yield get
+    if "postgres" in urls:
+        name = urls["postgres"].rsplit("/", 1)[1]
+        asyncio.run(_admin_postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _migrate(url: str) -> None:
+    await migrate_db(url)
+    await Tortoise.close_connections()
+
+
+async def _empty_tables(backend: str) -> None:
+    connection = get_connection("default")
+    if backend == "postgres":
+        await connection.execute_script(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+    else:
+        for table in TABLES:
+            await connection.execute_script(f"DELETE FROM {table}")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, database_url_for: Callable[[str], str]) -> str:
+    """The migrated database of this back end (created outside the test's event loop)."""
+    return database_url_for(backend)
+
+
+@pytest.fixture
+async def db(backend: str, database_url: str) -> AsyncIterator[str]:
+    """An initialised Tortoise connection to empty tables; yields the database URL."""
+    url = database_url
+    # Tortoise caches each model's INSERT/DELETE SQL by connection name, not by dialect:
+    # switching one process between SQLite and PostgreSQL needs a fresh cache.
+    EXECUTOR_CACHE.clear()
+    await init_db(url)
+    await _empty_tables(backend)
+    try:
+        yield url
+    finally:
+        await close_db()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    require_service("Redis", REDIS_URL, 6379)
+    return REDIS_URL
