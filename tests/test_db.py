@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.db.models import AppendOnlyError, Trader, TradeAuditLog, User
+from app.db.models import AppendOnlyError, TradeAuditLog, Trader, User
 
 
 async def test_models_round_trip_decimals(db: str) -> None:
