@@ -16,16 +16,35 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from typing import Any, Protocol
 
 EVENT_VERSION = 1
 
 
 class EventType:
+    """What changed. Payload keys the subscriptions read (all optional, extra keys ignored):
+
+    - SIGNAL: kind ("created", "updated", ...), signal_id, symbol, interval, side, status,
+      price, score
+    - TRADE: kind ("opened", "closed", "updated", ...), trade_id, signal_id, symbol, side,
+      status, mode, amount, entry_price, exit_price, pnl, pnl_percent, exit_reason
+    - PNL: the trader's metrics after the change: total_signals, active_positions,
+      closed_positions, total_pnl, total_pnl_percent, win_rate, avg_win, avg_loss
+    - TRADER_STATUS: kind, status, reason, enabled, mode
+
+    Decimals travel as strings (`to_json` stringifies them), so no digit is lost on the way.
+    """
+
     SIGNAL = "signal"
     TRADE = "trade"
     PNL = "pnl"
     TRADER_STATUS = "trader_status"
+
+
+def _plain(value: object) -> str:
+    """Decimals in positional notation (1e-8 reads 0.00000001); anything else as `str`."""
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,23 +58,27 @@ class Event:
     ts: float = field(default_factory=time.time)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), default=str, separators=(",", ":"))
+        return json.dumps(asdict(self), default=_plain, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Event:
-        data = json.loads(raw)
-        return cls(
-            type=str(data["type"]),
-            owner_id=int(data["owner_id"]),
-            trader_id=str(data["trader_id"]),
-            payload=dict(data["payload"]),
-            version=int(data.get("version", EVENT_VERSION)),
-            id=str(data["id"]),
-            ts=float(data["ts"]),
-        )
+        """Parse one event; anything malformed is a `ValueError`, whatever part is wrong."""
+        try:
+            data = json.loads(raw)
+            return cls(
+                type=str(data["type"]),
+                owner_id=int(data["owner_id"]),
+                trader_id=str(data["trader_id"]),
+                payload=dict(data["payload"]),
+                version=int(data.get("version", EVENT_VERSION)),
+                id=str(data["id"]),
+                ts=float(data["ts"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"malformed event: {exc!r}") from None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Listener:
     owner_id: int
     trader_id: str | None
@@ -73,13 +96,14 @@ class _Listener:
 class Broadcaster:
     """In-memory fan-out from one inbound stream of events to many filtered listeners.
 
-    A listener that falls behind by `max_queue` events loses the oldest ones rather than
-    growing without bound or slowing every other listener down.
+    A listener that falls behind by `max_queue` events loses the oldest ones (counted in
+    `dropped`) rather than growing without bound or slowing every other listener down.
     """
 
     def __init__(self, max_queue: int = 1000) -> None:
         self._by_owner: dict[int, set[_Listener]] = {}
         self._max_queue = max_queue
+        self.dropped = 0
 
     @property
     def listener_count(self) -> int:
@@ -91,11 +115,13 @@ class Broadcaster:
                 continue
             if listener.queue.full():
                 listener.queue.get_nowait()
+                self.dropped += 1
             listener.queue.put_nowait(event)
 
     async def listen(
         self, owner_id: int, types: Iterable[str], trader_id: str | None = None
     ) -> AsyncIterator[Event]:
+        """Yield the owner's events of these types, registered from the first iteration."""
         listener = _Listener(owner_id, trader_id, frozenset(types), asyncio.Queue(self._max_queue))
         self._by_owner.setdefault(owner_id, set()).add(listener)
         try:

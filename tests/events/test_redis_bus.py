@@ -1,0 +1,133 @@
+"""The Redis event bus against real Redis servers: the machine's, and private killable ones."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+from redis.asyncio import Redis
+
+from app.core.events import Event, EventType
+from app.core.redis_bus import RedisEventBus
+from tests.events.conftest import RedisServer, free_port
+
+TIMEOUT = 10.0
+
+
+def trade_event(n: int, owner_id: int = 1) -> Event:
+    return Event(type=EventType.TRADE, owner_id=owner_id, trader_id="t1", payload={"n": n})
+
+
+async def started(bus: RedisEventBus) -> RedisEventBus:
+    await bus.start()
+    await asyncio.wait_for(bus.wait_subscribed(), TIMEOUT)
+    return bus
+
+
+async def until(condition: Callable[[], bool], seconds: float = TIMEOUT) -> None:
+    """Wait, bounded, for a condition on state this process can see."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError("condition not reached")
+
+
+async def listening(bus: RedisEventBus, owner_id: int = 1) -> AsyncIterator[Event]:
+    """A listener that is registered when this returns (the broadcaster registers a
+    listener on its first read, so the first read starts here)."""
+    stream = bus.listen(owner_id, [EventType.TRADE])
+    before = bus.broadcaster.listener_count
+    first = asyncio.ensure_future(anext(stream))
+    await until(lambda: bus.broadcaster.listener_count > before)
+
+    async def events() -> AsyncIterator[Event]:
+        yield await first
+        async for event in stream:
+            yield event
+
+    return events()
+
+
+async def test_an_event_published_by_one_process_reaches_listeners_of_every_process(
+    redis_url: str, channel: str
+) -> None:
+    one = await started(RedisEventBus(redis_url, channel))
+    two = await started(RedisEventBus(redis_url, channel))
+    try:
+        on_one, on_two = await listening(one), await listening(two)
+        event = trade_event(1)
+
+        await one.publish(event)
+
+        assert await asyncio.wait_for(anext(on_two), TIMEOUT) == event
+        assert await asyncio.wait_for(anext(on_one), TIMEOUT) == event
+        assert (one.published, one.publish_failures, two.received) == (1, 0, 1)
+    finally:
+        await one.stop()
+        await two.stop()
+
+
+async def test_a_malformed_message_is_counted_and_skipped(redis_url: str, channel: str) -> None:
+    bus = await started(RedisEventBus(redis_url, channel))
+    raw = Redis.from_url(redis_url)
+    try:
+        stream = await listening(bus)
+        await raw.publish(channel, b"\xff not an event")
+        await bus.publish(trade_event(2))
+
+        assert (await asyncio.wait_for(anext(stream), TIMEOUT)).payload == {"n": 2}
+        assert bus.malformed == 1
+    finally:
+        await raw.aclose()
+        await bus.stop()
+
+
+async def test_stop_ends_the_subscription(redis_url: str, channel: str) -> None:
+    bus = await started(RedisEventBus(redis_url, channel))
+    raw = Redis.from_url(redis_url)
+    try:
+        assert await raw.pubsub_numsub(channel) == [(channel.encode(), 1)]
+        await bus.stop()
+        assert await raw.pubsub_numsub(channel) == [(channel.encode(), 0)]
+        assert not bus.subscribed
+    finally:
+        await raw.aclose()
+
+
+async def test_publishing_without_redis_is_counted_not_raised(channel: str) -> None:
+    bus = RedisEventBus(f"redis://127.0.0.1:{free_port()}/0", channel, max_backoff=0.1)
+    await bus.start()
+    try:
+        await bus.publish(trade_event(1))
+        await bus.publish(trade_event(2))
+
+        assert (bus.published, bus.publish_failures) == (0, 2)
+        await until(lambda: bus.subscription_errors >= 2)
+        assert not bus.subscribed
+    finally:
+        await bus.stop()
+
+
+async def test_listeners_resume_by_themselves_when_redis_comes_back(
+    redis_server: RedisServer, channel: str
+) -> None:
+    bus = await started(RedisEventBus(redis_server.url, channel, max_backoff=0.2))
+    try:
+        stream = await listening(bus)
+        await bus.publish(trade_event(1))
+        assert (await asyncio.wait_for(anext(stream), TIMEOUT)).payload == {"n": 1}
+
+        redis_server.stop()
+        await until(lambda: not bus.subscribed)
+        await bus.publish(trade_event(2))
+        assert bus.publish_failures == 1
+
+        redis_server.start()
+        await asyncio.wait_for(bus.wait_subscribed(), TIMEOUT)
+        await bus.publish(trade_event(3))
+
+        assert (await asyncio.wait_for(anext(stream), TIMEOUT)).payload == {"n": 3}
+        assert (bus.published, bus.reconnects) == (2, 1)
+    finally:
+        await bus.stop()
