@@ -35,8 +35,10 @@ def _ensure_sqlite_directory(database_url: str) -> None:
 
 
 async def init_db(database_url: str) -> None:
+    """Connect for the whole process: the ASGI lifespan and the requests run in different
+    tasks, so the context is also the global fallback, as Tortoise's own Starlette hook does."""
     _ensure_sqlite_directory(database_url)
-    await Tortoise.init(config=tortoise_config(database_url))
+    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
 
 
 async def migrate_db(database_url: str) -> None:

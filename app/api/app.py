@@ -1,0 +1,68 @@
+"""The ASGI application: GraphQL (HTTP and websockets), health probes, and the process runtime.
+
+`create_app` builds everything from settings; the lifespan migrates and connects the
+database, starts the event bus and, when embedded, the engine, and stops them in reverse.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from tortoise.connection import get_connection
+
+from app.api.schema import build_schema
+from app.api.view import GraphQLView
+from app.core.bus import create_event_bus
+from app.core.settings import Settings
+from app.db.config import close_db, init_db, migrate_db
+from app.services.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    try:
+        await get_connection("default").execute_query("SELECT 1")
+    except Exception as exc:  # any failure means "not ready"; the reason is in the body
+        return JSONResponse({"status": "unavailable", "database": str(exc)}, 503)
+    return JSONResponse({"status": "ready", "database": "ok"})
+
+
+def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
+    runtime = Runtime(settings=settings, bus=create_event_bus(settings))
+    view = GraphQLView(build_schema(settings), runtime)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if migrate:
+            await migrate_db(settings.database_url)
+            await close_db()
+        await init_db(settings.database_url)
+        await runtime.bus.start()
+        try:
+            yield
+        finally:
+            await runtime.bus.stop()
+            await close_db()
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/graphql", view, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", view),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    return app

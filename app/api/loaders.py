@@ -1,0 +1,48 @@
+"""Request-scoped DataLoaders, so nested fields batch into one query per kind."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from strawberry.dataloader import DataLoader
+
+from app.db.models import Signal, Trade, Trader
+from app.services import reads
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _loader(
+    fetch: Callable[[Sequence[uuid.UUID]], Awaitable[dict[uuid.UUID, V]]], missing: V | None = None
+) -> DataLoader[uuid.UUID, V]:
+    async def load(keys: list[uuid.UUID]) -> list[V]:
+        found = await fetch(keys)
+        return [found.get(key, missing) for key in keys]  # type: ignore[misc]
+
+    return DataLoader(load_fn=load)
+
+
+class Loaders:
+    def __init__(self) -> None:
+        self.trader: DataLoader[uuid.UUID, Trader | None] = _loader(reads.traders_by_id)
+        self.metrics: DataLoader[uuid.UUID, reads.TraderMetrics] = _loader(reads.metrics_by_trader)
+        self._latest: dict[tuple[str, int], DataLoader[uuid.UUID, list]] = {}  # type: ignore[type-arg]
+
+    def latest_signals(self, first: int) -> DataLoader[uuid.UUID, list[Signal]]:
+        return self._latest_loader(Signal, first, "created_at")
+
+    def latest_trades(self, first: int) -> DataLoader[uuid.UUID, list[Trade]]:
+        return self._latest_loader(Trade, first, "opened_at")
+
+    def _latest_loader(self, model: type, first: int, time_column: str) -> DataLoader:  # type: ignore[type-arg]
+        key = (model.__name__, first)
+        if key not in self._latest:
+
+            async def fetch(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list]:  # type: ignore[type-arg]
+                return await reads.latest_per_trader(model, ids, first, time_column)
+
+            self._latest[key] = _loader(fetch, missing=[])
+        return self._latest[key]

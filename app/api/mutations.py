@@ -1,0 +1,48 @@
+"""Root mutations on traders; each one validates first and writes nothing when it fails."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from app.api.inputs import CreateTraderInput, UpdateTraderInput, to_changes
+from app.api.queries import _manager
+from app.api.types import Info, Trader, TradingMode
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def create_trader(self, info: Info, input: CreateTraderInput) -> Trader:
+        user = info.context.require_user()
+        return Trader.from_model(await _manager(info).create(user, to_changes(input)))
+
+    @strawberry.mutation
+    async def update_trader(
+        self, info: Info, id: strawberry.ID, input: UpdateTraderInput
+    ) -> Trader:
+        user = info.context.require_user()
+        return Trader.from_model(await _manager(info).update(user, id, to_changes(input)))
+
+    @strawberry.mutation(description="Deletes the trader with its signals and trades")
+    async def delete_trader(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        confirm: Annotated[
+            bool, strawberry.argument(description="must be true: deletion is permanent")
+        ],
+    ) -> strawberry.ID:
+        user = info.context.require_user()
+        return strawberry.ID(str(await _manager(info).delete(user, id, confirm)))
+
+    @strawberry.mutation
+    async def set_trader_enabled(self, info: Info, id: strawberry.ID, enabled: bool) -> Trader:
+        user = info.context.require_user()
+        return Trader.from_model(await _manager(info).set_enabled(user, id, enabled))
+
+    @strawberry.mutation
+    async def set_trader_mode(self, info: Info, id: strawberry.ID, mode: TradingMode) -> Trader:
+        user = info.context.require_user()
+        return Trader.from_model(await _manager(info).set_mode(user, id, mode))

@@ -1,0 +1,240 @@
+"""Live updates over websockets: what changed in the caller's traders, as it happens.
+
+Each subscription listens to the process's event bus, filtered by the caller's user id, so
+a user receives events of their own traders only, whatever they ask for; naming a trader
+that is not theirs is "not found", as in queries. Events are notifications built from the
+event payload alone (no database read per event); the queries remain the source of truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Annotated, Any, TypeVar
+
+import strawberry
+
+from app.api.types import (
+    Info,
+    Metrics,
+    Side,
+    SignalStatus,
+    TraderStatus,
+    TradeStatus,
+    TradingMode,
+)
+from app.core.events import Event, EventType
+from app.domain import metrics as domain
+from app.services.traders import TraderManager
+
+E = TypeVar("E", bound=Enum)
+
+
+def _id(payload: Mapping[str, Any], key: str) -> strawberry.ID | None:
+    value = payload.get(key)
+    return None if value is None else strawberry.ID(str(value))
+
+
+def _decimal(payload: Mapping[str, Any], key: str) -> Decimal | None:
+    value = payload.get(key)
+    return None if value is None else Decimal(str(value))
+
+
+def _enum(kind: type[E], payload: Mapping[str, Any], key: str) -> E | None:
+    value = payload.get(key)
+    return None if value is None else kind(value)
+
+
+def _str(payload: Mapping[str, Any], key: str) -> str | None:
+    value = payload.get(key)
+    return None if value is None else str(value)
+
+
+def _envelope(event: Event) -> dict[str, Any]:
+    return {
+        "event_id": strawberry.ID(event.id),
+        "trader_id": strawberry.ID(event.trader_id),
+        "published_at": datetime.fromtimestamp(event.ts, UTC),
+    }
+
+
+@strawberry.interface(description="Something changed in one of the caller's traders")
+class TraderEvent:
+    event_id: strawberry.ID = strawberry.field(description="unique; lets a client drop repeats")
+    trader_id: strawberry.ID
+    published_at: datetime = strawberry.field(description="when the change was published")
+
+
+@strawberry.type
+class SignalEvent(TraderEvent):
+    kind: str = strawberry.field(description="created, updated, ...")
+    signal_id: strawberry.ID | None
+    symbol: str | None
+    interval: str | None
+    side: Side | None
+    status: SignalStatus | None
+    price: Decimal | None
+    score: float | None
+
+    @classmethod
+    def from_event(cls, event: Event) -> SignalEvent:
+        p = event.payload
+        score = p.get("score")
+        return cls(
+            **_envelope(event),
+            kind=str(p.get("kind", "updated")),
+            signal_id=_id(p, "signal_id"),
+            symbol=_str(p, "symbol"),
+            interval=_str(p, "interval"),
+            side=_enum(Side, p, "side"),
+            status=_enum(SignalStatus, p, "status"),
+            price=_decimal(p, "price"),
+            score=None if score is None else float(score),
+        )
+
+
+@strawberry.type
+class TradeEvent(TraderEvent):
+    kind: str = strawberry.field(description="opened, closed, updated, ...")
+    trade_id: strawberry.ID | None
+    signal_id: strawberry.ID | None
+    symbol: str | None
+    side: Side | None
+    status: TradeStatus | None
+    mode: TradingMode | None
+    amount: Decimal | None
+    entry_price: Decimal | None
+    exit_price: Decimal | None
+    pnl: Decimal | None
+    pnl_percent: Decimal | None
+    exit_reason: str | None
+
+    @classmethod
+    def from_event(cls, event: Event) -> TradeEvent:
+        p = event.payload
+        return cls(
+            **_envelope(event),
+            kind=str(p.get("kind", "updated")),
+            trade_id=_id(p, "trade_id"),
+            signal_id=_id(p, "signal_id"),
+            symbol=_str(p, "symbol"),
+            side=_enum(Side, p, "side"),
+            status=_enum(TradeStatus, p, "status"),
+            mode=_enum(TradingMode, p, "mode"),
+            amount=_decimal(p, "amount"),
+            entry_price=_decimal(p, "entry_price"),
+            exit_price=_decimal(p, "exit_price"),
+            pnl=_decimal(p, "pnl"),
+            pnl_percent=_decimal(p, "pnl_percent"),
+            exit_reason=_str(p, "exit_reason"),
+        )
+
+
+def _domain_metrics(p: Mapping[str, Any]) -> domain.Metrics:
+    last_signal_at = p.get("last_signal_at")
+    return domain.Metrics(
+        total_signals=int(p.get("total_signals", 0)),
+        active_positions=int(p.get("active_positions", 0)),
+        closed_positions=int(p.get("closed_positions", 0)),
+        total_pnl=Decimal(str(p.get("total_pnl", 0))),
+        total_pnl_percent=Decimal(str(p.get("total_pnl_percent", 0))),
+        win_rate=Decimal(str(p.get("win_rate", 0))),
+        avg_win=Decimal(str(p.get("avg_win", 0))),
+        avg_loss=Decimal(str(p.get("avg_loss", 0))),
+        last_signal_at=None if last_signal_at is None else datetime.fromisoformat(last_signal_at),
+    )
+
+
+@strawberry.type(description="A trader's metrics after a change to its trades or signals")
+class PnlUpdate(TraderEvent):
+    metrics: Metrics
+
+    @classmethod
+    def from_event(cls, event: Event) -> PnlUpdate:
+        p = event.payload
+        metrics = Metrics.from_domain(_domain_metrics(p))
+        if isinstance(p.get("demo"), Mapping):
+            metrics.demo_metrics = Metrics.from_domain(_domain_metrics(p["demo"]))
+        if isinstance(p.get("live"), Mapping):
+            metrics.live_metrics = Metrics.from_domain(_domain_metrics(p["live"]))
+        return cls(**_envelope(event), metrics=metrics)
+
+
+@strawberry.type
+class TraderStatusEvent(TraderEvent):
+    kind: str = strawberry.field(description="created, updated, deleted, ...")
+    status: TraderStatus | None
+    reason: str | None
+    enabled: bool | None
+    mode: TradingMode | None
+
+    @classmethod
+    def from_event(cls, event: Event) -> TraderStatusEvent:
+        p = event.payload
+        enabled = p.get("enabled")
+        return cls(
+            **_envelope(event),
+            kind=str(p.get("kind", "updated")),
+            status=_enum(TraderStatus, p, "status"),
+            reason=_str(p, "reason"),
+            enabled=None if enabled is None else bool(enabled),
+            mode=_enum(TradingMode, p, "mode"),
+        )
+
+
+async def _events(
+    info: Info, event_type: str, trader_id: strawberry.ID | None
+) -> AsyncGenerator[Event, None]:
+    """The caller's events of one type; ownership is checked before listening starts."""
+    user = info.context.require_user()
+    bus = info.context.runtime.bus
+    only_trader = None
+    if trader_id is not None:
+        only_trader = str((await TraderManager(bus).get(user, trader_id)).id)
+    async with aclosing(bus.listen(user.id, [event_type], only_trader)) as events:
+        async for event in events:
+            yield event
+
+
+TraderId = Annotated[
+    strawberry.ID | None,
+    strawberry.argument(description="one of the caller's traders; all of them if omitted"),
+]
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="Signals created or changed")
+    async def signal_events(
+        self, info: Info, trader_id: TraderId = None
+    ) -> AsyncGenerator[SignalEvent, None]:
+        async with aclosing(_events(info, EventType.SIGNAL, trader_id)) as events:
+            async for event in events:
+                yield SignalEvent.from_event(event)
+
+    @strawberry.subscription(description="Trades opened, changed or closed")
+    async def trade_events(
+        self, info: Info, trader_id: TraderId = None
+    ) -> AsyncGenerator[TradeEvent, None]:
+        async with aclosing(_events(info, EventType.TRADE, trader_id)) as events:
+            async for event in events:
+                yield TradeEvent.from_event(event)
+
+    @strawberry.subscription(description="A trader's metrics after each change")
+    async def pnl_updates(
+        self, info: Info, trader_id: TraderId = None
+    ) -> AsyncGenerator[PnlUpdate, None]:
+        async with aclosing(_events(info, EventType.PNL, trader_id)) as events:
+            async for event in events:
+                yield PnlUpdate.from_event(event)
+
+    @strawberry.subscription(description="Trader status changes: running, paused, error")
+    async def trader_status(
+        self, info: Info, trader_id: TraderId = None
+    ) -> AsyncGenerator[TraderStatusEvent, None]:
+        async with aclosing(_events(info, EventType.TRADER_STATUS, trader_id)) as events:
+            async for event in events:
+                yield TraderStatusEvent.from_event(event)

@@ -1,0 +1,111 @@
+"""What makes a trader's settings valid, named by the API field each rule guards.
+
+Rules run on the changes a request asks for, before anything is written, so a failed
+create or update writes nothing and tells the caller exactly which field is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from app.domain.enums import TradingMode
+from app.domain.intervals import INTERVALS
+
+MAX_NAME_LENGTH = 200
+MAX_SYMBOLS = 1000
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}(:[A-Z0-9]{1,20})?$")
+RISK = "strategy.riskManagement."
+
+Check = Callable[[object], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+def _check_name(value: object) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return "must not be empty"
+    if len(value) > MAX_NAME_LENGTH:
+        return f"must be at most {MAX_NAME_LENGTH} characters"
+    return None
+
+
+def _check_interval(value: object) -> str | None:
+    if value not in INTERVALS:
+        return f"unknown interval {value!r}; expected one of {', '.join(INTERVALS)}"
+    return None
+
+
+def _check_mode(value: object) -> str | None:
+    if value not in {mode.value for mode in TradingMode}:
+        return f"unknown mode {value!r}; expected demo or live"
+    return None
+
+
+def _check_symbols(value: object) -> str | None:
+    if not isinstance(value, list | tuple):
+        return "must be a list of symbols such as BTC/USDT"
+    if len(value) > MAX_SYMBOLS:
+        return f"must hold at most {MAX_SYMBOLS} symbols"
+    bad = [s for s in value if not isinstance(s, str) or not SYMBOL_PATTERN.match(s)]
+    if bad:
+        return f"invalid symbol {bad[0]!r}; expected BASE/QUOTE such as BTC/USDT"
+    if len(set(value)) != len(value):
+        return "must not repeat a symbol"
+    return None
+
+
+def _percent_check(low: Decimal, high: Decimal, *, high_inclusive: bool) -> Check:
+    closing = "]" if high_inclusive else ")"
+
+    def check(value: object) -> str | None:
+        if value is None:
+            return None
+        number = Decimal(str(value))
+        above_low = number > low
+        below_high = number <= high if high_inclusive else number < high
+        if not (above_low and below_high):
+            return f"must be in ({low}, {high}{closing}, got {number}"
+        return None
+
+    return check
+
+
+def _check_max_positions(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or value < 1:
+        return f"must be at least 1, got {value}"
+    return None
+
+
+RULES: dict[str, Check] = {
+    "name": _check_name,
+    "interval": _check_interval,
+    "mode": _check_mode,
+    "symbols": _check_symbols,
+    RISK + "stopLoss": _percent_check(Decimal(0), Decimal(100), high_inclusive=False),
+    RISK + "takeProfit": _percent_check(Decimal(0), Decimal(10000), high_inclusive=True),
+    RISK + "maxPositions": _check_max_positions,
+    RISK + "positionSizePercent": _percent_check(Decimal(0), Decimal(100), high_inclusive=True),
+    RISK + "maxDrawdown": _percent_check(Decimal(0), Decimal(100), high_inclusive=True),
+}
+
+
+def validate_trader_fields(changes: Mapping[str, object]) -> list[FieldError]:
+    """Errors for the given `{api field path: value}` changes; fields not given are not checked."""
+    errors = []
+    for field, value in changes.items():
+        rule = RULES.get(field)
+        if rule is not None and (message := rule(value)) is not None:
+            errors.append(FieldError(field, message))
+    return errors

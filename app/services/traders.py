@@ -1,0 +1,142 @@
+"""TraderManager: create, change and remove a user's traders, then tell subscribers.
+
+Every method is scoped to the owner: another user's trader is "not found". Changes are
+validated before anything is written, and events are published only after the
+transaction has committed, so no subscriber ever hears of a change that did not happen.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from app.core.events import Event, EventBus, EventType
+from app.db.models import Trader, User
+from app.domain.enums import TraderStatus, TradingMode
+from app.domain.trader_rules import RISK, FieldError, validate_trader_fields
+from app.services.errors import InvalidInputError, NotFoundError
+
+COLUMNS: dict[str, str] = {
+    "name": "name",
+    "description": "description",
+    "interval": "interval",
+    "symbols": "symbols",
+    "mode": "mode",
+    "enabled": "enabled",
+    "filter.code": "filter_code",
+    "filter.description": "filter_description",
+    "filter.indicators": "filter_indicators",
+    "strategy.instructions": "strategy_instructions",
+    RISK + "stopLoss": "stop_loss",
+    RISK + "takeProfit": "take_profit",
+    RISK + "maxPositions": "max_positions",
+    RISK + "positionSizePercent": "position_size_percent",
+    RISK + "maxDrawdown": "max_drawdown",
+}
+
+
+def parse_id(value: str | uuid.UUID, kind: str) -> uuid.UUID:
+    """An id from the outside; a malformed one is simply "not found"."""
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except ValueError:
+        raise NotFoundError(kind) from None
+
+
+def status_event(trader: Trader) -> Event:
+    return Event(
+        type=EventType.TRADER_STATUS,
+        owner_id=trader.owner_id,  # type: ignore[attr-defined]
+        trader_id=str(trader.id),
+        payload={
+            "status": trader.status.value,
+            "reason": trader.status_reason,
+            "enabled": trader.enabled,
+            "mode": trader.mode.value,
+        },
+    )
+
+
+class TraderManager:
+    def __init__(self, bus: EventBus) -> None:
+        self.bus = bus
+
+    async def get(self, owner: User, trader_id: str | uuid.UUID) -> Trader:
+        trader = await Trader.get_or_none(id=parse_id(trader_id, "trader"), owner_id=owner.id)
+        if trader is None:
+            raise NotFoundError("trader")
+        return trader
+
+    async def create(self, owner: User, fields: Mapping[str, Any]) -> Trader:
+        errors = validate_trader_fields(fields)
+        if "name" not in fields:
+            errors.append(FieldError("name", "is required"))
+        errors += self._mode_errors(fields.get("mode"), credential=None)
+        if errors:
+            raise InvalidInputError(errors)
+        columns = {COLUMNS[key]: value for key, value in fields.items() if key in COLUMNS}
+        columns["status"] = TraderStatus.RUNNING if fields.get("enabled") else TraderStatus.PAUSED
+        async with in_transaction():
+            trader = await Trader.create(owner=owner, **columns)
+        await self.bus.publish(status_event(trader))
+        return trader
+
+    async def update(self, owner: User, trader_id: str, fields: Mapping[str, Any]) -> Trader:
+        trader = await self.get(owner, trader_id)
+        errors = validate_trader_fields(fields)
+        if "mode" in fields:
+            errors += self._mode_errors(fields["mode"], credential=trader.credential_id)  # type: ignore[attr-defined]
+        if errors:
+            raise InvalidInputError(errors)
+        for key, value in fields.items():
+            if key in COLUMNS:
+                setattr(trader, COLUMNS[key], value)
+        if "enabled" in fields:
+            self._apply_enabled(trader, bool(fields["enabled"]))
+        async with in_transaction():
+            await trader.save()
+        await self.bus.publish(status_event(trader))
+        return trader
+
+    async def set_enabled(self, owner: User, trader_id: str, enabled: bool) -> Trader:
+        trader = await self.get(owner, trader_id)
+        self._apply_enabled(trader, enabled)
+        await trader.save(update_fields=["enabled", "status", "status_reason", "updated_at"])
+        await self.bus.publish(status_event(trader))
+        return trader
+
+    async def set_mode(self, owner: User, trader_id: str, mode: TradingMode) -> Trader:
+        return await self.update(owner, trader_id, {"mode": mode})
+
+    async def delete(self, owner: User, trader_id: str, confirm: bool) -> uuid.UUID:
+        trader = await self.get(owner, trader_id)
+        if not confirm:
+            raise InvalidInputError([FieldError("confirm", "must be true to delete a trader")])
+        trader.enabled = False
+        trader.status = TraderStatus.PAUSED
+        trader.status_reason = "deleted"
+        await trader.delete()
+        await self.bus.publish(status_event(trader))
+        return trader.id
+
+    async def set_error(self, trader: Trader, reason: str) -> None:
+        """Stop a failing trader alone; the engine keeps running the others."""
+        trader.status = TraderStatus.ERROR
+        trader.status_reason = reason
+        await trader.save(update_fields=["status", "status_reason", "updated_at"])
+        await self.bus.publish(status_event(trader))
+
+    @staticmethod
+    def _apply_enabled(trader: Trader, enabled: bool) -> None:
+        trader.enabled = enabled
+        trader.status = TraderStatus.RUNNING if enabled else TraderStatus.PAUSED
+        trader.status_reason = None
+
+    @staticmethod
+    def _mode_errors(mode: object, credential: object) -> list[FieldError]:
+        if mode == TradingMode.LIVE and credential is None:
+            return [FieldError("mode", "live mode needs exchange credentials on the trader")]
+        return []
