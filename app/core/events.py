@@ -14,7 +14,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -120,7 +120,7 @@ class Broadcaster:
 
     async def listen(
         self, owner_id: int, types: Iterable[str], trader_id: str | None = None
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Yield the owner's events of these types, registered from the first iteration."""
         listener = _Listener(owner_id, trader_id, frozenset(types), asyncio.Queue(self._max_queue))
         self._by_owner.setdefault(owner_id, set()).add(listener)
@@ -149,7 +149,7 @@ class EventBus(Protocol):
 
     def listen(
         self, owner_id: int, types: Iterable[str], trader_id: str | None = None
-    ) -> AsyncIterator[Event]: ...
+    ) -> AsyncGenerator[Event, None]: ...
 
 
 class InProcessEventBus:
@@ -171,5 +171,5 @@ class InProcessEventBus:
 
     def listen(
         self, owner_id: int, types: Iterable[str], trader_id: str | None = None
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         return self.broadcaster.listen(owner_id, types, trader_id)

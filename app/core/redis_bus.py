@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -125,7 +125,7 @@ class RedisEventBus:
 
     def listen(
         self, owner_id: int, types: Iterable[str], trader_id: str | None = None
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         return self.broadcaster.listen(owner_id, types, trader_id)
 
     async def _read_forever(self) -> None:

@@ -6,14 +6,24 @@ tests run their own `redis-server` on a free port and kill and restart it on tha
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+
+async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait, bounded, for a condition on state this process can see."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError("condition not reached")
 
 
 def free_port() -> int:

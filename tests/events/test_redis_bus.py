@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
 
 from app.core.events import Event, EventType
 from app.core.redis_bus import RedisEventBus
-from tests.events.conftest import RedisServer, free_port
+from tests.events.conftest import RedisServer, free_port, until
 
 TIMEOUT = 10.0
 
@@ -22,15 +22,6 @@ async def started(bus: RedisEventBus) -> RedisEventBus:
     await bus.start()
     await asyncio.wait_for(bus.wait_subscribed(), TIMEOUT)
     return bus
-
-
-async def until(condition: Callable[[], bool], seconds: float = TIMEOUT) -> None:
-    """Wait, bounded, for a condition on state this process can see."""
-    for _ in range(int(seconds / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise TimeoutError("condition not reached")
 
 
 async def listening(bus: RedisEventBus, owner_id: int = 1) -> AsyncIterator[Event]:
