@@ -1,0 +1,117 @@
+"""What every market feed offers, whatever its source.
+
+A feed fills a `KlineStore`: `run(store)` back-fills history, then appends each candle as it
+closes until the task is cancelled (a replay returns when its files are exhausted).
+`source` names where the data comes from and `is_live_market` says whether the prices are a
+real market's: a live-mode trader must refuse a feed for which it is False.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import deque
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+from app.engine.klines import KlineStore
+
+DAY_MS = 86_400_000
+
+
+@runtime_checkable
+class MarketFeed(Protocol):
+    source: str
+    is_live_market: bool
+
+    @property
+    def symbols(self) -> list[str]: ...
+
+    @property
+    def intervals(self) -> list[str]: ...
+
+    async def run(self, store: KlineStore) -> None: ...
+
+    def tickers(self) -> dict[str, Ticker]: ...
+
+
+def to_decimal(value: float | str | None) -> Decimal | None:
+    """Exact decimal of a price as the exchange printed it (`str` avoids binary noise)."""
+    if value is None:
+        return None
+    return Decimal(str(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker:
+    """The last price and 24-hour statistics of one symbol; prices are Decimal for display."""
+
+    symbol: str
+    time: int
+    last: Decimal
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    base_volume: Decimal | None = None
+    quote_volume: Decimal | None = None
+    change_pct: Decimal | None = None
+
+
+class RollingTickers:
+    """Tickers derived from closed candles, for feeds that have no ticker endpoint."""
+
+    def __init__(self, spread_pct: float = 0.0) -> None:
+        self._spread = spread_pct / 100.0
+        self._windows: dict[str, deque[tuple[int, float, float, float]]] = {}
+
+    def update(self, symbol: str, time: int, open_: float, close: float, volume: float) -> None:
+        window = self._windows.setdefault(symbol, deque())
+        window.append((time, open_, close, volume))
+        while window[0][0] <= time - DAY_MS:
+            window.popleft()
+
+    def snapshot(self) -> dict[str, Ticker]:
+        return {symbol: self._ticker(symbol, window) for symbol, window in self._windows.items()}
+
+    def _ticker(self, symbol: str, window: deque[tuple[int, float, float, float]]) -> Ticker:
+        time, _, last, _ = window[-1]
+        first_open = window[0][1]
+        base = sum(volume for *_, volume in window)
+        quote = sum(close * volume for _, _, close, volume in window)
+        half_spread = last * self._spread / 2
+        return Ticker(
+            symbol=symbol,
+            time=time,
+            last=_rounded(last),
+            bid=_rounded(last - half_spread) if half_spread else None,
+            ask=_rounded(last + half_spread) if half_spread else None,
+            base_volume=_rounded(base),
+            quote_volume=_rounded(quote),
+            change_pct=_rounded((last / first_open - 1) * 100, 6),
+        )
+
+
+def _rounded(value: float, significant: int = 12) -> Decimal:
+    """A float as a Decimal of `significant` digits: float noise stays out of what users see."""
+    return Decimal(f"{value:.{significant}g}")
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential back-off with full jitter, so reconnecting clients do not stampede."""
+
+    initial: float = 1.0
+    maximum: float = 60.0
+    factor: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        return random.uniform(0, min(self.maximum, self.initial * self.factor**attempt))
+
+    async def sleep(self, attempt: int) -> None:
+        await asyncio.sleep(self.delay(attempt))
+
+
+async def pace(interval_ms: int, speed: float | None) -> None:
+    """Wait one interval of simulated time; `speed` is simulated seconds per wall second,
+    None runs as fast as possible (still yielding to the event loop)."""
+    await asyncio.sleep(0 if speed is None else interval_ms / 1000 / speed)

@@ -1,0 +1,198 @@
+"""A seeded, offline market: plausible candles for many symbols, labelled "simulated".
+
+It makes the project usable without network, and reproducible: the same seed gives the same
+market. Prices follow a geometric random walk whose volatility and drift switch between
+regimes (calm / normal / turbulent; down / flat / up) as a Markov chain, so screens meet
+trends, ranges and breakouts. Volume follows the size of the move, with occasional spikes.
+
+History: each interval's back-fill is its own walk, scaled to end at the symbol's current
+price. From the start on, one walk of the smallest interval drives all: larger candles are
+aggregated from it as they close (the first one of each is partial, covering only the part
+of its window after the start). `speed` is simulated seconds per wall second: 1 paces like
+a real exchange, 288 passes a day in five minutes, None runs as fast as the loop allows.
+"""
+
+from __future__ import annotations
+
+import time as wall_clock
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.domain.intervals import interval_ms
+from app.engine.feeds.base import DAY_MS, RollingTickers, Ticker, pace
+from app.engine.klines import KlineStore
+
+DEFAULT_BASES = [
+    "BTC",
+    "ETH",
+    "BNB",
+    "SOL",
+    "XRP",
+    "ADA",
+    "DOGE",
+    "TRX",
+    "AVAX",
+    "DOT",
+    "LINK",
+    "POL",
+    "LTC",
+    "BCH",
+    "ATOM",
+    "UNI",
+    "XLM",
+    "ETC",
+    "FIL",
+    "APT",
+    "ARB",
+    "OP",
+    "NEAR",
+    "ICP",
+    "HBAR",
+    "VET",
+    "ALGO",
+    "AAVE",
+    "SAND",
+    "MANA",
+    "AXS",
+    "EGLD",
+    "THETA",
+    "INJ",
+    "XTZ",
+    "EOS",
+    "FLOW",
+    "CHZ",
+    "KAVA",
+    "GRT",
+    "CRV",
+    "MKR",
+    "SNX",
+    "COMP",
+    "ZEC",
+    "DASH",
+    "NEO",
+    "IOTA",
+    "ENJ",
+    "ZIL",
+]
+DEFAULT_INTERVALS = ("1m", "5m", "15m", "1h", "4h")
+DAILY_VOLATILITY = (0.015, 0.035, 0.08)
+DAILY_DRIFT = (-0.03, 0.0, 0.03)
+VOLATILITY_REGIME_DAYS = 1.0
+TREND_REGIME_DAYS = 3.0
+SPIKE_PROBABILITY = 0.01
+
+
+@dataclass(slots=True)
+class _Walk:
+    """The state of one symbol's price process."""
+
+    price: float
+    daily_quote_volume: float
+    volatility: int = 1
+    trend: int = 1
+
+    def candles(self, rng: np.random.Generator, count: int, seconds: int) -> np.ndarray:
+        """`count` candles of `seconds` each as `(count, 5)` open, high, low, close, volume."""
+        fraction = seconds / (DAY_MS / 1000)
+        switch_volatility = 1 - np.exp(-fraction / VOLATILITY_REGIME_DAYS)
+        switch_trend = 1 - np.exp(-fraction / TREND_REGIME_DAYS)
+        out = np.empty((count, 5))
+        for index in range(count):
+            if rng.random() < switch_volatility:
+                self.volatility = int(rng.integers(0, 3))
+            if rng.random() < switch_trend:
+                self.trend = int(rng.integers(0, 3))
+            sigma = DAILY_VOLATILITY[self.volatility] * np.sqrt(fraction)
+            shock = rng.standard_normal()
+            open_ = self.price
+            close = open_ * np.exp(DAILY_DRIFT[self.trend] * fraction + sigma * shock)
+            wick_up, wick_down = np.abs(rng.standard_normal(2)) * sigma * 0.5
+            spike = rng.uniform(3, 10) if rng.random() < SPIKE_PROBABILITY else 1.0
+            quote = self.daily_quote_volume * fraction * rng.lognormal(0, 0.3) * spike
+            out[index] = (
+                open_,
+                max(open_, close) * np.exp(wick_up),
+                min(open_, close) * np.exp(-wick_down),
+                close,
+                quote * (1 + abs(shock)) / close,
+            )
+            self.price = close
+        return out
+
+
+def aggregate(rows: np.ndarray) -> np.ndarray:
+    """One candle from consecutive `(n, 5)` candles."""
+    return np.array([rows[0, 0], rows[:, 1].max(), rows[:, 2].min(), rows[-1, 3], rows[:, 4].sum()])
+
+
+class SimulatedFeed:
+    source = "simulated"
+    is_live_market = False
+
+    def __init__(
+        self,
+        symbols: list[str] | None = None,
+        intervals: tuple[str, ...] | list[str] = DEFAULT_INTERVALS,
+        seed: int = 42,
+        speed: float | None = 1.0,
+        start_ms: int | None = None,
+    ) -> None:
+        self.symbols = list(symbols or [f"{base}/USDT" for base in DEFAULT_BASES])
+        self.intervals = sorted(intervals, key=interval_ms)
+        self.seed = seed
+        self.speed = speed
+        self._base = self.intervals[0]
+        base_ms = interval_ms(self._base)
+        now = start_ms if start_ms is not None else int(wall_clock.time() * 1000)
+        self.now_ms = now - now % base_ms
+        self._tickers = RollingTickers(spread_pct=0.02)
+        rng = np.random.default_rng([seed, 0])
+        prices = np.exp(rng.uniform(np.log(0.05), np.log(60_000), len(self.symbols)))
+        volumes = np.exp(rng.uniform(np.log(2e6), np.log(2e9), len(self.symbols)))
+        self._walks = [
+            _Walk(float(price), float(volume))
+            for price, volume in zip(prices, volumes, strict=True)
+        ]
+        self._rng = np.random.default_rng([seed, 1])
+        self._pending: dict[tuple[str, str], list[np.ndarray]] = {}
+
+    def tickers(self) -> dict[str, Ticker]:
+        return self._tickers.snapshot()
+
+    def backfill(self, store: KlineStore) -> None:
+        for index, (symbol, walk) in enumerate(zip(self.symbols, self._walks, strict=True)):
+            for number, interval in enumerate(self.intervals):
+                step = interval_ms(interval)
+                history = _Walk(walk.price, walk.daily_quote_volume, walk.volatility, walk.trend)
+                rng = np.random.default_rng([self.seed, 2, index, number])
+                rows = history.candles(rng, store.depth, step // 1000)
+                rows[:, :4] *= walk.price / rows[-1, 3]
+                end = self.now_ms - self.now_ms % step
+                times = np.arange(end - store.depth * step, end, step)
+                store.append(symbol, interval, np.column_stack((times, rows)))
+                if interval == self._base:
+                    for time, row in zip(times, rows, strict=True):
+                        self._tickers.update(symbol, int(time), row[0], row[3], row[4])
+
+    def step(self, store: KlineStore) -> None:
+        """Close one candle of the smallest interval, and every larger one that closes with it."""
+        base_ms = interval_ms(self._base)
+        time = self.now_ms
+        self.now_ms += base_ms
+        for symbol, walk in zip(self.symbols, self._walks, strict=True):
+            row = walk.candles(self._rng, 1, base_ms // 1000)[0]
+            store.append(symbol, self._base, [[time, *row]])
+            self._tickers.update(symbol, time, row[0], row[3], row[4])
+            for interval in self.intervals[1:]:
+                self._pending.setdefault((symbol, interval), []).append(row)
+                step = interval_ms(interval)
+                if self.now_ms % step == 0:
+                    rows = np.array(self._pending.pop((symbol, interval)))
+                    store.append(symbol, interval, [[self.now_ms - step, *aggregate(rows)]])
+
+    async def run(self, store: KlineStore) -> None:
+        self.backfill(store)
+        while True:
+            await pace(interval_ms(self._base), self.speed)
+            self.step(store)
