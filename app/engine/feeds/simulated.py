@@ -95,30 +95,38 @@ class _Walk:
     def candles(self, rng: np.random.Generator, count: int, seconds: int) -> np.ndarray:
         """`count` candles of `seconds` each as `(count, 5)` open, high, low, close, volume."""
         fraction = seconds / (DAY_MS / 1000)
-        switch_volatility = 1 - np.exp(-fraction / VOLATILITY_REGIME_DAYS)
-        switch_trend = 1 - np.exp(-fraction / TREND_REGIME_DAYS)
-        out = np.empty((count, 5))
-        for index in range(count):
-            if rng.random() < switch_volatility:
-                self.volatility = int(rng.integers(0, 3))
-            if rng.random() < switch_trend:
-                self.trend = int(rng.integers(0, 3))
-            sigma = DAILY_VOLATILITY[self.volatility] * np.sqrt(fraction)
-            shock = rng.standard_normal()
-            open_ = self.price
-            close = open_ * np.exp(DAILY_DRIFT[self.trend] * fraction + sigma * shock)
-            wick_up, wick_down = np.abs(rng.standard_normal(2)) * sigma * 0.5
-            spike = rng.uniform(3, 10) if rng.random() < SPIKE_PROBABILITY else 1.0
-            quote = self.daily_quote_volume * fraction * rng.lognormal(0, 0.3) * spike
-            out[index] = (
+        volatility = _regimes(rng, count, fraction / VOLATILITY_REGIME_DAYS, self.volatility)
+        trend = _regimes(rng, count, fraction / TREND_REGIME_DAYS, self.trend)
+        sigma = np.take(DAILY_VOLATILITY, volatility) * np.sqrt(fraction)
+        shock = rng.standard_normal(count)
+        steps = np.take(DAILY_DRIFT, trend) * fraction + sigma * shock
+        close = self.price * np.exp(np.cumsum(steps))
+        open_ = np.concatenate(([self.price], close[:-1]))
+        wick_up, wick_down = np.abs(rng.standard_normal((2, count))) * sigma * 0.5
+        spikes = np.where(rng.random(count) < SPIKE_PROBABILITY, rng.uniform(3, 10, count), 1.0)
+        quote = self.daily_quote_volume * fraction * rng.lognormal(0, 0.3, count) * spikes
+        self.price, self.volatility, self.trend = (
+            float(close[-1]),
+            int(volatility[-1]),
+            int(trend[-1]),
+        )
+        return np.column_stack(
+            (
                 open_,
-                max(open_, close) * np.exp(wick_up),
-                min(open_, close) * np.exp(-wick_down),
+                np.maximum(open_, close) * np.exp(wick_up),
+                np.minimum(open_, close) * np.exp(-wick_down),
                 close,
-                quote * (1 + abs(shock)) / close,
+                quote * (1 + np.abs(shock)) / close,
             )
-            self.price = close
-        return out
+        )
+
+
+def _regimes(rng: np.random.Generator, count: int, rate: float, current: int) -> np.ndarray:
+    """A three-state Markov chain that leaves its state with probability `1 - exp(-rate)`."""
+    switches = rng.random(count) < 1 - np.exp(-rate)
+    draws = rng.integers(0, 3, count)
+    last_switch = np.maximum.accumulate(np.where(switches, np.arange(count), -1))
+    return np.where(last_switch >= 0, draws[np.maximum(last_switch, 0)], current)
 
 
 def aggregate(rows: np.ndarray) -> np.ndarray:
