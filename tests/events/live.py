@@ -1,0 +1,146 @@
+"""Real peers for end-to-end event tests: `traders serve` processes and websocket clients.
+
+Whether a server has registered a new subscription cannot be seen from outside, so a test
+that needs a live subscription repeats a harmless action until its first event arrives
+(`first_event`), bounded; what it asserts afterwards is about events, not timings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from gql import Client, GraphQLRequest
+from gql.transport.websockets import WebsocketsTransport
+
+from tests.events.conftest import free_port, wait_for_port
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 10.0
+PROTOCOLS = (
+    WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL,  # graphql-transport-ws
+    WebsocketsTransport.APOLLO_SUBPROTOCOL,  # graphql-ws
+)
+
+
+class ApiServer:
+    """One `traders serve` process (engine off) on a free loopback port."""
+
+    def __init__(self, database_url: str, redis_url: str | None, log: Path) -> None:
+        self.port = free_port()
+        self.http_url = f"http://127.0.0.1:{self.port}/graphql"
+        self.ws_url = f"ws://127.0.0.1:{self.port}/graphql"
+        self._env = {
+            key: value for key, value in os.environ.items() if not key.startswith("TRADERS_")
+        }
+        self._env |= {
+            "TRADERS_DATABASE_URL": database_url,
+            "TRADERS_ENGINE": "off",
+            "TRADERS_LOG_LEVEL": "WARNING",
+        }
+        if redis_url is not None:
+            self._env["TRADERS_REDIS_URL"] = redis_url
+        self._log = log
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self._log.open("ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port)],
+                cwd=ROOT,
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_for_port(self.port, timeout=30)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"server did not start: {self._log.read_text()}") from None
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout=10)
+        self._process = None
+
+    async def graphql(self, token: str, query: str, **variables: Any) -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+            response = await client.post(
+                self.http_url,
+                json={"query": query, "variables": variables},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        body: dict[str, Any] = response.json()
+        assert response.status_code == 200 and "errors" not in body, body
+        return body["data"]  # type: ignore[no-any-return]
+
+    async def set_enabled(self, token: str, trader_id: str, enabled: bool) -> None:
+        await self.graphql(
+            token,
+            "mutation($id: ID!, $on: Boolean!) { setTraderEnabled(id: $id, enabled: $on) { id } }",
+            id=trader_id,
+            on=enabled,
+        )
+
+
+def transport(url: str, protocol: str, init_payload: dict[str, Any]) -> WebsocketsTransport:
+    return WebsocketsTransport(
+        url=url,
+        init_payload=init_payload,
+        subprotocols=[protocol],
+        connect_timeout=TIMEOUT,
+        ack_timeout=TIMEOUT,
+        close_timeout=TIMEOUT,
+    )
+
+
+@asynccontextmanager
+async def subscription(
+    url: str, token: str, query: str, protocol: str = PROTOCOLS[0], **variables: Any
+) -> AsyncIterator[AsyncGenerator[dict[str, Any], None]]:
+    """The results of one subscription over its own websocket, authenticated by token."""
+    client = Client(
+        transport=transport(url, protocol, {"Authorization": f"Bearer {token}"}),
+        execute_timeout=TIMEOUT,
+    )
+    async with client as session:
+        request = GraphQLRequest(query, variable_values=variables or None)
+        results = session.subscribe(request)
+        try:
+            yield results  # type: ignore[misc]
+        finally:
+            await results.aclose()  # type: ignore[attr-defined]
+
+
+async def next_result(results: AsyncIterator[dict[str, Any]]) -> dict[str, Any]:
+    return await asyncio.wait_for(anext(results), TIMEOUT)
+
+
+async def first_event(
+    results: AsyncIterator[dict[str, Any]],
+    action: Callable[[], Awaitable[object]],
+    attempts: int = 50,
+    interval: float = 0.2,
+) -> dict[str, Any]:
+    """Repeat `action` until the subscription yields its first result (bounded)."""
+    pending = asyncio.ensure_future(anext(results))
+    for _ in range(attempts):
+        await action()
+        done, _ = await asyncio.wait({pending}, timeout=interval)
+        if done:
+            return pending.result()
+    pending.cancel()
+    raise TimeoutError(f"no event after {attempts} attempts")
