@@ -69,7 +69,7 @@ class CandleSource(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Ticker:
+class TickerValues:
     """What a filter sees as `ticker`: last price, 24 h change in percent, 24 h quote volume."""
 
     last: float
@@ -338,13 +338,15 @@ class _WorkerState:
                 functions.append(None)
                 results[index] = ([], f"cannot compile: {exc}", 0)
         for symbol, ticker, job_indexes in batch["tasks"]:
-            self._screen_symbol(symbol, Ticker(*ticker), job_indexes, jobs, functions, results)
+            self._screen_symbol(
+                symbol, TickerValues(*ticker), job_indexes, jobs, functions, results
+            )
         return results
 
     def _screen_symbol(
         self,
         symbol: str,
-        ticker: Ticker,
+        ticker: TickerValues,
         job_indexes: Sequence[int],
         jobs: Sequence[_JobSpec],
         functions: list[Callable[..., Any] | None],
@@ -560,9 +562,11 @@ class FilterSandbox:
         self,
         jobs: Sequence[FilterJob],
         source: CandleSource,
-        tickers: Mapping[str, Ticker],
+        tickers: Mapping[str, TickerValues],
     ) -> dict[str, FilterOutcome]:
-        """Run every job over its symbols that have candles and a ticker; one outcome per job.
+        """Run every job over its symbols that have candles; one outcome per job.
+
+        A symbol without a ticker gets its last close as price and NaN 24 h statistics.
 
         Snapshots are taken here, on the event loop, so the store may keep changing while
         workers run; runs are serialised because each worker holds one replica.
@@ -580,7 +584,7 @@ class FilterSandbox:
         return _merge(jobs, answers)
 
     def _partition(
-        self, jobs: Sequence[FilterJob], source: CandleSource, tickers: Mapping[str, Ticker]
+        self, jobs: Sequence[FilterJob], source: CandleSource, tickers: Mapping[str, TickerValues]
     ) -> list[_Part]:
         parts = [_Part() for _ in range(self.size)]
         by_symbol: dict[str, list[int]] = {}
@@ -588,9 +592,6 @@ class FilterSandbox:
             for symbol in job.symbols:
                 by_symbol.setdefault(symbol, []).append(index)
         for symbol in sorted(by_symbol):
-            ticker = tickers.get(symbol)
-            if ticker is None:
-                continue
             part = parts[self._slot(symbol)]
             job_indexes = []
             for index in by_symbol[symbol]:
@@ -603,6 +604,11 @@ class FilterSandbox:
                 if not missing:
                     job_indexes.append(index)
             if job_indexes:
+                ticker = tickers.get(symbol) or TickerValues(
+                    float(part.snapshots[(symbol, jobs[job_indexes[0]].interval)].close[-1]),
+                    math.nan,
+                    math.nan,
+                )
                 part.tasks.append(
                     (symbol, (ticker.last, ticker.change_pct, ticker.quote_volume), job_indexes)
                 )
