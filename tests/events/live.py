@@ -1,4 +1,5 @@
-"""Real peers for end-to-end event tests: `traders serve` processes and websocket clients.
+"""Real peers for end-to-end event tests and the fan-out benchmark: `redis-server` and
+`traders serve` processes on free loopback ports, and websocket clients.
 
 Whether a server has registered a new subscription cannot be seen from outside, so a test
 that needs a live subscription repeats a harmless action until its first event arrives
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,14 +23,75 @@ import httpx
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 
-from tests.events.conftest import free_port, wait_for_port
-
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 10.0
 PROTOCOLS = (
     WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL,  # graphql-transport-ws
     WebsocketsTransport.APOLLO_SUBPROTOCOL,  # graphql-ws
 )
+
+
+async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait, bounded, for a condition on state this process can see."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError("condition not reached")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0, *, open_: bool = True) -> None:
+    """Wait until a TCP port on loopback accepts connections (or, with open_=False, refuses)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                if open_:
+                    return
+        except OSError:
+            if not open_:
+                return
+        time.sleep(0.02)
+    raise TimeoutError(f"port {port} still {'closed' if open_ else 'open'} after {timeout}s")
+
+
+class RedisServer:
+    """A throwaway `redis-server` without persistence, restartable on the same port."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._directory = directory
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self._directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.kill()
+        self._process.wait(timeout=10)
+        self._process = None
+        wait_for_port(self.port, open_=False)
 
 
 class ApiServer:

@@ -22,10 +22,10 @@ from app.core.redis_bus import DEFAULT_CHANNEL
 from app.db.models import Trader, User
 from app.services.traders import TraderManager
 from app.services.users import create_user
-from tests.events.conftest import RedisServer
 from tests.events.live import (
     PROTOCOLS,
     ApiServer,
+    RedisServer,
     first_event,
     next_result,
     subscription,

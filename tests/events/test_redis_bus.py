@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from app.core.events import Event, EventType
 from app.core.redis_bus import RedisEventBus
-from tests.events.conftest import RedisServer, free_port, until
+from tests.events.live import RedisServer, free_port, until
 
 TIMEOUT = 10.0
 

@@ -25,7 +25,7 @@ from app.db.models import Trader, User
 from app.services.runtime import Runtime
 from app.services.traders import TraderManager
 from app.services.users import create_user
-from tests.events.conftest import until
+from tests.events.live import until
 
 TIMEOUT = 10.0
 SCHEMA = strawberry.Schema(query=Query, subscription=Subscription, extensions=[ApiErrors])
