@@ -1,0 +1,272 @@
+"""The live market of a real exchange, through ccxt.
+
+Start: load the markets, choose the symbol universe (an explicit list, or the top spot pairs
+of one quote currency by 24-hour quote volume above a floor, leveraged tokens excluded),
+then back-fill `store.depth` closed candles of every symbol and interval.
+
+Then, for each interval, new candles as they close: through ccxt.pro's `watch_ohlcv` when
+the client has it, otherwise by polling `fetch_ohlcv` just after each candle's close
+(or every `poll_seconds` when given). Both paths catch up through REST from the last stored
+candle, so a disconnect leaves no hole: the gap is fetched on the next success. Closedness
+is judged on the exchange's clock (`fetch_time`), never on ours.
+
+Rate limits: ccxt's own throttle (`enableRateLimit`) spaces requests; a 429/418 or a network
+failure is retried with exponential back-off and jitter, logged with the delay. An exchange
+error about one symbol (say, delisted) skips that symbol for the round and never stops the
+feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import ccxt
+import ccxt.async_support as ccxt_async
+
+from app.domain.intervals import interval_ms
+from app.engine.feeds.base import Backoff, Ticker, to_decimal
+from app.engine.klines import KlineStore
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+DEFAULT_INTERVALS = ("1m", "5m", "15m", "1h", "4h")
+LEVERAGED_SUFFIXES = ("UP", "DOWN", "BULL", "BEAR")
+PAGE_LIMIT = 1000
+
+
+def make_exchange(exchange_id: str, websocket: bool = True, **config: Any) -> Any:
+    """A ccxt client with rate limiting on; ccxt.pro's when asked for and installed."""
+    module: Any = ccxt_async
+    if websocket:
+        try:
+            import ccxt.pro as module
+        except ImportError:
+            module = ccxt_async
+    if not hasattr(module, exchange_id):
+        raise ValueError(f"ccxt has no exchange {exchange_id!r}")
+    return getattr(module, exchange_id)({"enableRateLimit": True, **config})
+
+
+async def retry(call: Callable[[], Awaitable[T]], what: str, backoff: Backoff) -> T:
+    """Await `call` until it succeeds, backing off on rate limits and network failures."""
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except ccxt.NetworkError as exc:
+            delay = backoff.delay(attempt)
+            log.warning(
+                "%s failed (%s: %s); retry %d in %.2fs",
+                what,
+                type(exc).__name__,
+                exc,
+                attempt + 1,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            attempt += 1
+
+
+def is_leveraged_token(base: str, known_bases: Iterable[str]) -> bool:
+    """BTCUP, ETHBEAR...: a known base with a leveraged suffix (JUP or SYRUP are not)."""
+    known = set(known_bases)
+    return any(
+        base.endswith(suffix) and len(base) - len(suffix) >= 2 and base[: -len(suffix)] in known
+        for suffix in LEVERAGED_SUFFIXES
+    )
+
+
+def select_universe(
+    markets: Mapping[str, Mapping[str, Any]],
+    tickers: Mapping[str, Mapping[str, Any]],
+    quote: str,
+    top: int,
+    min_quote_volume: float,
+) -> list[str]:
+    """The `top` active spot pairs in `quote` by 24-hour quote volume above the floor."""
+    bases = {market["base"] for market in markets.values()}
+    volumes: dict[str, float] = {}
+    for symbol, market in markets.items():
+        if not market.get("spot") or market.get("active") is False or market["quote"] != quote:
+            continue
+        if is_leveraged_token(market["base"], bases):
+            continue
+        volume = float((tickers.get(symbol) or {}).get("quoteVolume") or 0.0)
+        if volume >= min_quote_volume:
+            volumes[symbol] = volume
+    return sorted(volumes, key=lambda symbol: (-volumes[symbol], symbol))[:top]
+
+
+def to_ticker(symbol: str, raw: Mapping[str, Any]) -> Ticker | None:
+    last = raw.get("last") if raw.get("last") is not None else raw.get("close")
+    if last is None:
+        return None
+    return Ticker(
+        symbol=symbol,
+        time=int(raw.get("timestamp") or 0),
+        last=to_decimal(last) or to_decimal(0),
+        bid=to_decimal(raw.get("bid")),
+        ask=to_decimal(raw.get("ask")),
+        base_volume=to_decimal(raw.get("baseVolume")),
+        quote_volume=to_decimal(raw.get("quoteVolume")),
+        change_pct=to_decimal(raw.get("percentage")),
+    )
+
+
+class CcxtFeed:
+    is_live_market = True
+
+    def __init__(
+        self,
+        exchange: str | Any = "binance",
+        symbols: list[str] | None = None,
+        intervals: Iterable[str] = DEFAULT_INTERVALS,
+        quote: str = "USDT",
+        top: int = 100,
+        min_quote_volume: float = 1_000_000.0,
+        backoff: Backoff | None = None,
+        poll_seconds: float | None = None,
+        poll_delay: float = 2.0,
+        ticker_seconds: float = 10.0,
+        concurrency: int = 8,
+    ) -> None:
+        self._owns_client = isinstance(exchange, str)
+        self.client = make_exchange(exchange) if isinstance(exchange, str) else exchange
+        self.client.options["fetchMarkets"] = {"types": ["spot"]}
+        self.source = f"ccxt:{self.client.id}"
+        self._explicit = list(symbols or [])
+        self.symbols: list[str] = list(self._explicit)
+        self.intervals = sorted(intervals, key=interval_ms)
+        self.quote, self.top, self.min_quote_volume = quote, top, min_quote_volume
+        self.backoff = backoff or Backoff()
+        self.poll_seconds, self.poll_delay = poll_seconds, poll_delay
+        self.ticker_seconds = ticker_seconds
+        self._limit = asyncio.Semaphore(concurrency)
+        self._tickers: dict[str, Ticker] = {}
+
+    def tickers(self) -> dict[str, Ticker]:
+        return dict(self._tickers)
+
+    async def run(self, store: KlineStore) -> None:
+        try:
+            await retry(self.client.load_markets, "load markets", self.backoff)
+            self.symbols = await self._universe()
+            log.info("%s: %d symbols, intervals %s", self.source, len(self.symbols), self.intervals)
+            await self.catch_up_all(store)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._ticker_loop())
+                for interval in self.intervals:
+                    if self.client.has.get("watchOHLCV"):
+                        for symbol in self.symbols:
+                            group.create_task(self._watch(store, symbol, interval))
+                    else:
+                        group.create_task(self._poll(store, interval))
+        finally:
+            if self._owns_client:
+                await self.client.close()
+
+    async def _universe(self) -> list[str]:
+        markets = self.client.markets
+        if self._explicit:
+            if unknown := [symbol for symbol in self._explicit if symbol not in markets]:
+                log.warning("%s has no market %s: skipped", self.source, ", ".join(unknown))
+            return [symbol for symbol in self._explicit if symbol in markets]
+        tickers = await retry(self.client.fetch_tickers, "fetch tickers", self.backoff)
+        chosen = select_universe(markets, tickers, self.quote, self.top, self.min_quote_volume)
+        self._store_tickers({symbol: tickers[symbol] for symbol in chosen})
+        return chosen
+
+    async def server_time(self) -> int:
+        if self.client.has.get("fetchTime"):
+            return int(await retry(self.client.fetch_time, "fetch time", self.backoff))
+        return int(self.client.milliseconds())
+
+    async def catch_up_all(self, store: KlineStore, intervals: Iterable[str] | None = None) -> None:
+        now = await self.server_time()
+        await asyncio.gather(
+            *(
+                self.catch_up(store, symbol, interval, now)
+                for interval in intervals or self.intervals
+                for symbol in self.symbols
+            )
+        )
+
+    async def catch_up(self, store: KlineStore, symbol: str, interval: str, now: int) -> None:
+        """Fetch every closed candle after the last stored one (at most `store.depth`)."""
+        step = interval_ms(interval)
+        first = now - now % step - store.depth * step
+        last = store.last_time(symbol, interval)
+        since = first if last is None else max(last + step, first)
+        async with self._limit:
+            while since + step <= now:
+                try:
+                    rows = await retry(
+                        lambda since=since: self.client.fetch_ohlcv(
+                            symbol, interval, since=since, limit=PAGE_LIMIT
+                        ),
+                        f"{self.source} {symbol} {interval} klines",
+                        self.backoff,
+                    )
+                except ccxt.ExchangeError as exc:
+                    log.warning("%s %s %s klines skipped: %s", self.source, symbol, interval, exc)
+                    return
+                closed = [row for row in rows if since <= row[0] and row[0] + step <= now]
+                if not closed:
+                    return
+                store.append(symbol, interval, closed)
+                since = int(closed[-1][0]) + step
+
+    async def _poll(self, store: KlineStore, interval: str) -> None:
+        step = interval_ms(interval)
+        while True:
+            if self.poll_seconds is not None:
+                await asyncio.sleep(self.poll_seconds)
+            else:
+                now = int(self.client.milliseconds())
+                await asyncio.sleep((step - now % step) / 1000 + self.poll_delay)
+            await self.catch_up_all(store, [interval])
+
+    async def _watch(self, store: KlineStore, symbol: str, interval: str) -> None:
+        """Websocket path: the newest candle's open time tells that the previous ones closed."""
+        attempt = 0
+        while True:
+            try:
+                await self.catch_up(store, symbol, interval, await self.server_time())
+                while True:
+                    rows = await self.client.watch_ohlcv(symbol, interval)
+                    attempt = 0
+                    last = store.last_time(symbol, interval) or 0
+                    closed = [row for row in rows[:-1] if row[0] > last]
+                    if closed and closed[0][0] > last + interval_ms(interval):
+                        await self.catch_up(store, symbol, interval, int(rows[-1][0]))
+                    elif closed:
+                        store.append(symbol, interval, closed)
+            except ccxt.NetworkError as exc:
+                delay = self.backoff.delay(attempt)
+                log.warning(
+                    "%s %s %s stream lost (%s); reconnect in %.1fs",
+                    self.source,
+                    symbol,
+                    interval,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                attempt += 1
+
+    async def _ticker_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.ticker_seconds)
+            tickers = await retry(
+                lambda: self.client.fetch_tickers(self.symbols), "fetch tickers", self.backoff
+            )
+            self._store_tickers(tickers)
+
+    def _store_tickers(self, raw: Mapping[str, Mapping[str, Any]]) -> None:
+        for symbol, values in raw.items():
+            if ticker := to_ticker(symbol, values):
+                self._tickers[symbol] = ticker
