@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,15 +280,14 @@ def _describe(exc: BaseException) -> str:
         return "time limit exceeded"
     if isinstance(exc, MemoryError):
         return "memory limit exceeded"
-    line = next(
-        (
-            frame.lineno
-            for frame in reversed(traceback.extract_tb(exc.__traceback__))
-            if frame.filename == "<filter>"
-        ),
+    frame = next(
+        (f for f in reversed(traceback.extract_tb(exc.__traceback__)) if f.filename == "<filter>"),
         None,
     )
-    where = f"line {line}: " if line else ""
+    where = ""
+    if frame is not None:
+        column = f", column {frame.colno + 1}" if frame.colno is not None else ""
+        where = f"line {frame.lineno}{column}: "
     return f"{where}{type(exc).__name__}: {exc}"[:500]
 
 
@@ -395,6 +395,8 @@ def _worker_main(connection_fd: int, progress_fd: int, limits: SandboxLimits) ->
     """Entry point of a worker process: apply limits, then answer batches until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGALRM, _Alarm.handler)
+    warnings.simplefilter("ignore")
+    np.seterr(all="ignore")
     connection = multiprocessing.connection.Connection(connection_fd)
     state = _WorkerState(_progress_view(progress_fd), limits.eval_seconds)
     with open("/proc/self/statm") as statm:

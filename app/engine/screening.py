@@ -17,7 +17,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,6 +37,7 @@ from app.engine.sandbox import (
 log = logging.getLogger(__name__)
 
 MAX_PROGRAMS = 10_000
+DRY_RUN = "dry-run"
 
 
 class RunSink(Protocol):
@@ -146,12 +147,39 @@ class ScreenerEngine:
             self._programs[key] = program
         return program
 
+    def universe(self, interval: str) -> tuple[str, ...]:
+        """Every symbol the store holds at `interval`."""
+        series = self.store.keys()
+        return tuple(sorted(symbol for symbol, each in series if each == interval))
+
     def symbols(self, trader: Trader) -> tuple[str, ...]:
         """The trader's own universe, or every symbol the store holds at its interval."""
-        if trader.symbols:
-            return tuple(trader.symbols)
-        series = self.store.keys()
-        return tuple(sorted(symbol for symbol, interval in series if interval == trader.interval))
+        return tuple(trader.symbols) if trader.symbols else self.universe(trader.interval)
+
+    def ticker_values(self) -> dict[str, TickerValues]:
+        return {
+            symbol: values
+            for symbol, ticker in self.tickers().items()
+            if (values := ticker_values(ticker)) is not None
+        }
+
+    async def dry_run(
+        self, code: str, interval: str, symbols: Sequence[str] | None = None
+    ) -> FilterOutcome:
+        """Run a filter that belongs to no trader on the current candles; nothing is recorded.
+
+        Raises `FilterValidationError` when the code does not pass validation.
+        """
+        program = parse_filter(code, HELPER_NAMES, interval)
+        job = FilterJob(
+            DRY_RUN,
+            code,
+            interval,
+            tuple(symbols) if symbols is not None else self.universe(interval),
+            program.timeframes,
+            {"interval": interval},
+        )
+        return (await self.sandbox.run([job], self.store, self.ticker_values()))[DRY_RUN]
 
     async def screen(self, interval: str) -> ScreenReport:
         """Screen every running trader of `interval` on the latest candles, once."""
@@ -196,10 +224,5 @@ class ScreenerEngine:
                     filter_params(trader),
                 )
             )
-        tickers = {
-            symbol: values
-            for symbol, ticker in self.tickers().items()
-            if (values := ticker_values(ticker)) is not None
-        }
-        outcomes.update(await self.sandbox.run(jobs, self.store, tickers))
+        outcomes.update(await self.sandbox.run(jobs, self.store, self.ticker_values()))
         return outcomes

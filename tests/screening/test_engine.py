@@ -149,7 +149,7 @@ async def test_a_failing_filter_puts_its_trader_in_error_and_the_others_keep_run
 
     broken = await Trader.get(id=broken.id)
     assert broken.status == TraderStatus.ERROR
-    assert "line 2: ZeroDivisionError" in (broken.status_reason or "")
+    assert "line 2, column 8: ZeroDivisionError" in (broken.status_reason or "")
     status_events = [e for e in bus.events if e.type == EventType.TRADER_STATUS]
     assert [e.trader_id for e in status_events] == [str(broken.id)]
     assert status_events[0].payload["status"] == "error"

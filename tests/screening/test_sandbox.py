@@ -53,7 +53,7 @@ STOPPED_AT_RUN_TIME = {
     ),
     "in-place write on candles": ("c = candles.close\nc += 1\nreturn True", "read-only"),
     "in-place write on indicator": ("r = rsi(candles)\nr *= 2\nreturn True", "read-only"),
-    "raises": ("x = 0\nreturn 1 / x", "line 2: ZeroDivisionError"),
+    "raises": ("x = 0\nreturn 1 / x", "line 2, column 8: ZeroDivisionError"),
     "ambiguous result": ("return candles.close > 0", "ambiguous"),
     "bad side": ("return True, 'sideways'", "sideways"),
     "bad indicator parameter": ("return rsi(candles, 1)[-1] > 0", "period must be in"),
