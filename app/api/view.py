@@ -65,8 +65,10 @@ def negotiate(accept: str | None) -> str | None:
 
 def _is_request_error(result: ExecutionResult) -> bool:
     """Parse and validation errors carry no path: execution never started."""
-    return result.data is None and bool(result.errors) and all(
-        error.path is None for error in result.errors
+    return (
+        result.data is None
+        and bool(result.errors)
+        and all(error.path is None for error in result.errors)
     )
 
 
@@ -149,4 +151,3 @@ class GraphQLView(GraphQL[Context, None]):
                 if getattr(request.state, "request_error", False):
                     response.status_code = 400
         return response
-

@@ -109,3 +109,20 @@ def validate_trader_fields(changes: Mapping[str, object]) -> list[FieldError]:
         if rule is not None and (message := rule(value)) is not None:
             errors.append(FieldError(field, message))
     return errors
+
+
+PERCENT_FIELDS = frozenset(
+    RISK + name for name in ("stopLoss", "takeProfit", "positionSizePercent", "maxDrawdown")
+)
+PERCENT_QUANTUM = Decimal("0.0001")
+
+
+def normalize_trader_fields(changes: Mapping[str, object]) -> dict[str, object]:
+    """Valid changes in stored form: names trimmed, percentages at the column's 4 places."""
+    normalized = dict(changes)
+    if isinstance(name := normalized.get("name"), str):
+        normalized["name"] = name.strip()
+    for field in PERCENT_FIELDS & normalized.keys():
+        if (value := normalized[field]) is not None:
+            normalized[field] = Decimal(str(value)).quantize(PERCENT_QUANTUM)
+    return normalized

@@ -16,7 +16,12 @@ from tortoise.transactions import in_transaction
 from app.core.events import Event, EventBus, EventType
 from app.db.models import Trader, User
 from app.domain.enums import TraderStatus, TradingMode
-from app.domain.trader_rules import RISK, FieldError, validate_trader_fields
+from app.domain.trader_rules import (
+    RISK,
+    FieldError,
+    normalize_trader_fields,
+    validate_trader_fields,
+)
 from app.services.errors import InvalidInputError, NotFoundError
 
 COLUMNS: dict[str, str] = {
@@ -77,6 +82,7 @@ class TraderManager:
         errors += self._mode_errors(fields.get("mode"), credential=None)
         if errors:
             raise InvalidInputError(errors)
+        fields = normalize_trader_fields(fields)
         columns = {COLUMNS[key]: value for key, value in fields.items() if key in COLUMNS}
         columns["status"] = TraderStatus.RUNNING if fields.get("enabled") else TraderStatus.PAUSED
         async with in_transaction():
@@ -91,6 +97,7 @@ class TraderManager:
             errors += self._mode_errors(fields["mode"], credential=trader.credential_id)  # type: ignore[attr-defined]
         if errors:
             raise InvalidInputError(errors)
+        fields = normalize_trader_fields(fields)
         for key, value in fields.items():
             if key in COLUMNS:
                 setattr(trader, COLUMNS[key], value)

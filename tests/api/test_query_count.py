@@ -1,0 +1,88 @@
+"""Nested fields batch: the query count does not grow with the number of traders."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from app.db.models import Signal, Trade, Trader, User
+from app.domain.enums import Side, TradingMode
+from tests.api.conftest import Caller
+
+QUERY = """{ traders {
+    id name
+    metrics { totalSignals totalPnL winRate demoMetrics { totalPnL } liveMetrics { totalPnL } }
+    signals(first: 5) { edges { node { id symbol trader { name } } } pageInfo { hasNextPage } }
+    trades(first: 3) { nodes { id pnl } }
+} }"""
+STATEMENTS = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")
+
+
+class _SqlCounter(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.statements: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage().lstrip()
+        if message.upper().startswith(STATEMENTS):
+            self.statements.append(message)
+
+
+@contextmanager
+def counting_sql() -> Iterator[_SqlCounter]:
+    logger = logging.getLogger("tortoise.db_client")
+    counter = _SqlCounter()
+    previous = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(counter)
+    try:
+        yield counter
+    finally:
+        logger.removeHandler(counter)
+        logger.setLevel(previous)
+
+
+async def _make_traders(owner_id: int, count: int) -> None:
+    owner = await User.get(id=owner_id)
+    now = datetime.now(UTC)
+    for index in range(count):
+        trader = await Trader.create(owner=owner, name=f"t{index}")
+        await Signal.bulk_create(
+            Signal(
+                trader=trader, symbol=f"S{n}/USDT", interval="1h", price=Decimal(1), candle_time=now
+            )
+            for n in range(7)
+        )
+        await Trade.create(
+            trader=trader,
+            mode=TradingMode.DEMO,
+            symbol="S0/USDT",
+            side=Side.LONG,
+            amount=Decimal(1),
+            entry_price=Decimal(2),
+        )
+
+
+async def _count(alice: Caller) -> tuple[int, dict]:  # type: ignore[type-arg]
+    with counting_sql() as counter:
+        data = await alice.data(QUERY)
+    return len(counter.statements), data
+
+
+async def test_query_count_is_the_same_for_5_and_50_traders(alice: Caller) -> None:
+    await _make_traders(alice.user_id, 5)
+    few, data = await _count(alice)
+    assert len(data["traders"]) == 5
+    assert all(len(t["signals"]["edges"]) == 5 for t in data["traders"])
+    assert all(t["signals"]["pageInfo"]["hasNextPage"] for t in data["traders"])
+
+    await _make_traders(alice.user_id, 45)
+    many, data = await _count(alice)
+    assert len(data["traders"]) == 50
+    assert all(t["metrics"]["totalSignals"] == 7 for t in data["traders"])
+    assert few == many
+    assert 3 <= few <= 8

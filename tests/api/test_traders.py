@@ -1,0 +1,143 @@
+"""The first working slice: a user creates, lists, edits, enables and deletes traders."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from app.db.models import Signal, Trade, Trader
+from app.domain.enums import Side, TradeStatus, TradingMode
+from tests.api.conftest import Caller, create_trader
+
+
+async def test_create_then_list_with_metrics(alice: Caller) -> None:
+    created = await create_trader(
+        alice,
+        interval="15m",
+        symbols=["BTC/USDT", "ETH/USDT"],
+        filter={"code": "return rsi(14) < 30", "description": ["RSI oversold"]},
+        strategy={
+            "instructions": "Buy oversold dips in an uptrend",
+            "riskManagement": {"stopLoss": "2", "takeProfit": "6", "maxPositions": 3},
+        },
+    )
+    assert created["status"] == "PAUSED"
+    assert created["strategy"]["riskManagement"]["stopLoss"] == "2.0000"
+    data = await alice.data("{ traders { id name metrics { totalPnL winRate totalSignals } } }")
+    assert data["traders"] == [
+        {
+            "id": created["id"],
+            "name": "momentum",
+            "metrics": {"totalPnL": "0", "winRate": "0", "totalSignals": 0},
+        }
+    ]
+
+
+async def test_metrics_follow_signals_and_trades(alice: Caller) -> None:
+    created = await create_trader(alice)
+    trader = await Trader.get(id=created["id"])
+    now = datetime.now(UTC)
+    await Signal.create(
+        trader=trader, symbol="BTC/USDT", interval="1h", price=Decimal("100"), candle_time=now
+    )
+    for pnl, mode in ((Decimal("30"), TradingMode.DEMO), (Decimal("-10"), TradingMode.DEMO)):
+        await Trade.create(
+            trader=trader,
+            mode=mode,
+            symbol="BTC/USDT",
+            side=Side.LONG,
+            status=TradeStatus.CLOSED,
+            amount=Decimal("1"),
+            entry_price=Decimal("100"),
+            pnl=pnl,
+        )
+    await Trade.create(
+        trader=trader,
+        mode=TradingMode.DEMO,
+        symbol="ETH/USDT",
+        side=Side.LONG,
+        amount=Decimal("2"),
+        entry_price=Decimal("50"),
+    )
+    data = await alice.data(
+        """query($id: ID!) { trader(id: $id) { metrics {
+            totalSignals activePositions closedPositions totalPnL totalPnLPercent winRate
+            avgWin avgLoss lastSignalAt
+            demoMetrics { closedPositions totalPnL } liveMetrics { closedPositions totalPnL }
+        } } }""",
+        {"id": created["id"]},
+    )
+    metrics = data["trader"]["metrics"]
+    assert metrics["totalSignals"] == 1
+    assert metrics["activePositions"] == 1
+    assert metrics["closedPositions"] == 2
+    assert Decimal(metrics["totalPnL"]) == Decimal("20")
+    assert Decimal(metrics["totalPnLPercent"]) == Decimal("10")
+    assert Decimal(metrics["winRate"]) == Decimal("50")
+    assert Decimal(metrics["avgWin"]) == Decimal("30")
+    assert Decimal(metrics["avgLoss"]) == Decimal("-10")
+    assert metrics["lastSignalAt"] is not None
+    assert Decimal(metrics["demoMetrics"]["totalPnL"]) == Decimal("20")
+    assert metrics["liveMetrics"]["closedPositions"] == 0
+
+
+async def test_update_enable_mode_and_delete(alice: Caller) -> None:
+    trader_id = (await create_trader(alice))["id"]
+    updated = await alice.data(
+        """mutation($id: ID!) { updateTrader(id: $id, input: {
+            name: "renamed", strategy: { riskManagement: { stopLoss: "3.5" } } }) {
+            name strategy { riskManagement { stopLoss takeProfit } } } }""",
+        {"id": trader_id},
+    )
+    assert updated["updateTrader"]["name"] == "renamed"
+    assert updated["updateTrader"]["strategy"]["riskManagement"]["stopLoss"] == "3.5000"
+
+    enabled = await alice.data(
+        "mutation($id: ID!) { setTraderEnabled(id: $id, enabled: true) { enabled status } }",
+        {"id": trader_id},
+    )
+    assert enabled["setTraderEnabled"] == {"enabled": True, "status": "RUNNING"}
+
+    mode = await alice.data(
+        "mutation($id: ID!) { setTraderMode(id: $id, mode: DEMO) { mode } }", {"id": trader_id}
+    )
+    assert mode["setTraderMode"]["mode"] == "DEMO"
+    live = await alice.gql(
+        "mutation($id: ID!) { setTraderMode(id: $id, mode: LIVE) { mode } }", {"id": trader_id}
+    )
+    assert live["errors"][0]["extensions"]["fields"][0]["field"] == "mode"
+    assert (await Trader.get(id=trader_id)).mode == TradingMode.DEMO
+
+    deleted = await alice.data(
+        "mutation($id: ID!) { deleteTrader(id: $id, confirm: true) }", {"id": trader_id}
+    )
+    assert deleted["deleteTrader"] == trader_id
+    assert not await Trader.exists(id=trader_id)
+
+
+async def test_signals_and_trades_paginate_by_cursor(alice: Caller) -> None:
+    created = await create_trader(alice)
+    trader = await Trader.get(id=created["id"])
+    now = datetime.now(UTC)
+    for index in range(5):
+        await Signal.create(
+            trader=trader, symbol=f"S{index}/USDT", interval="1h", price=Decimal(1), candle_time=now
+        )
+    query = """query($id: ID!, $after: String) {
+        signals(traderId: $id, first: 2, after: $after) {
+            edges { cursor node { symbol } } pageInfo { hasNextPage endCursor } } }"""
+    seen: list[str] = []
+    after = None
+    for _ in range(5):
+        page = (await alice.data(query, {"id": created["id"], "after": after}))["signals"]
+        seen += [edge["node"]["symbol"] for edge in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert sorted(seen) == [f"S{i}/USDT" for i in range(5)]
+    assert len(seen) == 5
+    only = await alice.data(
+        'query($id: ID!) { signals(traderId: $id, symbol: "S3/USDT") { nodes { symbol } } }',
+        {"id": created["id"]},
+    )
+    assert only["signals"]["nodes"] == [{"symbol": "S3/USDT"}]

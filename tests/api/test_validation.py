@@ -1,0 +1,102 @@
+"""Each invalid input is answered with an error naming the field, and nothing is written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.db.models import Trader
+from tests.api.conftest import CREATE_TRADER, Caller, create_trader
+
+RISK = "strategy.riskManagement."
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    ("empty name", {"name": "  "}, "name"),
+    ("stopLoss zero", {"strategy": {"riskManagement": {"stopLoss": "0"}}}, RISK + "stopLoss"),
+    ("stopLoss 100", {"strategy": {"riskManagement": {"stopLoss": 100}}}, RISK + "stopLoss"),
+    ("stopLoss negative", {"strategy": {"riskManagement": {"stopLoss": "-1"}}}, RISK + "stopLoss"),
+    (
+        "positionSizePercent zero",
+        {"strategy": {"riskManagement": {"positionSizePercent": "0"}}},
+        RISK + "positionSizePercent",
+    ),
+    (
+        "positionSizePercent over 100",
+        {"strategy": {"riskManagement": {"positionSizePercent": "100.01"}}},
+        RISK + "positionSizePercent",
+    ),
+    (
+        "maxPositions zero",
+        {"strategy": {"riskManagement": {"maxPositions": 0}}},
+        RISK + "maxPositions",
+    ),
+    ("unknown interval", {"interval": "7m"}, "interval"),
+    ("bad symbol", {"symbols": ["btc-usdt"]}, "symbols"),
+]
+
+
+def _fields_of(body: dict[str, Any]) -> list[str]:
+    return [item["field"] for item in body["errors"][0]["extensions"]["fields"]]
+
+
+@pytest.mark.parametrize(("case", "fields", "field"), INVALID, ids=[c[0] for c in INVALID])
+async def test_create_rejects_and_writes_nothing(
+    alice: Caller, case: str, fields: dict[str, Any], field: str
+) -> None:
+    body = await alice.gql(CREATE_TRADER, {"input": {"name": "ok", **fields}})
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert _fields_of(body) == [field]
+    assert field in body["errors"][0]["message"]
+    assert await Trader.all().count() == 0
+
+
+@pytest.mark.parametrize(("case", "fields", "field"), INVALID, ids=[c[0] for c in INVALID])
+async def test_update_rejects_and_changes_nothing(
+    alice: Caller, case: str, fields: dict[str, Any], field: str
+) -> None:
+    trader = await create_trader(alice, name="keep", strategy={"riskManagement": {"stopLoss": 5}})
+    body = await alice.gql(
+        "mutation($id: ID!, $input: UpdateTraderInput!) { updateTrader(id: $id, input: $input) { id } }",
+        {"id": trader["id"], "input": fields},
+    )
+    assert _fields_of(body) == [field]
+    stored = await Trader.get(id=trader["id"])
+    assert stored.name == "keep"
+    assert stored.stop_loss == 5
+    assert stored.interval == "1h"
+    assert stored.symbols == []
+
+
+async def test_unknown_mode_is_refused_by_the_schema_naming_the_field(alice: Caller) -> None:
+    response = await alice.post(CREATE_TRADER, {"input": {"name": "x", "mode": "paper"}})
+    body = response.json()
+    assert "data" not in body or body["data"] is None
+    assert "mode" in body["errors"][0]["message"]
+    assert await Trader.all().count() == 0
+
+
+async def test_null_for_a_required_field_is_refused(alice: Caller) -> None:
+    trader = await create_trader(alice)
+    body = await alice.gql(
+        "mutation($id: ID!) { updateTrader(id: $id, input: {interval: null}) { id } }",
+        {"id": trader["id"]},
+    )
+    assert _fields_of(body) == ["interval"]
+
+
+async def test_delete_needs_confirmation(alice: Caller) -> None:
+    trader = await create_trader(alice)
+    body = await alice.gql(
+        "mutation($id: ID!) { deleteTrader(id: $id, confirm: false) }", {"id": trader["id"]}
+    )
+    assert _fields_of(body) == ["confirm"]
+    assert await Trader.exists(id=trader["id"])
+
+
+async def test_several_errors_are_reported_together(alice: Caller) -> None:
+    body = await alice.gql(
+        CREATE_TRADER,
+        {"input": {"name": "", "interval": "9h", "strategy": {"riskManagement": {"stopLoss": 0}}}},
+    )
+    assert sorted(_fields_of(body)) == sorted(["name", "interval", RISK + "stopLoss"])
