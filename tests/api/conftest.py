@@ -74,7 +74,10 @@ mutation Create($input: CreateTraderInput!) {
   createTrader(input: $input) {
     id name enabled mode status interval symbols
     filter { code description }
-    strategy { instructions riskManagement { stopLoss takeProfit maxPositions positionSizePercent maxDrawdown } }
+    strategy {
+      instructions
+      riskManagement { stopLoss takeProfit maxPositions positionSizePercent maxDrawdown }
+    }
   }
 }
 """

@@ -57,7 +57,8 @@ async def test_update_rejects_and_changes_nothing(
 ) -> None:
     trader = await create_trader(alice, name="keep", strategy={"riskManagement": {"stopLoss": 5}})
     body = await alice.gql(
-        "mutation($id: ID!, $input: UpdateTraderInput!) { updateTrader(id: $id, input: $input) { id } }",
+        "mutation($id: ID!, $input: UpdateTraderInput!) {"
+        " updateTrader(id: $id, input: $input) { id } }",
         {"id": trader["id"], "input": fields},
     )
     assert _fields_of(body) == [field]
