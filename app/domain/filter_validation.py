@@ -95,6 +95,22 @@ ALLOWED_ATTRIBUTES: frozenset[str] = frozenset(
     }
 )
 
+PLAIN_HELPER_NAMES: frozenset[str] = frozenset(
+    {
+        "crossed_above",
+        "crossed_below",
+        "isnan",
+        "isfinite",
+        "sqrt",
+        "log",
+        "exp",
+        "floor",
+        "ceil",
+        "nan",
+    }
+)
+HELPER_NAMES: frozenset[str] = frozenset(INDICATORS) | PLAIN_HELPER_NAMES
+
 FORBIDDEN_NAMES: frozenset[str] = frozenset(
     {
         "breakpoint",
@@ -321,11 +337,13 @@ class _Checker:
             self.errors.append(_error(node, f"the keyword argument '{node.arg}' is not allowed"))
 
 
-def parse_filter(code: str, helpers: Collection[str], interval: str | None = None) -> FilterProgram:
+def parse_filter(
+    code: str, interval: str | None = None, helpers: Collection[str] = HELPER_NAMES
+) -> FilterProgram:
     """Accept `code` or raise `FilterValidationError` listing every problem found.
 
-    `helpers` are the names of the functions the filter may call; `interval` is the
-    trader's own interval, always shipped to the filter as `candles`.
+    `interval` is the trader's own interval, always shipped to the filter as `candles`;
+    `helpers` are the names of the functions and constants the filter may use.
     """
     if len(code) > MAX_CODE_LENGTH:
         raise FilterValidationError(
@@ -349,10 +367,10 @@ def parse_filter(code: str, helpers: Collection[str], interval: str | None = Non
     return FilterProgram(code, frozenset(timeframes), frozenset(checker.helpers_used))
 
 
-def validate_filter_code(code: str, helpers: Collection[str]) -> list[FilterError]:
-    """The errors in `code`, empty when it is acceptable."""
+def validate_filter_code(code: str) -> list[FilterError]:
+    """The errors in `code`, empty when it is acceptable (for checks before a save)."""
     try:
-        parse_filter(code, helpers)
+        parse_filter(code)
     except FilterValidationError as exc:
         return exc.errors
     return []

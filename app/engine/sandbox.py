@@ -201,7 +201,6 @@ PLAIN_HELPERS: dict[str, Any] = {
     "ceil": math.ceil,
     "nan": math.nan,
 }
-HELPER_NAMES: frozenset[str] = frozenset(INDICATORS) | frozenset(PLAIN_HELPERS)
 
 
 def _readonly_result(outputs: Mapping[str, np.ndarray]) -> Any:
@@ -306,7 +305,7 @@ class _WorkerState:
     def compile(self, code: str) -> Callable[..., Any]:
         function = self.compiled.get(code)
         if function is None:
-            parse_filter(code, HELPER_NAMES)
+            parse_filter(code)
             namespace: dict[str, Any] = {"__builtins__": SAFE_BUILTINS, **self.indicators.namespace}
             exec(compile(filter_module(code), "<filter>", "exec"), namespace)
             function = namespace[FUNCTION_NAME]

@@ -27,7 +27,6 @@ from app.domain.filter_validation import FilterProgram, FilterValidationError, p
 from app.engine.feeds.base import Ticker
 from app.engine.klines import CandleClosed, KlineStore
 from app.engine.sandbox import (
-    HELPER_NAMES,
     FilterJob,
     FilterOutcome,
     FilterSandbox,
@@ -139,7 +138,7 @@ class ScreenerEngine:
         program = self._programs.get(key)
         if program is None:
             try:
-                program = parse_filter(code, HELPER_NAMES, interval)
+                program = parse_filter(code, interval)
             except FilterValidationError as exc:
                 program = exc
             if len(self._programs) >= MAX_PROGRAMS:
@@ -170,7 +169,7 @@ class ScreenerEngine:
 
         Raises `FilterValidationError` when the code does not pass validation.
         """
-        program = parse_filter(code, HELPER_NAMES, interval)
+        program = parse_filter(code, interval)
         job = FilterJob(
             DRY_RUN,
             code,

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 from app.domain.filter_validation import FilterError, FilterValidationError, parse_filter
 from app.domain.intervals import INTERVALS
-from app.engine.sandbox import HELPER_NAMES
 from app.engine.screening import ScreenerEngine
 
 MAX_SYMBOLS = 1000
@@ -62,7 +61,7 @@ async def validate_filter(
     if symbols is not None and len(symbols) > MAX_SYMBOLS:
         return FilterCheck((FilterError(1, 1, f"at most {MAX_SYMBOLS} symbols per check"),))
     try:
-        parse_filter(code, HELPER_NAMES, interval)
+        parse_filter(code, interval)
     except FilterValidationError as exc:
         return FilterCheck(tuple(exc.errors), elapsed_ms=_ms_since(started))
     if screener is None:

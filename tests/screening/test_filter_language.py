@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.domain.filter_validation import parse_filter
+from app.domain.filter_validation import HELPER_NAMES, parse_filter
+from app.domain.indicators import INDICATORS
 from app.domain.signal_rules import (
     RunHistory,
     after_failure,
@@ -18,7 +19,7 @@ from app.domain.signal_rules import (
 )
 from app.engine.feeds.simulated import SimulatedFeed
 from app.engine.klines import KlineStore
-from app.engine.sandbox import HELPER_NAMES, FilterJob, FilterSandbox
+from app.engine.sandbox import PLAIN_HELPERS, FilterJob, FilterSandbox
 from app.engine.screening import ticker_values
 from tests.screening.conftest import SYMBOLS
 
@@ -35,7 +36,7 @@ async def test_every_documented_example_is_valid_and_runs(
 ) -> None:
     jobs = []
     for index, code in enumerate(EXAMPLES):
-        program = parse_filter(code, HELPER_NAMES, "1h")
+        program = parse_filter(code, "1h")
         jobs.append(
             FilterJob(
                 str(index),
@@ -56,11 +57,13 @@ async def test_every_documented_example_is_valid_and_runs(
 
 
 def test_timeframes_read_are_collected_for_shipping() -> None:
-    program = parse_filter(
-        "return timeframes['4h'].close[-1] > timeframes['1d'].close[-1]", HELPER_NAMES, "1h"
-    )
+    program = parse_filter("return timeframes['4h'].close[-1] > timeframes['1d'].close[-1]", "1h")
     assert program.timeframes == {"1h", "4h", "1d"}
     assert program.helpers == frozenset()
+
+
+def test_the_sandbox_implements_every_helper_the_validator_accepts() -> None:
+    assert set(PLAIN_HELPERS) | set(INDICATORS) == HELPER_NAMES
 
 
 def test_a_signal_is_due_only_for_a_new_match_without_an_active_signal() -> None:

@@ -7,7 +7,7 @@ import pytest
 from app.domain.filter_validation import FilterValidationError, parse_filter
 from app.engine.feeds.simulated import SimulatedFeed
 from app.engine.klines import KlineStore
-from app.engine.sandbox import HELPER_NAMES, FilterJob, FilterSandbox, TickerValues
+from app.engine.sandbox import FilterJob, FilterSandbox, TickerValues
 from app.engine.screening import ticker_values
 from tests.screening.conftest import SYMBOLS
 
@@ -69,13 +69,13 @@ HEALTHY = {
 def test_hostile_filter_is_rejected_at_validation(name: str) -> None:
     code, reason = REJECTED_AT_VALIDATION[name]
     with pytest.raises(FilterValidationError) as raised:
-        parse_filter(code, HELPER_NAMES)
+        parse_filter(code)
     assert any(reason in error.message for error in raised.value.errors), raised.value.errors
     assert all(error.line >= 1 and error.column >= 1 for error in raised.value.errors)
 
 
 def _job(key: str, code: str) -> FilterJob:
-    program = parse_filter(code, HELPER_NAMES, "1h")
+    program = parse_filter(code, "1h")
     return FilterJob(key, code, "1h", tuple(SYMBOLS), program.timeframes, {"interval": "1h"})
 
 
