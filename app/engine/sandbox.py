@@ -112,13 +112,22 @@ class FilterOutcome:
 
 @dataclass(frozen=True, slots=True)
 class SandboxLimits:
+    """`eval_seconds` bounds one symbol's evaluation, `run_seconds` a trader's time per candle
+    close in one worker; a worker making no progress for `eval_seconds + grace_seconds` is
+    killed; `memory_bytes` is the address space a worker may add to its baseline."""
+
     eval_seconds: float = 0.5
+    run_seconds: float = 5.0
     grace_seconds: float = 1.0
     batch_cpu_seconds: int = 60
     memory_bytes: int = 512 * MiB
 
 
 # ---------------------------------------------------------------- inside the worker process
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (not a filter): the run is lost, no trader is blamed."""
 
 
 class FilterTimeout(Exception):
@@ -294,10 +303,26 @@ _JobSpec = tuple[str, str, str, frozenset[str], Mapping[str, Any]]
 _Result = tuple[list[tuple[Any, ...]], str | None, int]
 
 
+class _JobRun:
+    """One job's progress within a batch: what it matched, how it failed, the time it used."""
+
+    __slots__ = ("evaluated", "failure", "matches", "spent")
+
+    def __init__(self, failure: str | None = None) -> None:
+        self.matches: list[tuple[Any, ...]] = []
+        self.failure = failure
+        self.evaluated = 0
+        self.spent = 0.0
+
+    def result(self) -> _Result:
+        return self.matches, self.failure, self.evaluated
+
+
 class _WorkerState:
-    def __init__(self, progress: Any, eval_seconds: float) -> None:
+    def __init__(self, progress: Any, limits: SandboxLimits) -> None:
         self.progress = progress
-        self.eval_seconds = eval_seconds
+        self.limits = limits
+        self.frames: dict[str, dict[str, _Candles]] = {}
         self.series: dict[tuple[str, str], _Replica] = {}
         self.compiled: dict[str, Callable[..., Any]] = {}
         self.indicators = _Indicators()
@@ -316,11 +341,14 @@ class _WorkerState:
 
     def update(self, updates: Iterable[tuple[str, str, np.ndarray, np.ndarray, int]]) -> None:
         for symbol, interval, time_, values, length in updates:
+            self.progress[1] += 1
             replica = self.series.get((symbol, interval))
             if replica is None:
-                self.series[(symbol, interval)] = _Replica(time_[-length:], values[:, -length:])
+                replica = _Replica(time_[-length:], values[:, -length:])
             else:
-                self.series[(symbol, interval)] = replica.merged(time_, values, length)
+                replica = replica.merged(time_, values, length)
+            self.series[(symbol, interval)] = replica
+            self.frames.setdefault(symbol, {})[interval] = replica.candles
 
     def run(self, batch: dict[str, Any]) -> list[_Result]:
         self.update(batch["updates"])
@@ -328,19 +356,19 @@ class _WorkerState:
             (key, code, interval, timeframes, MappingProxyType(params))
             for key, code, interval, timeframes, params in batch["jobs"]
         ]
-        results: list[_Result] = [([], None, 0) for _ in jobs]
+        runs: list[_JobRun] = []
         functions: list[Callable[..., Any] | None] = []
-        for index, (_, code, *_) in enumerate(jobs):
+        for _, code, *_ in jobs:
+            self.progress[1] += 1
             try:
                 functions.append(self.compile(code))
+                runs.append(_JobRun())
             except Exception as exc:
                 functions.append(None)
-                results[index] = ([], f"cannot compile: {exc}", 0)
+                runs.append(_JobRun(f"cannot compile: {exc}"))
         for symbol, ticker, job_indexes in batch["tasks"]:
-            self._screen_symbol(
-                symbol, TickerValues(*ticker), job_indexes, jobs, functions, results
-            )
-        return results
+            self._screen_symbol(symbol, TickerValues(*ticker), job_indexes, jobs, functions, runs)
+        return [run.result() for run in runs]
 
     def _screen_symbol(
         self,
@@ -349,45 +377,47 @@ class _WorkerState:
         job_indexes: Sequence[int],
         jobs: Sequence[_JobSpec],
         functions: list[Callable[..., Any] | None],
-        results: list[_Result],
+        runs: list[_JobRun],
     ) -> None:
-        frames = {
-            interval: replica.candles
-            for (name, interval), replica in self.series.items()
-            if name == symbol
-        }
+        frames = self.frames.get(symbol, {})
         self.indicators.reset(frames)
         timeframes = MappingProxyType(frames)
         reads = self.indicators.reads
         progress = self.progress
+        eval_seconds, run_seconds = self.limits.eval_seconds, self.limits.run_seconds
         for index in job_indexes:
-            function = functions[index]
+            function, run = functions[index], runs[index]
             _, _, interval, needed, params = jobs[index]
-            if function is None or not needed <= frames.keys():
-                continue
-            matches, failure, evaluated = results[index]
-            if failure is not None:
+            if function is None or run.failure is not None or not needed <= frames.keys():
                 continue
             progress[0] = index
             progress[1] += 1
             reads.clear()
             candles = frames[interval]
+            allowed = min(eval_seconds, run_seconds - run.spent)
+            if allowed <= 0:
+                run.failure = f"run time limit exceeded ({run_seconds:g} s per candle close)"
+                continue
+            started = time.perf_counter()
             try:
                 _Alarm.armed = True
-                signal.setitimer(signal.ITIMER_REAL, self.eval_seconds)
+                signal.setitimer(signal.ITIMER_REAL, allowed)
                 returned = function(timeframes, candles, ticker, params, symbol)
                 _Alarm.armed = False
                 matched, side, score = _interpret(returned)
             except BaseException as exc:  # untrusted code: anything it raises is its failure
                 _Alarm.armed = False
-                results[index] = (matches, _describe(exc), evaluated + 1)
+                run.failure = _describe(exc)
+                if isinstance(exc, FilterTimeout) and allowed < eval_seconds:
+                    run.failure = f"run time limit exceeded ({run_seconds:g} s per candle close)"
                 continue
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
+                run.evaluated += 1
+                run.spent += time.perf_counter() - started
             if matched:
                 price, candle_time = float(candles.close[-1]), int(candles.time[-1])
-                matches.append((symbol, side.value, score, price, candle_time, dict(reads)))
-            results[index] = (matches, None, evaluated + 1)
+                run.matches.append((symbol, side.value, score, price, candle_time, dict(reads)))
 
 
 def _worker_main(connection_fd: int, progress_fd: int, limits: SandboxLimits) -> None:
@@ -397,7 +427,7 @@ def _worker_main(connection_fd: int, progress_fd: int, limits: SandboxLimits) ->
     warnings.simplefilter("ignore")
     np.seterr(all="ignore")
     connection = multiprocessing.connection.Connection(connection_fd)
-    state = _WorkerState(_progress_view(progress_fd), limits.eval_seconds)
+    state = _WorkerState(_progress_view(progress_fd), limits)
     with open("/proc/self/statm") as statm:
         mapped = int(statm.read().split()[0]) * resource.getpagesize()
     resource.setrlimit(resource.RLIMIT_AS, (mapped + limits.memory_bytes, resource.RLIM_INFINITY))
@@ -459,6 +489,7 @@ class _Worker:
             str(theirs.fileno()),
             str(progress_fd),
             repr(limits.eval_seconds),
+            repr(limits.run_seconds),
             repr(limits.grace_seconds),
             str(limits.batch_cpu_seconds),
             str(limits.memory_bytes),
@@ -646,8 +677,13 @@ class FilterSandbox:
     def _run_part(
         self, slot: int, part: _Part, jobs: Sequence[FilterJob]
     ) -> tuple[list[Any], dict[int, str]]:
-        """Run one worker's share; on a crash blame the job, replace the worker, go again."""
+        """Run one worker's share; on a crash blame the job, replace the worker, go again.
+
+        A worker lost outside any evaluation gets one more try, then `SandboxError`: no
+        trader is to blame for that.
+        """
         crashed: dict[int, str] = {}
+        unexplained = 0
         while True:
             worker = self._workers[slot]
             answer = worker.call(self._batch(worker, part, jobs, set(crashed)))
@@ -659,8 +695,11 @@ class FilterSandbox:
             self._workers[slot] = _Worker(self.limits)
             self.replaced += 1
             if answer.job_index < 0 or answer.job_index in crashed:
-                return [([], None, 0) for _ in jobs], {i: answer.reason for i in range(len(jobs))}
-            crashed[answer.job_index] = answer.reason
+                unexplained += 1
+                if unexplained > 1:
+                    raise SandboxError(f"filter worker lost outside any filter: {answer.reason}")
+            else:
+                crashed[answer.job_index] = answer.reason
 
 
 def _merge(
@@ -689,9 +728,9 @@ def _merge(
 
 
 if __name__ == "__main__":
-    _connection, _progress, _eval, _grace, _cpu, _memory = sys.argv[1:]
+    _connection, _progress, _eval, _run, _grace, _cpu, _memory = sys.argv[1:]
     _worker_main(
         int(_connection),
         int(_progress),
-        SandboxLimits(float(_eval), float(_grace), int(_cpu), int(_memory)),
+        SandboxLimits(float(_eval), float(_run), float(_grace), int(_cpu), int(_memory)),
     )

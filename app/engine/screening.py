@@ -30,6 +30,7 @@ from app.engine.sandbox import (
     FilterJob,
     FilterOutcome,
     FilterSandbox,
+    SandboxError,
     TickerValues,
 )
 
@@ -186,8 +187,12 @@ class ScreenerEngine:
         traders = await Trader.filter(
             enabled=True, status=TraderStatus.RUNNING, interval=interval
         ).all()
-        outcomes = await self.run(traders)
-        for trader in traders:
+        try:
+            outcomes = await self.run(traders)
+        except SandboxError:
+            log.exception("screening %s skipped: the sandbox failed", interval)
+            outcomes = {}
+        for trader in (t for t in traders if str(t.id) in outcomes):
             try:
                 await self.sink.record_run(trader, outcomes[str(trader.id)])
             except Exception:

@@ -7,7 +7,7 @@ import pytest
 from app.domain.filter_validation import FilterValidationError, parse_filter
 from app.engine.feeds.simulated import SimulatedFeed
 from app.engine.klines import KlineStore
-from app.engine.sandbox import FilterJob, FilterSandbox, TickerValues
+from app.engine.sandbox import FilterJob, FilterSandbox, SandboxLimits, TickerValues
 from app.engine.screening import ticker_values
 from tests.screening.conftest import SYMBOLS
 
@@ -146,3 +146,17 @@ async def test_workers_follow_new_candles_incrementally(
         candles = store.candles(match.symbol, "1h")
         assert match.candle_time == int(candles.time[-1])
         assert match.price == float(candles.close[-1])
+
+
+async def test_a_trader_has_a_time_budget_per_candle_close(
+    store: KlineStore, feed: SimulatedFeed
+) -> None:
+    limits = SandboxLimits(eval_seconds=5.0, run_seconds=0.2, grace_seconds=1.0)
+    slow = _job("slow", "for i in range(10**10):\n    pass\nreturn True")
+
+    async with FilterSandbox(workers=1, limits=limits) as pool:
+        outcomes = await pool.run([slow, _job("always", "return True")], store, _tickers(feed))
+
+    assert outcomes["slow"].failure == "run time limit exceeded (0.2 s per candle close)"
+    assert outcomes["slow"].evaluated == 1
+    assert len(outcomes["always"].matches) == len(SYMBOLS)
