@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -156,3 +157,23 @@ async def test_a_failing_filter_puts_its_trader_in_error_and_the_others_keep_run
     assert status_events[0].payload["reason"] == broken.status_reason
     assert await Signal.filter(trader_id=btc.id).count() == 1
     assert engine.reports[-1].traders == 1
+
+
+async def test_a_candle_close_from_the_feed_triggers_one_screen_of_its_interval(
+    db: str, store: KlineStore, feed: SimulatedFeed, sandbox: FilterSandbox, bus: RecordingBus
+) -> None:
+    owner = await User.create(name="erin")
+    btc = await _trader(owner, "btc", ONLY_BTC)
+    engine = ScreenerEngine(store, sandbox, SignalManager(bus), feed.tickers, settle_seconds=0.05)
+    await engine.start()
+    try:
+        feed.step(store)
+        for _ in range(200):
+            if engine.reports:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await engine.stop()
+
+    assert [report.interval for report in engine.reports].count("1h") == 1
+    assert await Signal.filter(trader_id=btc.id).values_list("symbol", flat=True) == ["BTC/USDT"]
