@@ -1,12 +1,13 @@
 """Worker processes that run untrusted filter code, many (trader, symbol) evaluations at once.
 
 Why processes: a filter that loops in C (`10**10**10`), exhausts memory or crashes must not
-stall or kill the engine. Each worker is a spawned process with an address-space limit
-(`RLIMIT_AS`) and a CPU limit per batch (`RLIMIT_CPU`, SIGXCPU kills it). Inside it, every
-evaluation runs under an interval timer that interrupts Python-level loops; a worker whose
-progress counter stops moving for longer than that (stuck in C) is killed by the engine,
-the evaluation it was running is blamed on its trader, and a fresh worker takes its place
-and finishes the batch without that trader.
+stall or kill the engine. Each worker is a `python -m app.engine.sandbox` process (so no
+caller needs a main-module guard) with an address-space limit (`RLIMIT_AS`) and a CPU limit
+per batch (`RLIMIT_CPU`, SIGXCPU kills it). Inside it, every evaluation runs under an
+interval timer that interrupts Python-level loops, and each trader has a time budget per
+candle close; a worker whose progress counter (shared memory) stops moving for longer than
+that (stuck in C) is killed by the engine, the evaluation it was running is blamed on its
+trader, and a fresh worker takes its place and finishes the batch without that trader.
 
 Why it is fast: symbols are split between workers, and each worker keeps its own replica of
 its symbols' candles, updated incrementally (only rows newer than what it already holds
@@ -54,6 +55,8 @@ PROGRESS_BYTES = 16
 PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 MAX_COMPILED = 1000
 POLL_SECONDS = 0.02
+STARTUP_SECONDS = 60.0
+READY = "ready"
 
 
 class CandleSeries(Protocol):
@@ -123,15 +126,15 @@ class SandboxLimits:
     memory_bytes: int = 512 * MiB
 
 
-# ---------------------------------------------------------------- inside the worker process
-
-
 class SandboxError(RuntimeError):
     """The sandbox itself failed (not a filter): the run is lost, no trader is blamed."""
 
 
+# ---------------------------------------------------------------- inside the worker process
+
+
 class FilterTimeout(Exception):
-    pass
+    """Raised into a filter by SIGALRM when its evaluation runs out of time."""
 
 
 class _Alarm:
@@ -431,6 +434,7 @@ def _worker_main(connection_fd: int, progress_fd: int, limits: SandboxLimits) ->
     with open("/proc/self/statm") as statm:
         mapped = int(statm.read().split()[0]) * resource.getpagesize()
     resource.setrlimit(resource.RLIMIT_AS, (mapped + limits.memory_bytes, resource.RLIM_INFINITY))
+    connection.send(READY)
     while True:
         try:
             batch = connection.recv()
@@ -505,10 +509,22 @@ class _Worker:
         os.close(progress_fd)
         self.connection = multiprocessing.connection.Connection(ours.detach())
         self.sent: dict[tuple[str, str], int] = {}
+        self.ready = False
+
+    def _wait_ready(self) -> bool:
+        """Whether the worker finished starting (imports take a while): its first message."""
+        if not self.ready:
+            with contextlib.suppress(EOFError, OSError):
+                self.ready = (
+                    self.connection.poll(STARTUP_SECONDS) and self.connection.recv() == READY
+                )
+        return self.ready
 
     def call(self, batch: dict[str, Any]) -> list[Any] | _Crash:
         """Send one batch and wait for its answer while the worker keeps making progress."""
         self.progress[0] = -1
+        if not self._wait_ready():
+            return self._crash(killed=False, reason="worker did not start")
         try:
             self.connection.send(batch)
         except (BrokenPipeError, OSError):
