@@ -16,6 +16,8 @@ from enum import Enum
 from typing import Annotated, Any, TypeVar
 
 import strawberry
+from graphql.execution.executor import Executor
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.api.types import (
     Info,
@@ -31,6 +33,24 @@ from app.domain import metrics as domain
 from app.services.traders import TraderManager
 
 E = TypeVar("E", bound=Enum)
+
+
+class SubscriptionExecutor(StrawberryGraphQLCoreExecutionContext):
+    """The schema's executor (`execution_context_class`): Strawberry's own, minus a leak.
+
+    In graphql-core 3.3 every event of a subscription is executed by a shallow copy of the
+    subscription's executor, which shares its memo of collected subfields. The memo is
+    keyed by the identity of a list built anew for each event, so it never hits and gains
+    one entry per event: a long-lived subscription grows without bound, and the growing
+    heap makes every full garbage collection pause the whole process longer (measured:
+    p99 delivery latency from 4 ms to 60-110 ms within 10 s at 1,000 events/s). Each event
+    gets a memo of its own instead.
+    """
+
+    def build_per_event_executor(self, payload: Any) -> Executor:
+        executor = super().build_per_event_executor(payload)
+        executor._relevant_sub_fields = {}
+        return executor
 
 
 def _id(payload: Mapping[str, Any], key: str) -> strawberry.ID | None:

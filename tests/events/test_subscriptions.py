@@ -7,18 +7,20 @@ service, which publishes after its transaction commits.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+import gc
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
 import strawberry
+from graphql.execution.collect_fields import CollectedFields
 from strawberry.types import ExecutionResult
 
 from app.api.context import Context
 from app.api.errors import ApiErrors
 from app.api.queries import Query
-from app.api.subscriptions import Subscription
+from app.api.subscriptions import Subscription, SubscriptionExecutor
 from app.core.events import Event, EventType, InProcessEventBus
 from app.core.settings import Settings
 from app.db.models import Trader, User
@@ -28,7 +30,12 @@ from app.services.users import create_user
 from tests.events.live import until
 
 TIMEOUT = 10.0
-SCHEMA = strawberry.Schema(query=Query, subscription=Subscription, extensions=[ApiErrors])
+SCHEMA = strawberry.Schema(
+    query=Query,
+    subscription=Subscription,
+    extensions=[ApiErrors],
+    execution_context_class=SubscriptionExecutor,
+)
 
 SIGNALS = """
 subscription ($traderId: ID) {
@@ -50,8 +57,8 @@ class Subscriber:
         self._next = asyncio.ensure_future(anext(self._results))
         return result
 
-    def waiting(self) -> bool:
-        return not self._next.done()
+    def answered(self) -> bool:
+        return self._next.done()
 
     async def close(self) -> None:
         self._next.cancel()
@@ -67,16 +74,28 @@ async def bus(db: str) -> AsyncGenerator[InProcessEventBus, None]:
     await bus.stop()
 
 
-async def subscribe(
-    bus: InProcessEventBus, user: User | None, query: str, **variables: Any
-) -> Subscriber:
-    context = Context(request=None, runtime=Runtime(Settings(), bus), user=user)  # type: ignore[arg-type]
-    results = await SCHEMA.subscribe(query, variable_values=variables, context_value=context)
-    assert not isinstance(results, ExecutionResult), results.errors
-    before = bus.broadcaster.listener_count
-    subscriber = Subscriber(results)
-    await until(lambda: bus.broadcaster.listener_count > before or subscriber._next.done())
-    return subscriber
+Subscribe = Callable[..., Awaitable[Subscriber]]
+
+
+@pytest.fixture
+async def subscribe(bus: InProcessEventBus) -> AsyncGenerator[Subscribe, None]:
+    """Start subscriptions through the schema; every one is closed at the end."""
+    started: list[Subscriber] = []
+
+    async def start(user: User | None, query: str, **variables: Any) -> Subscriber:
+        runtime = Runtime(Settings(), bus)
+        context = Context(request=None, runtime=runtime, user=user)  # type: ignore[arg-type]
+        results = await SCHEMA.subscribe(query, variable_values=variables, context_value=context)
+        assert not isinstance(results, ExecutionResult), results.errors
+        before = bus.broadcaster.listener_count
+        subscriber = Subscriber(results)
+        started.append(subscriber)
+        await until(lambda: bus.broadcaster.listener_count > before or subscriber.answered())
+        return subscriber
+
+    yield start
+    for subscriber in started:
+        await subscriber.close()
 
 
 async def trader_of(bus: InProcessEventBus, owner: User, name: str = "t") -> Trader:
@@ -88,12 +107,12 @@ def signal(owner: User, trader: Trader, **payload: Any) -> Event:
 
 
 async def test_signal_events_carry_the_payload_of_the_callers_traders_only(
-    bus: InProcessEventBus,
+    bus: InProcessEventBus, subscribe: Subscribe
 ) -> None:
     alice, _ = await create_user("alice")
     bob, _ = await create_user("bob")
     alices, bobs = await trader_of(bus, alice), await trader_of(bus, bob)
-    subscriber = await subscribe(bus, alice, SIGNALS)
+    subscriber = await subscribe(alice, SIGNALS)
 
     await bus.publish(signal(bob, bobs, kind="created", symbol="ETH/USDT"))
     event = signal(
@@ -127,14 +146,15 @@ async def test_signal_events_carry_the_payload_of_the_callers_traders_only(
             "score": 0.75,
         }
     }
-    assert subscriber.waiting()
-    await subscriber.close()
+    assert not subscriber.answered()
 
 
-async def test_a_trader_id_narrows_the_stream_to_that_trader(bus: InProcessEventBus) -> None:
+async def test_a_trader_id_narrows_the_stream_to_that_trader(
+    bus: InProcessEventBus, subscribe: Subscribe
+) -> None:
     alice, _ = await create_user("alice")
     first, second = await trader_of(bus, alice, "first"), await trader_of(bus, alice, "second")
-    subscriber = await subscribe(bus, alice, SIGNALS, traderId=str(second.id))
+    subscriber = await subscribe(alice, SIGNALS, traderId=str(second.id))
 
     await bus.publish(signal(alice, first, symbol="A"))
     await bus.publish(signal(alice, second, symbol="B"))
@@ -142,12 +162,11 @@ async def test_a_trader_id_narrows_the_stream_to_that_trader(bus: InProcessEvent
     result = await subscriber.next()
     assert result.data is not None
     assert result.data["signalEvents"]["symbol"] == "B"
-    await subscriber.close()
 
 
 @pytest.mark.parametrize("whose", ["other user's", "malformed", "unknown"])
 async def test_a_trader_that_is_not_the_callers_is_not_found(
-    bus: InProcessEventBus, whose: str
+    bus: InProcessEventBus, subscribe: Subscribe, whose: str
 ) -> None:
     alice, _ = await create_user("alice")
     bob, _ = await create_user("bob")
@@ -156,7 +175,7 @@ async def test_a_trader_that_is_not_the_callers_is_not_found(
         "malformed": "not-a-uuid",
         "unknown": "5b3f7d1e-0000-4000-8000-000000000009",
     }[whose]
-    subscriber = await subscribe(bus, alice, SIGNALS, traderId=trader_id)
+    subscriber = await subscribe(alice, SIGNALS, traderId=trader_id)
 
     result = await subscriber.next()
 
@@ -166,8 +185,10 @@ async def test_a_trader_that_is_not_the_callers_is_not_found(
     assert bus.broadcaster.listener_count == 0
 
 
-async def test_an_anonymous_subscription_is_refused(bus: InProcessEventBus) -> None:
-    subscriber = await subscribe(bus, None, SIGNALS)
+async def test_an_anonymous_subscription_is_refused(
+    bus: InProcessEventBus, subscribe: Subscribe
+) -> None:
+    subscriber = await subscribe(None, SIGNALS)
 
     result = await subscriber.next()
 
@@ -175,11 +196,12 @@ async def test_an_anonymous_subscription_is_refused(bus: InProcessEventBus) -> N
     assert result.errors[0].extensions == {"code": "UNAUTHENTICATED"}
 
 
-async def test_trader_status_follows_the_trader_service(bus: InProcessEventBus) -> None:
+async def test_trader_status_follows_the_trader_service(
+    bus: InProcessEventBus, subscribe: Subscribe
+) -> None:
     alice, _ = await create_user("alice")
     trader = await trader_of(bus, alice)
     subscriber = await subscribe(
-        bus,
         alice,
         "subscription { traderStatus { traderId kind status reason enabled mode } }",
     )
@@ -200,11 +222,12 @@ async def test_trader_status_follows_the_trader_service(bus: InProcessEventBus) 
     assert (await Trader.get(id=trader.id)).enabled
 
 
-async def test_pnl_updates_carry_the_metrics_per_mode(bus: InProcessEventBus) -> None:
+async def test_pnl_updates_carry_the_metrics_per_mode(
+    bus: InProcessEventBus, subscribe: Subscribe
+) -> None:
     alice, _ = await create_user("alice")
     trader = await trader_of(bus, alice)
     subscriber = await subscribe(
-        bus,
         alice,
         """subscription { pnlUpdates { traderId metrics {
              totalPnL winRate closedPositions lastSignalAt demoMetrics { totalPnL } liveMetrics {
@@ -237,12 +260,12 @@ async def test_pnl_updates_carry_the_metrics_per_mode(bus: InProcessEventBus) ->
 
 
 async def test_trade_events_and_unsubscribing_releases_the_listener(
-    bus: InProcessEventBus,
+    bus: InProcessEventBus, subscribe: Subscribe
 ) -> None:
     alice, _ = await create_user("alice")
     trader = await trader_of(bus, alice)
     subscriber = await subscribe(
-        bus, alice, "subscription { tradeEvents { kind tradeId status mode pnl exitReason } }"
+        alice, "subscription { tradeEvents { kind tradeId status mode pnl exitReason } }"
     )
     await bus.publish(
         Event(
@@ -268,3 +291,18 @@ async def test_trade_events_and_unsubscribing_releases_the_listener(
     assert bus.broadcaster.listener_count == 1
     await subscriber.close()
     assert bus.broadcaster.listener_count == 0
+
+
+async def test_a_long_lived_subscription_does_not_grow_with_its_events(
+    bus: InProcessEventBus, subscribe: Subscribe
+) -> None:
+    alice, _ = await create_user("alice")
+    trader = await trader_of(bus, alice)
+    subscriber = await subscribe(alice, SIGNALS)
+
+    for n in range(300):
+        await bus.publish(signal(alice, trader, symbol=f"S{n}"))
+        assert (await subscriber.next()).errors is None
+    gc.collect()
+
+    assert sum(isinstance(o, CollectedFields) for o in gc.get_objects()) < 50
