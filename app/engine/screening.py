@@ -5,9 +5,10 @@ compute each symbol's indicators once for all the traders that read them. Each o
 tagged with its trader and handed to the run sink (the SignalManager), trader by trader, so
 a failing trader is recorded alone while the others' signals are still created.
 
-The store publishes one candle-closed event per symbol; the engine waits `settle_seconds`
-after the first close of an (interval, candle) for the other symbols to arrive, then screens
-that candle once.
+The store publishes one candle-closed event per symbol; after the first close of an
+(interval, candle) the engine waits until every symbol of that interval has the candle (at
+least `settle_seconds`, at most `max_settle_seconds`: a symbol that is late beyond that is
+screened on its previous candle), then screens that candle once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from app.db.models import Trader
@@ -79,6 +80,20 @@ def ticker_values(ticker: Ticker | None) -> TickerValues | None:
     )
 
 
+@dataclass(slots=True)
+class _Waiting:
+    """The symbols of an interval whose close of `candle_time` has not arrived yet."""
+
+    candle_time: int
+    missing: set[str]
+    complete: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def arrived(self, symbol: str) -> None:
+        self.missing.discard(symbol)
+        if not self.missing:
+            self.complete.set()
+
+
 class ScreenerEngine:
     def __init__(
         self,
@@ -87,17 +102,20 @@ class ScreenerEngine:
         sink: RunSink,
         tickers: Callable[[], Mapping[str, Ticker]] = dict,
         settle_seconds: float = 0.2,
+        max_settle_seconds: float = 5.0,
     ) -> None:
         self.store = store
         self.sandbox = sandbox
         self.sink = sink
         self.tickers = tickers
         self.settle_seconds = settle_seconds
+        self.max_settle_seconds = max_settle_seconds
         self.reports: list[ScreenReport] = []
         self._programs: dict[tuple[str, str], FilterProgram | FilterValidationError] = {}
         self._screened: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._waiting: dict[str, _Waiting] = {}
 
     async def start(self) -> None:
         await self.sandbox.start()
@@ -120,14 +138,25 @@ class ScreenerEngine:
                 event = await queue.get()
                 if event.time > self._screened.get(event.interval, -1):
                     self._screened[event.interval] = event.time
-                    task = asyncio.create_task(self._screen_later(event.interval))
+                    waiting = self._waiting[event.interval] = _Waiting(
+                        event.time, set(self.universe(event.interval))
+                    )
+                    task = asyncio.create_task(self._screen_later(event.interval, waiting))
                     self._pending.add(task)
                     task.add_done_callback(self._pending.discard)
+                waiting = self._waiting.get(event.interval)
+                if waiting is not None and event.time >= waiting.candle_time:
+                    waiting.arrived(event.symbol)
         finally:
             self.store.unsubscribe(queue)
 
-    async def _screen_later(self, interval: str) -> None:
+    async def _screen_later(self, interval: str, waiting: _Waiting) -> None:
         await asyncio.sleep(self.settle_seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                waiting.complete.wait(), self.max_settle_seconds - self.settle_seconds
+            )
+        self._waiting.pop(interval, None)
         try:
             await self.screen(interval)
         except Exception:

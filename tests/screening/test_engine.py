@@ -177,3 +177,34 @@ async def test_a_candle_close_from_the_feed_triggers_one_screen_of_its_interval(
 
     assert [report.interval for report in engine.reports].count("1h") == 1
     assert await Signal.filter(trader_id=btc.id).values_list("symbol", flat=True) == ["BTC/USDT"]
+
+
+async def test_the_screen_waits_for_every_symbol_of_the_candle(
+    db: str, store: KlineStore, feed: SimulatedFeed, sandbox: FilterSandbox, bus: RecordingBus
+) -> None:
+    owner = await User.create(name="frank")
+    always = await _trader(owner, "always", ALWAYS)
+    engine = ScreenerEngine(store, sandbox, SignalManager(bus), feed.tickers, settle_seconds=0.05)
+    next_time = int(store.candles("BTC/USDT", "1h").time[-1]) + 3_600_000
+
+    def close(symbols: list[str]) -> None:
+        for symbol in symbols:
+            price = float(store.candles(symbol, "1h").close[-1])
+            store.append(symbol, "1h", [[next_time, price, price, price, price, 1.0]])
+
+    await engine.start()
+    try:
+        close(SYMBOLS[:3])
+        await asyncio.sleep(0.5)
+        assert engine.reports == []
+        close(SYMBOLS[3:])
+        for _ in range(200):
+            if engine.reports:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await engine.stop()
+
+    times = await Signal.filter(trader_id=always.id).values_list("candle_time", flat=True)
+    assert len(times) == len(SYMBOLS)
+    assert {int(t.timestamp() * 1000) for t in times} == {next_time}
