@@ -156,7 +156,8 @@ class ScreenerEngine:
             await asyncio.wait_for(
                 waiting.complete.wait(), self.max_settle_seconds - self.settle_seconds
             )
-        self._waiting.pop(interval, None)
+        if self._waiting.get(interval) is waiting:
+            del self._waiting[interval]
         try:
             await self.screen(interval)
         except Exception:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from tortoise.transactions import in_transaction
 
@@ -23,6 +24,7 @@ from app.domain.signal_rules import (
     RunHistory,
     after_failure,
     after_success,
+    newly_matched,
     should_stop,
     signals_due,
 )
@@ -52,6 +54,20 @@ def signal_event(signal: Signal, owner_id: int, kind: str = "created") -> Event:
             "candle_time": signal.candle_time.isoformat(),
         },
     )
+
+
+def _signal_fields(trader: Trader, match: FilterMatch) -> dict[str, Any]:
+    return {
+        "trader_id": trader.id,
+        "symbol": match.symbol,
+        "interval": trader.interval,
+        "side": match.side,
+        "price": Decimal(str(match.price)),
+        "score": match.score,
+        "indicators": match.indicators,
+        "status": SignalStatus.NEW,
+        "candle_time": datetime.fromtimestamp(match.candle_time / 1000, UTC),
+    }
 
 
 class SignalManager:
@@ -96,7 +112,7 @@ class SignalManager:
         self, trader: Trader, history: RunHistory, matches: Iterable[FilterMatch]
     ) -> list[Signal]:
         by_symbol = {match.symbol: match for match in matches}
-        candidates = signals_due(history, by_symbol, ())
+        candidates = newly_matched(history, by_symbol)
         if not candidates:
             return []
         async with in_transaction():
@@ -106,18 +122,8 @@ class SignalManager:
                 status__in=list(ACTIVE_SIGNAL_STATUSES),
             ).values_list("symbol", flat=True)
             created = [
-                await Signal.create(
-                    trader_id=trader.id,
-                    symbol=match.symbol,
-                    interval=trader.interval,
-                    side=match.side,
-                    price=Decimal(str(match.price)),
-                    score=match.score,
-                    indicators=match.indicators,
-                    status=SignalStatus.NEW,
-                    candle_time=datetime.fromtimestamp(match.candle_time / 1000, UTC),
-                )
-                for match in (by_symbol[s] for s in signals_due(history, candidates, set(active)))
+                await Signal.create(**_signal_fields(trader, by_symbol[symbol]))
+                for symbol in signals_due(history, candidates, set(active))
             ]
         for signal in created:
             await self.bus.publish(signal_event(signal, trader.owner_id))  # type: ignore[attr-defined]
