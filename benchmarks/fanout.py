@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -50,12 +51,20 @@ class Audience:
     token: str
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Run:
     name: str
     latencies: list[float]
     published: int
     seconds: float
+    server_cpu: float
+    own_cpu: float
 
     def report(self) -> str:
         received = len(self.latencies)
@@ -67,7 +76,8 @@ class Run:
         return (
             f"{self.name:<22} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   max "
             f"{ordered[-1] * 1000:7.2f} ms   {received / self.seconds:8.0f} deliveries/s   "
-            f"lost {self.published - received}"
+            f"lost {self.published - received}\n{'':<22} CPU: server {self.server_cpu:.0%} of "
+            f"a core, this process (publisher and clients) {self.own_cpu:.0%}"
         )
 
 
@@ -91,10 +101,34 @@ class Meter:
         self.arrived.set()
 
 
+async def measure(
+    name: str,
+    server_pid: int,
+    publish: Callable[[int, str, float], Awaitable[None]],
+    meter: Meter,
+    rate: float,
+    count: int,
+) -> Run:
+    """Publish at the fixed rate, wait for the stragglers, and account for time and CPU."""
+    server_before, own_before = cpu_seconds(server_pid), time.process_time()
+    start = time.perf_counter()
+    await publish_at_rate(publish, meter, rate, count)
+    await drain(meter)
+    seconds = time.perf_counter() - start
+    return Run(
+        name,
+        meter.latencies,
+        count,
+        seconds,
+        (cpu_seconds(server_pid) - server_before) / seconds,
+        (time.process_time() - own_before) / seconds,
+    )
+
+
 async def publish_at_rate(
     publish: Callable[[int, str, float], Awaitable[None]], meter: Meter, rate: float, count: int
-) -> float:
-    """Publish `count` events, event i due at start + i / rate; returns the elapsed time."""
+) -> None:
+    """Publish `count` events, event i due at start + i / rate."""
     start = time.perf_counter()
     for i in range(count):
         due = start + i / rate
@@ -104,7 +138,6 @@ async def publish_at_rate(
         event_id = f"e{i}"
         meter.sent[event_id] = due
         await publish(i, event_id, due)
-    return time.perf_counter() - start
 
 
 async def drain(meter: Meter, seconds: float = 2.0) -> None:
@@ -211,17 +244,16 @@ async def run_graphql(
         async def publish(i: int, event_id: str, due: float) -> None:
             await bus.publish(signal_event(audiences[i % len(audiences)], event_id, i))
 
-        seconds = await publish_at_rate(publish, meter, rate, count)
-        await drain(meter)
-        return Run("graphql over websocket", meter.latencies, count, seconds)
+        return await measure("graphql over websocket", server.pid, publish, meter, rate, count)
     finally:
         await stop(readers)
         await bus.stop()
 
 
 async def run_raw_redis(
-    redis_url: str, audiences: Sequence[Audience], rate: float, count: int
+    redis: RedisServer, audiences: Sequence[Audience], rate: float, count: int
 ) -> Run:
+    redis_url, redis_pid = redis.url, redis.pid
     meter = Meter()
     publisher = Redis.from_url(redis_url)
     subscribers = [Redis.from_url(redis_url) for _ in audiences]
@@ -249,9 +281,7 @@ async def run_raw_redis(
             event = signal_event(audience, event_id, i)
             await publisher.publish(f"bench:{audience.trader_id}", event.to_json())
 
-        seconds = await publish_at_rate(publish, meter, rate, count)
-        await drain(meter)
-        return Run("raw redis pub/sub", meter.latencies, count, seconds)
+        return await measure("raw redis pub/sub", redis_pid, publish, meter, rate, count)
     finally:
         await stop(readers)
         for pubsub in pubsubs:
@@ -272,7 +302,7 @@ async def main(subscribers: int, rate: float, duration: float) -> None:
         server.start()
         try:
             graphql = await run_graphql(server, redis.url, audiences, rate, count)
-            baseline = await run_raw_redis(redis.url, audiences, rate, count)
+            baseline = await run_raw_redis(redis, audiences, rate, count)
         finally:
             server.stop()
             redis.stop()

@@ -61,14 +61,23 @@ def wait_for_port(port: int, timeout: float = 10.0, *, open_: bool = True) -> No
     raise TimeoutError(f"port {port} still {'closed' if open_ else 'open'} after {timeout}s")
 
 
-class RedisServer:
+class _ChildProcess:
+    _process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError("not running")
+        return self._process.pid
+
+
+class RedisServer(_ChildProcess):
     """A throwaway `redis-server` without persistence, restartable on the same port."""
 
     def __init__(self, directory: Path) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._directory = directory
-        self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self._process = subprocess.Popen(
@@ -94,7 +103,7 @@ class RedisServer:
         wait_for_port(self.port, open_=False)
 
 
-class ApiServer:
+class ApiServer(_ChildProcess):
     """One `traders serve` process (engine off) on a free loopback port."""
 
     def __init__(self, database_url: str, redis_url: str | None, log: Path) -> None:
@@ -112,7 +121,6 @@ class ApiServer:
         if redis_url is not None:
             self._env["TRADERS_REDIS_URL"] = redis_url
         self._log = log
-        self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self._log.open("ab") as log:
