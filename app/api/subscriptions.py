@@ -98,11 +98,13 @@ class SignalEvent(TraderEvent):
     status: SignalStatus | None
     price: Decimal | None
     score: float | None
+    candle_time: datetime | None = strawberry.field(description="open time of the candle")
 
     @classmethod
     def from_event(cls, event: Event) -> SignalEvent:
         p = event.payload
         score = p.get("score")
+        candle_time = p.get("candle_time")
         return cls(
             **_envelope(event),
             kind=str(p.get("kind", "updated")),
@@ -113,6 +115,7 @@ class SignalEvent(TraderEvent):
             status=_enum(SignalStatus, p, "status"),
             price=_decimal(p, "price"),
             score=None if score is None else float(score),
+            candle_time=None if candle_time is None else datetime.fromisoformat(candle_time),
         )
 
 

@@ -209,10 +209,12 @@ async def first_event(
 ) -> dict[str, Any]:
     """Repeat `action` until the subscription yields its first result (bounded)."""
     pending = asyncio.ensure_future(anext(results))
-    for _ in range(attempts):
-        await action()
-        done, _ = await asyncio.wait({pending}, timeout=interval)
-        if done:
-            return pending.result()
-    pending.cancel()
-    raise TimeoutError(f"no event after {attempts} attempts")
+    try:
+        for _ in range(attempts):
+            await action()
+            done, _ = await asyncio.wait({pending}, timeout=interval)
+            if done:
+                return pending.result()
+        raise TimeoutError(f"no event after {attempts} attempts")
+    finally:
+        pending.cancel()

@@ -41,6 +41,7 @@ SIGNALS = """
 subscription ($traderId: ID) {
   signalEvents(traderId: $traderId) {
     eventId traderId publishedAt kind signalId symbol interval side status price score
+    candleTime
   }
 }"""
 
@@ -126,6 +127,7 @@ async def test_signal_events_carry_the_payload_of_the_callers_traders_only(
         status="new",
         price=Decimal("0.00000001"),
         score=0.75,
+        candle_time="2026-01-01T00:00:00+00:00",
     )
     await bus.publish(event)
 
@@ -144,6 +146,7 @@ async def test_signal_events_carry_the_payload_of_the_callers_traders_only(
             "status": "NEW",
             "price": "1E-8",
             "score": 0.75,
+            "candleTime": "2026-01-01T00:00:00+00:00",
         }
     }
     assert not subscriber.answered()
