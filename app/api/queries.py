@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from app.api.filters import FilterQuery
 from app.api.pagination import Connection, paginate
 from app.api.types import Info, Signal, SignalStatus, Trade, Trader, TradeStatus, TradingMode, User
 from app.db import models
@@ -15,7 +16,7 @@ def _manager(info: Info) -> TraderManager:
 
 
 @strawberry.type
-class Query:
+class Query(FilterQuery):
     @strawberry.field(description="The caller")
     def me(self, info: Info) -> User:
         return User.from_model(info.context.require_user())

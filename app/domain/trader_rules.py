@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from app.domain.enums import TradingMode
+from app.domain.filter_validation import validate_filter_code
 from app.domain.intervals import INTERVALS
 
 MAX_NAME_LENGTH = 200
@@ -80,6 +81,17 @@ def _percent_check(low: Decimal, high: Decimal, *, high_inclusive: bool) -> Chec
     return check
 
 
+def _check_filter_code(value: object) -> str | None:
+    """Empty code is allowed (a trader still being written screens nothing); any other code
+    must pass the filter language's whitelist before it is saved."""
+    if not isinstance(value, str):
+        return "must be a string"
+    if not value.strip():
+        return None
+    errors = validate_filter_code(value)
+    return "; ".join(str(error) for error in errors) if errors else None
+
+
 def _check_max_positions(value: object) -> str | None:
     if value is None:
         return None
@@ -93,6 +105,7 @@ RULES: dict[str, Check] = {
     "interval": _check_interval,
     "mode": _check_mode,
     "symbols": _check_symbols,
+    "filter.code": _check_filter_code,
     RISK + "stopLoss": _percent_check(Decimal(0), Decimal(100), high_inclusive=False),
     RISK + "takeProfit": _percent_check(Decimal(0), Decimal(10000), high_inclusive=True),
     RISK + "maxPositions": _check_max_positions,

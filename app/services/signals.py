@@ -9,6 +9,7 @@ keeps that from duplicating a signal.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -56,6 +57,11 @@ def signal_event(signal: Signal, owner_id: int, kind: str = "created") -> Event:
     )
 
 
+def _fingerprint(trader: Trader) -> str:
+    screened = "\n".join([trader.interval, *sorted(trader.symbols), trader.filter_code])
+    return hashlib.sha256(screened.encode()).hexdigest()
+
+
 def _signal_fields(trader: Trader, match: FilterMatch) -> dict[str, Any]:
     return {
         "trader_id": trader.id,
@@ -80,27 +86,32 @@ class SignalManager:
         self.bus = bus
         self.traders = traders or TraderManager(bus)
         self.failure_limit = failure_limit
-        self._history: dict[str, RunHistory] = {}
+        self._history: dict[str, tuple[str, RunHistory]] = {}
 
-    def history(self, trader_id: str) -> RunHistory:
-        return self._history.get(trader_id, RunHistory())
+    def history(self, trader: Trader) -> RunHistory:
+        """The trader's previous runs, forgotten as soon as its filter, symbols or interval
+        change: matches of an old filter say nothing about which symbols newly match now."""
+        fingerprint, history = self._history.get(str(trader.id), ("", RunHistory()))
+        return history if fingerprint == _fingerprint(trader) else RunHistory()
 
     def forget(self, trader_id: str) -> None:
-        """Drop a trader's run history, e.g. when its filter or symbols change."""
+        """Drop a trader's run history, as a restart of the engine would."""
         self._history.pop(trader_id, None)
 
     async def record_run(self, trader: Trader, outcome: FilterOutcome) -> list[Signal]:
         """Apply one screening run of `trader`: new signals, or one more failure."""
         key = str(trader.id)
-        history = self.history(key)
+        history = self.history(trader)
         if outcome.failure is not None:
-            history = self._history[key] = after_failure(history)
+            history = after_failure(history)
+            self._history[key] = (_fingerprint(trader), history)
             log.info("trader %s filter failed (%d): %s", key, history.failures, outcome.failure)
             if should_stop(history, self.failure_limit):
                 await self.stop_trader(trader, outcome.failure, history.failures)
             return []
         signals = await self.create_signals(trader, history, outcome.matches)
-        self._history[key] = after_success(match.symbol for match in outcome.matches)
+        matched = after_success(match.symbol for match in outcome.matches)
+        self._history[key] = (_fingerprint(trader), matched)
         return signals
 
     async def stop_trader(self, trader: Trader, failure: str, failures: int) -> None:

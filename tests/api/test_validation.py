@@ -101,3 +101,15 @@ async def test_several_errors_are_reported_together(alice: Caller) -> None:
         {"input": {"name": "", "interval": "9h", "strategy": {"riskManagement": {"stopLoss": 0}}}},
     )
     assert sorted(_fields_of(body)) == sorted(["name", "interval", RISK + "stopLoss"])
+
+
+async def test_filter_code_is_validated_with_line_and_column(alice: Caller) -> None:
+    body = await alice.gql(
+        CREATE_TRADER,
+        {"input": {"name": "x", "filter": {"code": "x = 1\nimport os\nreturn True"}}},
+    )
+    assert _fields_of(body) == ["filter.code"]
+    message = body["errors"][0]["extensions"]["fields"][0]["message"]
+    assert "line 2, column 1" in message
+    assert "import" in message
+    assert await Trader.all().count() == 0
