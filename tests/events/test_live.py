@@ -7,7 +7,9 @@ processes) and a private Redis server per test, which the outage test kills and 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,11 @@ from redis.asyncio import Redis
 from websockets.exceptions import ConnectionClosed
 
 from app.core.events import InProcessEventBus
-from app.core.redis_bus import DEFAULT_CHANNEL
-from app.db.models import Trader, User
+from app.core.redis_bus import DEFAULT_CHANNEL, RedisEventBus
+from app.db.models import Signal, Trader, User
+from app.domain.enums import Side
+from app.engine.sandbox import FilterMatch, FilterOutcome
+from app.services.signals import SignalManager
 from app.services.traders import TraderManager
 from app.services.users import create_user
 from tests.events.live import (
@@ -33,6 +38,10 @@ from tests.events.live import (
 )
 
 CREATE = "mutation($name: String!) { createTrader(input: {name: $name}) { id } }"
+SIGNALS = """
+subscription($id: ID) {
+  signalEvents(traderId: $id) { traderId kind signalId symbol interval side status price score }
+}"""
 STATUS = "subscription($id: ID) { traderStatus(traderId: $id) { traderId status enabled } }"
 
 
@@ -63,6 +72,48 @@ def servers(
 async def user_with_trader(name: str) -> tuple[User, str, Trader]:
     user, token = await create_user(name)
     return user, token, await TraderManager(InProcessEventBus()).create(user, {"name": name})
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_created_signal_reaches_a_subscriber(
+    servers: Callable[[], ApiServer], redis_server: RedisServer, protocol: str
+) -> None:
+    """Signals are created by the engine, here in this process as an engine worker would."""
+    server = servers()
+    _, token, trader = await user_with_trader("alice")
+    engine_bus = RedisEventBus(redis_server.url)
+    await engine_bus.start()
+    signals = SignalManager(engine_bus)
+    created: dict[str, Signal] = {}
+    symbols = (f"S{n}/USDT" for n in itertools.count())
+
+    async def create_signal() -> None:
+        match = FilterMatch(next(symbols), Side.LONG, 0.5, 101.25, 1_767_225_600_000, {})
+        for signal in await signals.record_run(trader, FilterOutcome(str(trader.id), (match,))):
+            created[str(signal.id)] = signal
+
+    try:
+        async with subscription(
+            server.ws_url, token, SIGNALS, protocol, id=str(trader.id)
+        ) as results:
+            result = await first_event(results, create_signal)
+    finally:
+        await engine_bus.stop()
+
+    event = result["signalEvents"]
+    signal = created[event["signalId"]]
+    assert Decimal(event.pop("price")) == Decimal("101.25")
+    assert event == {
+        "traderId": str(trader.id),
+        "kind": "created",
+        "signalId": str(signal.id),
+        "symbol": signal.symbol,
+        "interval": "1h",
+        "side": "LONG",
+        "status": "NEW",
+        "score": 0.5,
+    }
+    assert await Signal.exists(id=signal.id)
 
 
 async def test_an_event_caused_through_one_process_reaches_a_subscriber_on_another(
