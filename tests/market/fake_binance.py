@@ -71,6 +71,8 @@ class FakeBinance:
     async def start(self) -> str:
         app = web.Application(middlewares=[self._faults])
         app.router.add_get("/api/v3/exchangeInfo", self._exchange_info)
+        app.router.add_get("/fapi/v1/exchangeInfo", self._no_derivatives)
+        app.router.add_get("/dapi/v1/exchangeInfo", self._no_derivatives)
         app.router.add_get("/api/v3/klines", self._klines)
         app.router.add_get("/api/v3/ticker/24hr", self._tickers)
         app.router.add_get("/api/v3/time", self._time)
@@ -144,6 +146,18 @@ class FakeBinance:
                 ],
                 "exchangeFilters": [],
                 "symbols": [self._symbol_info(pair) for pair in self.pairs],
+            }
+        )
+
+    async def _no_derivatives(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "timezone": "UTC",
+                "serverTime": self.now,
+                "rateLimits": [],
+                "exchangeFilters": [],
+                "assets": [],
+                "symbols": [],
             }
         )
 

@@ -51,13 +51,18 @@ def make_exchange(exchange_id: str, websocket: bool = True, **config: Any) -> An
     return getattr(module, exchange_id)({"enableRateLimit": True, **config})
 
 
-async def retry(call: Callable[[], Awaitable[T]], what: str, backoff: Backoff) -> T:
-    """Await `call` until it succeeds, backing off on rate limits and network failures."""
+async def retry(
+    call: Callable[[], Awaitable[T]], what: str, backoff: Backoff, attempts: int | None = None
+) -> T:
+    """Await `call` until it succeeds, backing off on rate limits and network failures;
+    after `attempts` failures (None: never give up) the last error is raised."""
     attempt = 0
     while True:
         try:
             return await call()
         except ccxt.NetworkError as exc:
+            if attempts is not None and attempt + 1 >= attempts:
+                raise
             delay = backoff.delay(attempt)
             log.warning(
                 "%s failed (%s: %s); retry %d in %.2fs",
