@@ -1,9 +1,9 @@
 """Record an exchange's candles into files the replay feed reads (`traders data download`).
 
 Pages through `fetch_ohlcv` from the first candle opening at or after `since` to the last
-closed one, retrying rate limits and
-network failures with back-off, and writes one CSV per symbol (to a temporary name first,
-so an interrupted download never leaves a truncated file behind).
+closed one, retrying rate limits and network failures with back-off (a bounded number of
+times: a command should fail, not hang), and writes one CSV per symbol to a temporary name
+first, so an interrupted download never leaves a truncated file behind.
 """
 
 from __future__ import annotations
