@@ -163,7 +163,16 @@ class KlineStore:
         return last[0] if last else None
 
     def keys(self) -> list[tuple[str, str]]:
+        """Every (symbol, interval) that has candles."""
         return list(self._series)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._series
+
+    def newest_time(self) -> int | None:
+        """Open time of the newest candle over all series."""
+        times = [last[0] for series in self._series.values() if (last := series.last)]
+        return max(times, default=None)
 
     def subscribe(self) -> asyncio.Queue[CandleClosed]:
         queue: asyncio.Queue[CandleClosed] = asyncio.Queue(self._queue_size)

@@ -138,8 +138,11 @@ class CcxtFeed:
         poll_delay: float = 2.0,
         ticker_seconds: float = 10.0,
         concurrency: int = 8,
+        owns_client: bool | None = None,
     ) -> None:
-        self._owns_client = isinstance(exchange, str)
+        """`exchange` is an id or a ccxt async client; a client made here, or handed over
+        with `owns_client=True`, is closed when `run` ends."""
+        self._owns_client = isinstance(exchange, str) if owns_client is None else owns_client
         self.client = make_exchange(exchange) if isinstance(exchange, str) else exchange
         self.client.options["fetchMarkets"] = {"types": ["spot"]}
         self.source = f"ccxt:{self.client.id}"

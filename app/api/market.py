@@ -1,0 +1,210 @@
+"""Market data over GraphQL: which market the process sees, and candles with indicators.
+
+Candle numbers are Float: they are market data for charts, not money. Indicator values are
+computed over the whole stored series (so they are warmed up) through the shared indicator
+cache, then cut to the `limit` candles returned; a value not yet defined is null.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import numpy as np
+import strawberry
+
+from app.api.types import Info
+from app.domain.indicators import INDICATORS
+from app.domain.intervals import INTERVAL_SECONDS
+from app.domain.trader_rules import FieldError
+from app.engine.indicators import UnknownIndicator
+from app.engine.market import MarketData
+from app.services.errors import InvalidInputError, NotFoundError
+
+MAX_INDICATORS = 20
+
+
+@strawberry.type
+class Market:
+    source: str = strawberry.field(description='"ccxt:<exchange>", "simulated" or "replay:<dir>"')
+    is_live_market: bool = strawberry.field(
+        description="False for simulated and replayed prices: live trading refuses them"
+    )
+    symbols: list[str]
+    intervals: list[str]
+    last_candle_at: datetime | None = strawberry.field(
+        description="Open time of the newest stored candle (UTC)"
+    )
+
+
+@strawberry.type
+class Kline:
+    time: datetime = strawberry.field(description="Open time (UTC)")
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+@strawberry.type
+class IndicatorParam:
+    name: str
+    value: float
+
+
+@strawberry.type
+class IndicatorOutput:
+    name: str
+    values: list[float | None]
+
+
+@strawberry.type
+class IndicatorSeries:
+    name: str
+    params: list[IndicatorParam]
+    per_candle: bool = strawberry.field(
+        description="True: one value per returned candle; false: levels (volume nodes)"
+    )
+    outputs: list[IndicatorOutput]
+
+
+@strawberry.type
+class Klines:
+    symbol: str
+    interval: str
+    candles: list[Kline]
+    indicators: list[IndicatorSeries]
+
+
+@strawberry.type
+class IndicatorInfo:
+    name: str
+    description: str
+    params: list[IndicatorParam] = strawberry.field(description="Parameters with their defaults")
+    outputs: list[str]
+
+
+@strawberry.input
+class IndicatorParamInput:
+    name: str
+    value: float
+
+
+@strawberry.input
+class IndicatorInput:
+    name: str
+    params: list[IndicatorParamInput] = strawberry.field(default_factory=list)
+
+
+def _market(info: Info) -> MarketData:
+    info.context.require_user()
+    market = info.context.runtime.market
+    if market is None:
+        raise NotFoundError("market data (the engine does not run in this process)")
+    return market
+
+
+def _utc(time_ms: int) -> datetime:
+    return datetime.fromtimestamp(time_ms / 1000, UTC)
+
+
+def _floats(values: np.ndarray) -> list[float | None]:
+    return [None if math.isnan(value) else value for value in values.tolist()]
+
+
+def _series(
+    market: MarketData, symbol: str, interval: str, request: IndicatorInput, index: int, limit: int
+) -> IndicatorSeries:
+    field = f"indicators[{index}]"
+    params = {param.name: param.value for param in request.params}
+    try:
+        outputs = market.indicators.outputs(symbol, interval, request.name, **params)
+    except UnknownIndicator as exc:
+        raise InvalidInputError([FieldError(f"{field}.name", str(exc))]) from None
+    except ValueError as exc:
+        raise InvalidInputError([FieldError(f"{field}.params", str(exc))]) from None
+    spec = INDICATORS[request.name]
+    bound = spec.bind(params)
+    return IndicatorSeries(
+        name=spec.name,
+        params=[IndicatorParam(name=name, value=float(value)) for name, value in bound.items()],
+        per_candle=spec.per_candle,
+        outputs=[
+            IndicatorOutput(
+                name=name, values=_floats(values[-limit:] if spec.per_candle else values)
+            )
+            for name, values in outputs.items()
+        ],
+    )
+
+
+@strawberry.type
+class MarketQuery:
+    @strawberry.field(description="The market this process sees")
+    def market(self, info: Info) -> Market:
+        market = _market(info)
+        return Market(
+            source=market.source,
+            is_live_market=market.is_live_market,
+            symbols=list(market.feed.symbols),
+            intervals=list(market.feed.intervals),
+            last_candle_at=market.last_candle_at(),
+        )
+
+    @strawberry.field(description="The last `limit` closed candles, oldest first, with indicators")
+    def klines(
+        self,
+        info: Info,
+        symbol: str,
+        interval: str,
+        limit: int = 200,
+        indicators: list[IndicatorInput] | None = None,
+    ) -> Klines:
+        market = _market(info)
+        errors = []
+        if interval not in INTERVAL_SECONDS:
+            errors.append(FieldError("interval", f"must be one of {', '.join(INTERVAL_SECONDS)}"))
+        elif (symbol, interval) not in market.store:
+            errors.append(FieldError("symbol", f"no {interval} candles for {symbol}"))
+        if not 1 <= limit <= market.store.depth:
+            errors.append(FieldError("limit", f"must be between 1 and {market.store.depth}"))
+        if len(indicators or []) > MAX_INDICATORS:
+            errors.append(FieldError("indicators", f"at most {MAX_INDICATORS}"))
+        if errors:
+            raise InvalidInputError(errors)
+        candles = market.store.candles(symbol, interval)
+        window = slice(-limit, None)
+        return Klines(
+            symbol=symbol,
+            interval=interval,
+            candles=[
+                Kline(time=_utc(time), open=open_, high=high, low=low, close=close, volume=volume)
+                for time, open_, high, low, close, volume in zip(
+                    candles.time[window].tolist(),
+                    candles.open[window].tolist(),
+                    candles.high[window].tolist(),
+                    candles.low[window].tolist(),
+                    candles.close[window].tolist(),
+                    candles.volume[window].tolist(),
+                    strict=True,
+                )
+            ],
+            indicators=[
+                _series(market, symbol, interval, request, index, limit)
+                for index, request in enumerate(indicators or [])
+            ],
+        )
+
+    @strawberry.field(description="Every indicator `klines` and trader filters can use")
+    def indicator_catalog(self, info: Info) -> list[IndicatorInfo]:
+        info.context.require_user()
+        return [
+            IndicatorInfo(
+                name=spec.name,
+                description=spec.description,
+                params=[IndicatorParam(name=p.name, value=float(p.default)) for p in spec.params],
+                outputs=list(spec.outputs),
+            )
+            for spec in INDICATORS.values()
+        ]

@@ -1,0 +1,82 @@
+"""The running market of one process: a feed filling a kline store, and the indicator cache.
+
+`Runtime.market` holds one `MarketData`; the screening engine reads its store and cache, the
+API reads it for `market` and `klines`. `start()` runs the feed as a task; a feed that fails
+unexpectedly is logged and restarted with back-off (network trouble is already retried inside
+the feed), a replay that reaches the end of its files simply stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+from app.core.settings import Settings
+from app.engine.feeds.base import Backoff, MarketFeed, Ticker
+from app.engine.feeds.factory import create_feed
+from app.engine.indicators import IndicatorCache
+from app.engine.klines import KlineStore
+
+log = logging.getLogger(__name__)
+
+
+class MarketData:
+    def __init__(
+        self, feed: MarketFeed, store: KlineStore, restart_backoff: Backoff | None = None
+    ) -> None:
+        self.feed = feed
+        self.store = store
+        self.indicators = IndicatorCache(store)
+        self._backoff = restart_backoff or Backoff(initial=1.0, maximum=60.0)
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def create(cls, settings: Settings) -> MarketData:
+        return cls(await create_feed(settings), KlineStore(depth=settings.kline_depth))
+
+    @property
+    def source(self) -> str:
+        return self.feed.source
+
+    @property
+    def is_live_market(self) -> bool:
+        return self.feed.is_live_market
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def tickers(self) -> dict[str, Ticker]:
+        return self.feed.tickers()
+
+    def last_candle_at(self) -> datetime | None:
+        """Open time of the newest candle in the store, over all symbols and intervals."""
+        newest = self.store.newest_time()
+        return None if newest is None else datetime.fromtimestamp(newest / 1000, UTC)
+
+    async def start(self) -> None:
+        if not self.running:
+            self._task = asyncio.create_task(self._run(), name=f"market feed {self.source}")
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self.feed.run(self.store)
+                log.info("market feed %s finished", self.source)
+                return
+            except Exception:
+                delay = self._backoff.delay(attempt)
+                log.exception("market feed %s failed; restart in %.1fs", self.source, delay)
+                await asyncio.sleep(delay)
+                attempt += 1
