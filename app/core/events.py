@@ -26,12 +26,16 @@ class EventType:
     """What changed. Payload keys the subscriptions read (all optional, extra keys ignored):
 
     - SIGNAL: kind ("created", "updated", ...), signal_id, symbol, interval, side, status,
-      price, score
+      price, score, candle_time (ISO 8601)
     - TRADE: kind ("opened", "closed", "updated", ...), trade_id, signal_id, symbol, side,
       status, mode, amount, entry_price, exit_price, pnl, pnl_percent, exit_reason
-    - PNL: the trader's metrics after the change: total_signals, active_positions,
-      closed_positions, total_pnl, total_pnl_percent, win_rate, avg_win, avg_loss
-    - TRADER_STATUS: kind, status, reason, enabled, mode
+    - PNL: the trader's metrics after the change, the fields of `app.domain.metrics.Metrics`
+      (total_signals, active_positions, closed_positions, total_pnl, total_pnl_percent,
+      win_rate, avg_win, avg_loss, last_signal_at), optionally per mode under "demo", "live"
+    - TRADER_STATUS: kind ("created", "updated", "deleted", ...), status, reason, enabled,
+      mode
+
+    A missing kind reads as "updated".
 
     Decimals travel as strings (`to_json` stringifies them), so no digit is lost on the way.
     """

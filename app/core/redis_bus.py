@@ -106,9 +106,9 @@ class RedisEventBus:
         Any exception is caught, not only Redis errors: the caller's change is committed
         and must be reported as done whatever went wrong with the notification.
         """
-        if self._publisher is None:
-            raise RuntimeError("RedisEventBus.publish() called before start()")
         try:
+            if self._publisher is None:
+                raise RuntimeError("the event bus is not started")
             await asyncio.wait_for(
                 self._publisher.publish(self.channel, event.to_json()), self._publish_timeout
             )

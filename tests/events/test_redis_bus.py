@@ -100,6 +100,14 @@ async def test_publishing_without_redis_is_counted_not_raised(channel: str) -> N
         await bus.stop()
 
 
+async def test_publishing_on_a_bus_not_started_is_counted_not_raised(channel: str) -> None:
+    bus = RedisEventBus("redis://127.0.0.1:6379/0", channel)
+
+    await bus.publish(trade_event(1))
+
+    assert (bus.published, bus.publish_failures) == (0, 1)
+
+
 async def test_listeners_resume_by_themselves_when_redis_comes_back(
     redis_server: RedisServer, channel: str
 ) -> None:
