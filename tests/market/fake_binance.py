@@ -62,6 +62,7 @@ class FakeBinance:
     statuses: Counter[int] = field(default_factory=Counter)
     kline_queries: list[dict[str, str]] = field(default_factory=list)
     _failures: list[int] = field(default_factory=list)
+    sockets: dict[web.WebSocketResponse, set[str]] = field(default_factory=dict)
     runner: web.AppRunner | None = None
     base_url: str = ""
 
@@ -77,6 +78,7 @@ class FakeBinance:
         app.router.add_get("/api/v3/ticker/24hr", self._tickers)
         app.router.add_get("/api/v3/time", self._time)
         app.router.add_get("/api/v3/ping", self._ping)
+        app.router.add_get("/stream/ws/{index}", self._stream)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
@@ -90,11 +92,79 @@ class FakeBinance:
             await self.runner.cleanup()
 
     def point(self, client: Any) -> Any:
-        """Rewrite every API url of a ccxt binance client to this server."""
+        """Rewrite every API url of a ccxt binance client to this server; a ccxt.pro client's
+        spot websocket too (its path keeps "/stream", which ccxt reads as spot)."""
         for name, url in client.urls["api"].items():
-            path = url.split("://", 1)[1].split("/", 1)[1]
-            client.urls["api"][name] = f"{self.base_url}/{path}"
+            if isinstance(url, str):
+                path = url.split("://", 1)[1].split("/", 1)[1]
+                client.urls["api"][name] = f"{self.base_url}/{path}"
+        if isinstance(client.urls["api"].get("ws"), dict):
+            client.urls["api"]["ws"]["spot"] = self.base_url.replace("http", "ws") + "/stream/ws"
         return client
+
+    async def _stream(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse(autoping=True)
+        await socket.prepare(request)
+        streams: set[str] = set()
+        self.sockets[socket] = streams
+        try:
+            async for message in socket:
+                payload = json.loads(message.data)
+                if payload.get("method") == "SUBSCRIBE":
+                    streams.update(payload["params"])
+                    await socket.send_json({"result": None, "id": payload["id"]})
+        finally:
+            self.sockets.pop(socket, None)
+        return socket
+
+    async def push_candles(self, final_before: bool = True) -> None:
+        """Send each subscribed stream the final update of the candle before the current one
+        (when asked) and the first update of the current one, as Binance does at a close."""
+        for socket, streams in list(self.sockets.items()):
+            for stream in streams:
+                market_id, _, interval = stream.partition("@kline_")
+                pair = self._pair(market_id.upper())
+                if pair is None:
+                    continue
+                step = interval_ms(interval)
+                rows = self._series(pair, step)
+                current = int(np.searchsorted(rows[:, 0], self.now, side="right")) - 1
+                sent = [(rows[current - 1], True)] if final_before else []
+                for row, closed in [*sent, (rows[current], False)]:
+                    await socket.send_json(self._kline_event(pair, interval, row, closed))
+
+    async def drop_streams(self) -> None:
+        for socket in list(self.sockets):
+            await socket.close()
+
+    def _kline_event(
+        self, pair: Pair, interval: str, row: np.ndarray, closed: bool
+    ) -> dict[str, Any]:
+        time, open_, high, low, close, volume = row
+        return {
+            "e": "kline",
+            "E": self.now,
+            "s": pair.id,
+            "k": {
+                "t": int(time),
+                "T": int(time) + interval_ms(interval) - 1,
+                "s": pair.id,
+                "i": interval,
+                "f": 1,
+                "L": 2,
+                "o": f"{open_:.8f}",
+                "c": f"{close:.8f}",
+                "h": f"{high:.8f}",
+                "l": f"{low:.8f}",
+                "v": f"{volume:.8f}",
+                "n": 2,
+                "x": closed,
+                "q": f"{volume * close:.8f}",
+                "V": "0",
+                "Q": "0",
+                "B": "0",
+            },
+        }
 
     @web.middleware
     async def _faults(self, request: web.Request, handler: Any) -> web.StreamResponse:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxt_pro
 import numpy as np
 import pytest
 
@@ -76,7 +77,7 @@ async def test_backfill_new_candles_rate_limit_and_outage(
     eth = read_csv(candles_dir / "ETH_BTC-5m.csv")
     ltc = read_csv(candles_dir / "LTC_BTC-5m.csv")
     feed = CcxtFeed(
-        client, ["ETH/BTC", "LTC/BTC"], ["5m"], backoff=FAST, poll_seconds=0.02, ticker_seconds=0.02
+        client, ["ETH/BTC", "LTC/BTC"], ["5m"], backoff=FAST, poll_seconds=0.02, ticker_seconds=0.3
     )
     assert feed.source == "ccxt:binance" and feed.is_live_market
     store = KlineStore(depth=200)
@@ -150,3 +151,37 @@ def test_select_universe_rules() -> None:
     assert select_universe(markets, volumes, "USDT", 10, 5) == ["B/USDT", "AA/USDT"]
     assert select_universe(markets, volumes, "USDT", 1, 5) == ["B/USDT"]
     assert select_universe(markets, volumes, "USDT", 10, 15) == ["B/USDT"]
+
+
+async def test_websocket_closes_and_reconnect_gap(
+    fake: FakeBinance, candles_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ccxt.pro's real binance client on the loopback stream: closes arrive by websocket,
+    a dropped stream reconnects and the candles missed meanwhile come through REST."""
+    eth = read_csv(candles_dir / "ETH_BTC-5m.csv")
+    client = fake.point(ccxt_pro.binance({"enableRateLimit": True}))
+    feed = CcxtFeed(client, ["ETH/BTC"], ["5m"], backoff=FAST, ticker_seconds=60)
+    store = KlineStore(depth=100)
+    task = asyncio.create_task(feed.run(store))
+    try:
+        await wait_for(lambda: any(fake.sockets.values()))
+        assert store.last_time("ETH/BTC", "5m") == eth[599, 0]
+        klines_via_rest = fake.requests["/api/v3/klines"]
+        for _ in range(3):
+            fake.now += FIVE_MINUTES
+            await fake.push_candles()
+        await wait_for(lambda: store.last_time("ETH/BTC", "5m") == eth[602, 0])
+        assert fake.requests["/api/v3/klines"] == klines_via_rest
+        np.testing.assert_array_equal(store.candles("ETH/BTC", "5m").rows(), eth[503:603])
+
+        await fake.drop_streams()
+        fake.now += 4 * FIVE_MINUTES
+        await wait_for(lambda: any(fake.sockets.values()))
+        await fake.push_candles(final_before=False)
+        await wait_for(lambda: store.last_time("ETH/BTC", "5m") == eth[606, 0])
+        np.testing.assert_array_equal(store.candles("ETH/BTC", "5m").rows(), eth[507:607])
+        assert fake.requests["/api/v3/klines"] > klines_via_rest
+        assert any("stream lost" in record.getMessage() for record in caplog.records)
+    finally:
+        await stop(task)
+        await client.close()

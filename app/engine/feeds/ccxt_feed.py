@@ -239,20 +239,25 @@ class CcxtFeed:
             await self.catch_up_all(store, [interval])
 
     async def _watch(self, store: KlineStore, symbol: str, interval: str) -> None:
-        """Websocket path: the newest candle's open time tells that the previous ones closed."""
+        """Websocket path. A candle is closed once an update for a later candle arrives; its
+        last update seen is its final state. Anything not seen (a reconnect, a missed close)
+        is fetched through REST, as far as the exchange's newest open time."""
+        step = interval_ms(interval)
         attempt = 0
         while True:
             try:
                 await self.catch_up(store, symbol, interval, await self.server_time())
+                current: list[float] | None = None
                 while True:
-                    rows = await self.client.watch_ohlcv(symbol, interval)
-                    attempt = 0
-                    last = store.last_time(symbol, interval) or 0
-                    closed = [row for row in rows[:-1] if row[0] > last]
-                    if closed and closed[0][0] > last + interval_ms(interval):
-                        await self.catch_up(store, symbol, interval, int(rows[-1][0]))
-                    elif closed:
-                        store.append(symbol, interval, closed)
+                    for row in await self.client.watch_ohlcv(symbol, interval):
+                        attempt = 0
+                        if current is not None and row[0] > current[0]:
+                            last = store.last_time(symbol, interval)
+                            if last is None or current[0] > last + step:
+                                await self.catch_up(store, symbol, interval, int(row[0]))
+                            elif current[0] == last + step:
+                                store.append(symbol, interval, [current])
+                        current = row
             except ccxt.NetworkError as exc:
                 delay = self.backoff.delay(attempt)
                 log.warning(
