@@ -46,13 +46,13 @@ class IndicatorCache:
         spec = lookup(name, self.registry)
         bound = spec.bind(params)
         key = (name, tuple(sorted(bound.items())))
-        candles = self.store.candles(symbol, interval)
+        last_time = self.store.last_time(symbol, interval)
         cached = self._entries.get((symbol, interval))
-        if cached is None or cached[0] != candles.last_time:
-            cached = self._entries[(symbol, interval)] = (candles.last_time, {})
+        if cached is None or cached[0] != last_time:
+            cached = self._entries[(symbol, interval)] = (last_time, {})
         entries = cached[1]
         if key not in entries:
-            result = spec.compute(candles, **bound)
+            result = spec.compute(self.store.candles(symbol, interval), **bound)
             for array in result.values():
                 array.flags.writeable = False
             entries[key] = result
