@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import ccxt
@@ -113,7 +114,7 @@ def to_ticker(symbol: str, raw: Mapping[str, Any]) -> Ticker | None:
     return Ticker(
         symbol=symbol,
         time=int(raw.get("timestamp") or 0),
-        last=to_decimal(last) or to_decimal(0),
+        last=Decimal(str(last)),
         bid=to_decimal(raw.get("bid")),
         ask=to_decimal(raw.get("ask")),
         base_volume=to_decimal(raw.get("baseVolume")),

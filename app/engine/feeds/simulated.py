@@ -122,7 +122,7 @@ class _Walk:
 
 
 def _regimes(rng: np.random.Generator, count: int, rate: float, current: int) -> np.ndarray:
-    """A three-state Markov chain that leaves its state with probability `1 - exp(-rate)`."""
+    """A three-state Markov chain that redraws its state with probability `1 - exp(-rate)`."""
     switches = rng.random(count) < 1 - np.exp(-rate)
     draws = rng.integers(0, 3, count)
     last_switch = np.maximum.accumulate(np.where(switches, np.arange(count), -1))
