@@ -9,6 +9,7 @@ status (429 is Binance's rate limit), `down` answers everything with 503.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,7 @@ class FakeBinance:
     requests: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     kline_queries: list[dict[str, str]] = field(default_factory=list)
+    request_times: list[tuple[str, float]] = field(default_factory=list)
     _failures: list[int] = field(default_factory=list)
     sockets: dict[web.WebSocketResponse, set[str]] = field(default_factory=dict)
     runner: web.AppRunner | None = None
@@ -169,6 +171,7 @@ class FakeBinance:
     @web.middleware
     async def _faults(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests[request.path] += 1
+        self.request_times.append((request.path, time.perf_counter()))
         if self.down:
             response: web.StreamResponse = web.Response(status=503, text="Service Unavailable")
         elif request.path.endswith("/klines") and self._failures:

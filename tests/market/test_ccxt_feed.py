@@ -4,6 +4,7 @@ that speaks Binance's public market API: back-fill, new closes, 429 back-off, ou
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
@@ -185,3 +186,21 @@ async def test_websocket_closes_and_reconnect_gap(
     finally:
         await stop(task)
         await client.close()
+
+
+async def test_requests_respect_the_rate_limit(fake: FakeBinance) -> None:
+    """ccxt's throttle stays on: ccxt weighs a spot klines request 0.4 units (Binance weight 2
+    of 6000 a minute), so at 250 ms a unit the back-fill requests are 100 ms apart, not a burst."""
+    client = fake.point(ccxt_async.binance({"enableRateLimit": True, "rateLimit": 250}))
+    feed = CcxtFeed(client, ["ETH/BTC", "LTC/BTC"], ["5m", "15m"], backoff=FAST)
+    store = KlineStore(depth=150)
+    task = asyncio.create_task(feed.run(store))
+    try:
+        await wait_for(lambda: len(store.keys()) == 4)
+    finally:
+        await stop(task)
+        await client.close()
+    klines = [moment for path, moment in fake.request_times if path.endswith("/klines")]
+    assert len(klines) == 4
+    assert all(later - earlier >= 0.095 for earlier, later in itertools.pairwise(klines))
+    assert {query["limit"] for query in fake.kline_queries} == {"151"}

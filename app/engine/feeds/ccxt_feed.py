@@ -205,7 +205,10 @@ class CcxtFeed:
         )
 
     async def catch_up(self, store: KlineStore, symbol: str, interval: str, now: int) -> None:
-        """Fetch every closed candle after the last stored one (at most `store.depth`)."""
+        """Fetch every closed candle after the last stored one (at most `store.depth`).
+
+        Pages ask for no more rows than can exist: exchanges weigh a request by its limit,
+        so a poll for the one candle just closed costs the least."""
         step = interval_ms(interval)
         first = now - now % step - store.depth * step
         last = store.last_time(symbol, interval)
@@ -213,9 +216,10 @@ class CcxtFeed:
         async with self._limit:
             while since + step <= now:
                 try:
+                    limit = min(PAGE_LIMIT, (now - since) // step + 1)
                     rows = await retry(
-                        lambda since=since: self.client.fetch_ohlcv(
-                            symbol, interval, since=since, limit=PAGE_LIMIT
+                        lambda since=since, limit=limit: self.client.fetch_ohlcv(
+                            symbol, interval, since=since, limit=limit
                         ),
                         f"{self.source} {symbol} {interval} klines",
                         self.backoff,
