@@ -60,25 +60,69 @@ def test_gapped_file_keeps_every_file_row_and_fills_the_rest(
     assert any("flat candles filled" in record.getMessage() for record in caplog.records)
 
 
-def test_bad_candles_are_logged_with_reason(caplog: pytest.LogCaptureFixture) -> None:
+BASE = 1_700_000_100_000 - 1_700_000_100_000 % FIVE_MINUTES
+
+
+def candle(index: int, close: float = 1.5, **changes: float) -> list[float]:
+    row = {"open": 1.0, "high": close + 1, "low": 0.5, "close": close, "volume": 10.0} | changes
+    return [BASE + index * FIVE_MINUTES, *row.values()]
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("batch", "logged", "stored_times", "stored_close"),
+    [
+        ([candle(1, open=NAN)], "rejected: price is NaN or infinite", [0], 1.5),
+        ([candle(1, close=INF)], "rejected: price is NaN or infinite", [0], 1.5),
+        ([candle(1, low=0.0)], "rejected: price is not positive", [0], 1.5),
+        ([candle(1, volume=NAN)], "rejected: volume is NaN or infinite", [0], 1.5),
+        ([candle(1, volume=-3.0)], "rejected: volume is negative", [0], 1.5),
+        (
+            [[BASE + FIVE_MINUTES + 7, 1, 2, 0.5, 1.5, 1]],
+            "rejected: open time is not aligned",
+            [0],
+            1.5,
+        ),
+        ([candle(1, high=0.5, low=2.0)], "repaired: high below low", [0, 1], 1.5),
+        ([candle(1, high=2.0, close=2.5)], "repaired: high/low did not bound", [0, 1], 2.5),
+        (
+            [candle(1, 3.0), candle(1, 4.0)],
+            "repaired: duplicate in batch: last one kept",
+            [0, 1],
+            4.0,
+        ),
+        ([candle(0, 9.0)], "rejected: duplicate of stored candle", [0], 1.5),
+        ([candle(-1)], "rejected: older than stored", [0], 1.5),
+        ([candle(2, 3.0), candle(1, 2.0)], "repaired: batch out of order: sorted", [0, 1, 2], 3.0),
+        (
+            [candle(3, 3.0)],
+            "repaired: gap of 2 candles before it: 2 flat candles filled",
+            [0, 1, 2, 3],
+            3.0,
+        ),
+    ],
+)
+def test_each_bad_candle_is_logged_with_its_reason(
+    caplog: pytest.LogCaptureFixture,
+    batch: list[list[float]],
+    logged: str,
+    stored_times: list[int],
+    stored_close: float,
+) -> None:
     store = KlineStore()
-    base = 1_700_000_100_000 - 1_700_000_100_000 % FIVE_MINUTES
-    rows = [
-        [base, 1, 2, 0.5, 1.5, 10],
-        [base + FIVE_MINUTES, float("nan"), 2, 0.5, 1.5, 10],
-        [base + 2 * FIVE_MINUTES, 1, 2, 0.5, 1.5, -3],
-        [base + 3 * FIVE_MINUTES, 1, 0.5, 2, 1.5, 3],
-    ]
+    store.append("X/Y", "5m", [candle(0)])
     with caplog.at_level(logging.WARNING, logger="app.engine.klines"):
-        store.append("X/Y", "5m", rows)
-        store.append("X/Y", "5m", [rows[0]])
-    messages = "\n".join(record.getMessage() for record in caplog.records)
-    assert "rejected: price is NaN or infinite" in messages
-    assert "rejected: volume is negative" in messages
-    assert "repaired: high below low" in messages
-    assert "rejected: older than stored" in messages
-    assert "repaired: gap of 2 candles" in messages
-    assert len(store.candles("X/Y", "5m")) == 4
+        store.append("X/Y", "5m", batch)
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 1 and messages[0].startswith("X/Y 5m candle at 20")
+    assert logged in messages[0]
+    stored = store.candles("X/Y", "5m")
+    assert stored.time.tolist() == [BASE + i * FIVE_MINUTES for i in stored_times]
+    assert stored.close[-1] == stored_close
+    assert np.all(stored.high >= np.maximum(stored.open, stored.close))
+    assert np.all(stored.low <= np.minimum(stored.open, stored.close))
 
 
 async def test_subscribers_get_one_event_per_append(eth_btc: np.ndarray) -> None:
