@@ -81,7 +81,7 @@ class IndicatorSpec:
         return self.compute(candles, **self.bind(params))
 
 
-def period(default: int, name: str = "period", minimum: int = 2) -> Param:
+def _window(default: int, name: str = "period", minimum: int = 2) -> Param:
     return Param(name, default, minimum, MAX_PERIOD)
 
 
@@ -294,39 +294,41 @@ _SESSION = Param("period", 0, 0, MAX_PERIOD)
 INDICATORS: dict[str, IndicatorSpec] = {
     spec.name: spec
     for spec in (
-        _spec(sma, "simple moving average of close", period(20)),
-        _spec(ema, "exponential moving average of close", period(20)),
-        _spec(wma, "weighted moving average of close", period(20)),
-        _spec(rsi, "relative strength index", period(14)),
+        _spec(sma, "simple moving average of close", _window(20)),
+        _spec(ema, "exponential moving average of close", _window(20)),
+        _spec(wma, "weighted moving average of close", _window(20)),
+        _spec(rsi, "relative strength index", _window(14)),
         _spec(
             macd,
             "moving average convergence divergence",
-            period(12, "fast"),
-            period(26, "slow"),
-            period(9, "signal", minimum=1),
+            _window(12, "fast"),
+            _window(26, "slow"),
+            _window(9, "signal", minimum=1),
             outputs=("macd", "signal", "hist"),
         ),
-        _spec(bbands, "Bollinger bands", period(20), _STDDEV, outputs=("upper", "middle", "lower")),
-        _spec(atr, "average true range", period(14, minimum=1)),
+        _spec(
+            bbands, "Bollinger bands", _window(20), _STDDEV, outputs=("upper", "middle", "lower")
+        ),
+        _spec(atr, "average true range", _window(14, minimum=1)),
         _spec(
             stoch,
             "slow stochastic oscillator",
-            period(14, "fastk", minimum=1),
-            period(3, "slowk", minimum=1),
-            period(3, "slowd", minimum=1),
+            _window(14, "fastk", minimum=1),
+            _window(3, "slowk", minimum=1),
+            _window(3, "slowd", minimum=1),
             outputs=("k", "d"),
         ),
         _spec(
             stochrsi,
             "stochastic RSI",
-            period(14),
-            period(5, "fastk", minimum=1),
-            period(3, "fastd", minimum=1),
+            _window(14),
+            _window(5, "fastk", minimum=1),
+            _window(3, "fastd", minimum=1),
             outputs=("k", "d"),
         ),
-        _spec(adx, "average directional index", period(14)),
-        _spec(cci, "commodity channel index", period(14)),
-        _spec(mfi, "money flow index", period(14)),
+        _spec(adx, "average directional index", _window(14)),
+        _spec(cci, "commodity channel index", _window(14)),
+        _spec(mfi, "money flow index", _window(14)),
         _spec(obv, "on-balance volume"),
         _spec(vwap, "VWAP per UTC day (period 0) or over rolling candles", _SESSION),
         _spec(
@@ -336,16 +338,16 @@ INDICATORS: dict[str, IndicatorSpec] = {
             _STDDEV,
             outputs=("vwap", "upper", "lower"),
         ),
-        _spec(volume_sma, "simple moving average of volume", period(20)),
-        _spec(highest, "highest high over the period", period(20)),
-        _spec(lowest, "lowest low over the period", period(20)),
-        _spec(pct_change, "percent change of close over the period", period(1, minimum=1)),
+        _spec(volume_sma, "simple moving average of volume", _window(20)),
+        _spec(highest, "highest high over the period", _window(20)),
+        _spec(lowest, "lowest low over the period", _window(20)),
+        _spec(pct_change, "percent change of close over the period", _window(1, minimum=1)),
         _spec(pvi, "positive volume index"),
         _spec(
             rsi_divergence,
             "RSI divergence: +1 bullish, -1 bearish",
-            period(14),
-            period(14, "lookback"),
+            _window(14),
+            _window(14, "lookback"),
         ),
         _spec(engulfing, "engulfing pattern: +100 bullish, -100 bearish"),
         _spec(

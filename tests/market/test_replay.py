@@ -119,10 +119,21 @@ async def test_download_records_what_replay_plays(
     np.testing.assert_array_equal(store.candles("ETH/BTC", "5m").rows(), eth_btc[4:-1])
 
 
+async def test_download_refuses_unknown_symbols(fake: FakeBinance, tmp_path: Path) -> None:
+    client: Any = fake.point(ccxt_async.binance())
+    try:
+        with pytest.raises(ValueError, match="binance has no market DOGE/BTC"):
+            await download_candles(client, ["ETH/BTC", "DOGE/BTC"], "5m", 0, tmp_path, None)
+    finally:
+        await client.close()
+
+
 def test_since_accepts_dates() -> None:
     assert to_epoch_ms("2018-01-10") == 1_515_542_400_000
     assert to_epoch_ms("2018-01-10T00:00:00+01:00") == 1_515_538_800_000
-    assert to_epoch_ms(5) == 5
+    assert to_epoch_ms(5) == 5 and to_epoch_ms("1515542400000") == 1_515_542_400_000
+    with pytest.raises(ValueError, match="neither epoch"):
+        to_epoch_ms("last tuesday")
 
 
 def test_stderr_progress_bar(capsys: pytest.CaptureFixture[str]) -> None:

@@ -36,10 +36,16 @@ def stderr_progress(symbol: str, fraction: float, width: int = 30) -> None:
 
 
 def to_epoch_ms(since: int | datetime | str) -> int:
-    """Epoch ms from an int, a datetime (naive means UTC) or an ISO 8601 date or time."""
+    """Epoch ms from an int or digits, a datetime (naive means UTC) or an ISO 8601 date/time;
+    ValueError naming the value otherwise."""
     if isinstance(since, int):
         return since
-    moment = since if isinstance(since, datetime) else datetime.fromisoformat(since)
+    if isinstance(since, str) and since.isdigit():
+        return int(since)
+    try:
+        moment = since if isinstance(since, datetime) else datetime.fromisoformat(since)
+    except ValueError:
+        raise ValueError(f"since {since!r} is neither epoch milliseconds nor an ISO date") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
@@ -66,6 +72,9 @@ async def download_candles(
     await asyncio.to_thread(target.mkdir, parents=True, exist_ok=True)
     try:
         await retry(client.load_markets, "load markets", backoff, ATTEMPTS)
+        symbols = list(symbols)
+        if unknown := [symbol for symbol in symbols if symbol not in client.markets]:
+            raise ValueError(f"{client.id} has no market {', '.join(unknown)}")
         now = int(await retry(client.fetch_time, "fetch time", backoff, ATTEMPTS))
         paths = []
         for symbol in symbols:
