@@ -65,6 +65,7 @@ class FakeBinance:
     request_times: list[tuple[str, float]] = field(default_factory=list)
     _failures: list[int] = field(default_factory=list)
     sockets: dict[web.WebSocketResponse, set[str]] = field(default_factory=dict)
+    subscriptions: list[list[str]] = field(default_factory=list)
     runner: web.AppRunner | None = None
     base_url: str = ""
 
@@ -113,6 +114,7 @@ class FakeBinance:
             async for message in socket:
                 payload = json.loads(message.data)
                 if payload.get("method") == "SUBSCRIBE":
+                    self.subscriptions.append(list(payload["params"]))
                     streams.update(payload["params"])
                     await socket.send_json({"result": None, "id": payload["id"]})
         finally:

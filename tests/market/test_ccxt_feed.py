@@ -157,32 +157,41 @@ def test_select_universe_rules() -> None:
 async def test_websocket_closes_and_reconnect_gap(
     fake: FakeBinance, candles_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """ccxt.pro's real binance client on the loopback stream: closes arrive by websocket,
-    a dropped stream reconnects and the candles missed meanwhile come through REST."""
+    """ccxt.pro's real binance client on the loopback stream: one subscription for all
+    symbols, closes arrive by websocket, a dropped stream reconnects and the candles missed
+    meanwhile come through REST."""
     eth = read_csv(candles_dir / "ETH_BTC-5m.csv")
+    ltc = read_csv(candles_dir / "LTC_BTC-5m.csv")
     client = fake.point(ccxt_pro.binance({"enableRateLimit": True}))
-    feed = CcxtFeed(client, ["ETH/BTC"], ["5m"], backoff=FAST, ticker_seconds=60)
+    feed = CcxtFeed(client, ["ETH/BTC", "LTC/BTC"], ["5m"], backoff=FAST, ticker_seconds=60)
     store = KlineStore(depth=100)
     task = asyncio.create_task(feed.run(store))
     try:
         await wait_for(lambda: any(fake.sockets.values()))
-        assert store.last_time("ETH/BTC", "5m") == eth[599, 0]
+        assert fake.subscriptions == [["ethbtc@kline_5m", "ltcbtc@kline_5m"]]
+        assert both_at(store, eth[599, 0])
         klines_via_rest = fake.requests["/api/v3/klines"]
         for _ in range(3):
             fake.now += FIVE_MINUTES
             await fake.push_candles()
-        await wait_for(lambda: store.last_time("ETH/BTC", "5m") == eth[602, 0])
+        await wait_for(lambda: both_at(store, eth[602, 0]))
         assert fake.requests["/api/v3/klines"] == klines_via_rest
         np.testing.assert_array_equal(store.candles("ETH/BTC", "5m").rows(), eth[503:603])
+        np.testing.assert_array_equal(store.candles("LTC/BTC", "5m").rows(), ltc[503:603])
 
         await fake.drop_streams()
         fake.now += 4 * FIVE_MINUTES
-        await wait_for(lambda: any(fake.sockets.values()))
-        await fake.push_candles(final_before=False)
-        await wait_for(lambda: store.last_time("ETH/BTC", "5m") == eth[606, 0])
+        await wait_for(lambda: len(fake.subscriptions) == 2)
+        await wait_for(lambda: both_at(store, eth[606, 0]))
         np.testing.assert_array_equal(store.candles("ETH/BTC", "5m").rows(), eth[507:607])
         assert fake.requests["/api/v3/klines"] > klines_via_rest
         assert any("stream lost" in record.getMessage() for record in caplog.records)
+
+        klines_via_rest = fake.requests["/api/v3/klines"]
+        fake.now += FIVE_MINUTES
+        await fake.push_candles()
+        await wait_for(lambda: both_at(store, eth[607, 0]))
+        assert fake.requests["/api/v3/klines"] == klines_via_rest
     finally:
         await stop(task)
         await client.close()

@@ -169,9 +169,11 @@ class CcxtFeed:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._ticker_loop())
                 for interval in self.intervals:
-                    if self.client.has.get("watchOHLCV"):
+                    if self.client.has.get("watchOHLCVForSymbols"):
+                        group.create_task(self._watch(store, interval, self.symbols))
+                    elif self.client.has.get("watchOHLCV"):
                         for symbol in self.symbols:
-                            group.create_task(self._watch(store, symbol, interval))
+                            group.create_task(self._watch(store, interval, [symbol]))
                     else:
                         group.create_task(self._poll(store, interval))
         finally:
@@ -194,13 +196,18 @@ class CcxtFeed:
             return int(await retry(self.client.fetch_time, "fetch time", self.backoff))
         return int(self.client.milliseconds())
 
-    async def catch_up_all(self, store: KlineStore, intervals: Iterable[str] | None = None) -> None:
+    async def catch_up_all(
+        self,
+        store: KlineStore,
+        intervals: Iterable[str] | None = None,
+        symbols: Iterable[str] | None = None,
+    ) -> None:
         now = await self.server_time()
         await asyncio.gather(
             *(
                 self.catch_up(store, symbol, interval, now)
                 for interval in intervals or self.intervals
-                for symbol in self.symbols
+                for symbol in symbols or self.symbols
             )
         )
 
@@ -243,35 +250,53 @@ class CcxtFeed:
                 await asyncio.sleep((step - now % step) / 1000 + self.poll_delay)
             await self.catch_up_all(store, [interval])
 
-    async def _watch(self, store: KlineStore, symbol: str, interval: str) -> None:
+    def _updates(
+        self, interval: str, symbols: list[str]
+    ) -> Callable[[], Awaitable[dict[str, list[list[float]]]]]:
+        """The next websocket updates as {symbol: rows}: one subscription for all symbols
+        where the client can (Binance limits subscribe messages per second), else one."""
+        if len(symbols) > 1:
+            pairs = [[symbol, interval] for symbol in symbols]
+
+            async def batch() -> dict[str, list[list[float]]]:
+                result = await self.client.watch_ohlcv_for_symbols(pairs)
+                return {symbol: frames.get(interval, []) for symbol, frames in result.items()}
+
+            return batch
+
+        async def single() -> dict[str, list[list[float]]]:
+            return {symbols[0]: await self.client.watch_ohlcv(symbols[0], interval)}
+
+        return single
+
+    async def _watch(self, store: KlineStore, interval: str, symbols: list[str]) -> None:
         """Websocket path. A candle is closed once an update for a later candle arrives; its
         last update seen is its final state. Anything not seen (a reconnect, a missed close)
         is fetched through REST, as far as the exchange's newest open time."""
         step = interval_ms(interval)
+        updates = self._updates(interval, symbols)
         attempt = 0
         while True:
             try:
-                await self.catch_up(store, symbol, interval, await self.server_time())
-                current: list[float] | None = None
+                await self.catch_up_all(store, [interval], symbols)
+                current: dict[str, list[float]] = {}
                 while True:
-                    for row in await self.client.watch_ohlcv(symbol, interval):
+                    for symbol, rows in (await updates()).items():
                         attempt = 0
-                        if current is not None and row[0] > current[0]:
+                        for row in rows:
+                            before = current.get(symbol)
+                            current[symbol] = row
+                            if before is None or row[0] <= before[0]:
+                                continue
                             last = store.last_time(symbol, interval)
-                            if last is None or current[0] > last + step:
+                            if last is None or before[0] > last + step:
                                 await self.catch_up(store, symbol, interval, int(row[0]))
-                            elif current[0] == last + step:
-                                store.append(symbol, interval, [current])
-                        current = row
+                            elif before[0] == last + step:
+                                store.append(symbol, interval, [before])
             except ccxt.NetworkError as exc:
                 delay = self.backoff.delay(attempt)
                 log.warning(
-                    "%s %s %s stream lost (%s); reconnect in %.1fs",
-                    self.source,
-                    symbol,
-                    interval,
-                    exc,
-                    delay,
+                    "%s %s stream lost (%s); reconnect in %.1fs", self.source, interval, exc, delay
                 )
                 await asyncio.sleep(delay)
                 attempt += 1
