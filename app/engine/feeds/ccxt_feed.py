@@ -2,13 +2,15 @@
 
 Start: load the markets, choose the symbol universe (an explicit list, or the top spot pairs
 of one quote currency by 24-hour quote volume above a floor, leveraged tokens excluded),
-then back-fill `store.depth` closed candles of every symbol and interval.
+then back-fill `store.depth` closed candles of every symbol and interval. Only spot markets
+are loaded where ccxt lets us choose.
 
-Then, for each interval, new candles as they close: through ccxt.pro's `watch_ohlcv` when
-the client has it, otherwise by polling `fetch_ohlcv` just after each candle's close
-(or every `poll_seconds` when given). Both paths catch up through REST from the last stored
-candle, so a disconnect leaves no hole: the gap is fetched on the next success. Closedness
-is judged on the exchange's clock (`fetch_time`), never on ours.
+Then, for each interval, new candles as they close: through ccxt.pro's websocket when the
+client has it (one `watch_ohlcv_for_symbols` subscription per interval, else `watch_ohlcv`
+per symbol), otherwise by polling `fetch_ohlcv` just after each candle's close (or every
+`poll_seconds` when given). Both paths catch up through REST from the last stored candle,
+so a disconnect leaves no hole: the gap is fetched on the next success. Closedness is
+judged on the exchange's clock (`fetch_time`), never on ours.
 
 Rate limits: ccxt's own throttle (`enableRateLimit`) spaces requests; a 429/418 or a network
 failure is retried with exponential back-off and jitter, logged with the delay. An exchange
@@ -145,7 +147,9 @@ class CcxtFeed:
         with `owns_client=True`, is closed when `run` ends."""
         self._owns_client = isinstance(exchange, str) if owns_client is None else owns_client
         self.client = make_exchange(exchange) if isinstance(exchange, str) else exchange
-        self.client.options["fetchMarkets"] = {"types": ["spot"]}
+        market_types = self.client.options.get("fetchMarkets")
+        if isinstance(market_types, dict) and "types" in market_types:
+            market_types["types"] = ["spot"]
         self.source = f"ccxt:{self.client.id}"
         self._explicit = list(symbols or [])
         self.symbols: list[str] = list(self._explicit)
