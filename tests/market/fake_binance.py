@@ -3,7 +3,9 @@
 Klines come from recorded CSV files where given, otherwise from a deterministic synthetic
 series. The server has its own clock (`now`), so a test decides which candles have closed.
 Faults are scripted: `fail_next(n, status)` answers the next n kline requests with that
-status (429 is Binance's rate limit), `down` answers everything with 503.
+status (429 is Binance's rate limit), `down` answers everything with 503, and
+`withhold_newest = n` leaves the newest closed candle out of the next n kline answers (an
+exchange that publishes a close a little late).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class FakeBinance:
     pairs: list[Pair]
     now: int
     down: bool = False
+    withhold_newest: int = 0
     requests: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     kline_queries: list[dict[str, str]] = field(default_factory=list)
@@ -293,6 +296,9 @@ class FakeBinance:
         limit = min(int(query.get("limit", 500)), 1000)
         start = int(query.get("startTime", 0))
         end = min(int(query.get("endTime", self.now)), self.now)
+        if self.withhold_newest:
+            self.withhold_newest -= 1
+            end = min(end, self.now - self.now % step - step - 1)
         selected = rows[(rows[:, 0] >= start) & (rows[:, 0] <= end)]
         if "startTime" not in query:
             selected = selected[-limit:]

@@ -113,6 +113,25 @@ async def test_backfill_new_candles_rate_limit_and_outage(
     await stop(task)
 
 
+async def test_a_close_published_late_is_asked_again_before_the_next_poll(
+    fake: FakeBinance, client: Any, candles_dir: Path
+) -> None:
+    eth = read_csv(candles_dir / "ETH_BTC-5m.csv")
+    feed = CcxtFeed(client, ["ETH/BTC"], ["5m"], backoff=FAST, poll_seconds=0.5, poll_delay=0.05)
+    store = KlineStore(depth=50)
+    task = asyncio.create_task(feed.run(store))
+    try:
+        await wait_for(lambda: store.last_time("ETH/BTC", "5m") == eth[599, 0])
+        fake.withhold_newest = 1
+        fake.now += FIVE_MINUTES
+        await wait_for(lambda: store.last_time("ETH/BTC", "5m") == eth[600, 0])
+    finally:
+        await stop(task)
+    asked = [moment for path, moment in fake.request_times if path.endswith("/klines")][-2:]
+    assert fake.withhold_newest == 0
+    assert 0.04 <= asked[1] - asked[0] < 0.3
+
+
 async def test_universe_is_top_quote_volume_without_leveraged_tokens(
     fake: FakeBinance, client: Any
 ) -> None:

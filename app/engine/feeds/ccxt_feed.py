@@ -39,6 +39,7 @@ T = TypeVar("T")
 DEFAULT_INTERVALS = ("1m", "5m", "15m", "1h", "4h")
 LEVERAGED_SUFFIXES = ("UP", "DOWN", "BULL", "BEAR")
 PAGE_LIMIT = 1000
+LATE_RETRIES = 3
 
 
 def make_exchange(exchange_id: str, websocket: bool = True, **config: Any) -> Any:
@@ -205,7 +206,8 @@ class CcxtFeed:
         store: KlineStore,
         intervals: Iterable[str] | None = None,
         symbols: Iterable[str] | None = None,
-    ) -> None:
+    ) -> int:
+        """Catch every series up to the exchange's clock, which it returns."""
         now = await self.server_time()
         await asyncio.gather(
             *(
@@ -214,6 +216,7 @@ class CcxtFeed:
                 for symbol in symbols or self.symbols
             )
         )
+        return now
 
     async def catch_up(self, store: KlineStore, symbol: str, interval: str, now: int) -> None:
         """Fetch every closed candle after the last stored one (at most `store.depth`).
@@ -245,6 +248,9 @@ class CcxtFeed:
                 since = int(closed[-1][0]) + step
 
     async def _poll(self, store: KlineStore, interval: str) -> None:
+        """Poll after each close; symbols whose closed candle the exchange has not published
+        yet are asked again a few times, `poll_delay` apart, rather than a whole interval
+        later."""
         step = interval_ms(interval)
         while True:
             if self.poll_seconds is not None:
@@ -252,7 +258,14 @@ class CcxtFeed:
             else:
                 now = int(self.client.milliseconds())
                 await asyncio.sleep((step - now % step) / 1000 + self.poll_delay)
-            await self.catch_up_all(store, [interval])
+            symbols = self.symbols
+            for _ in range(LATE_RETRIES):
+                now = await self.catch_up_all(store, [interval], symbols)
+                closed = now - now % step - step
+                symbols = [s for s in symbols if (store.last_time(s, interval) or 0) < closed]
+                if not symbols:
+                    break
+                await asyncio.sleep(self.poll_delay)
 
     def _updates(
         self, interval: str, symbols: list[str]
