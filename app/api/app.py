@@ -21,6 +21,7 @@ from app.api.view import GraphQLView
 from app.core.bus import create_event_bus
 from app.core.settings import Settings
 from app.db.config import close_db, init_db, migrate_db
+from app.services.engine import Engine
 from app.services.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -49,9 +50,18 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             await close_db()
         await init_db(settings.database_url)
         await runtime.bus.start()
+        engine = (
+            await Engine.create(settings, runtime.bus) if settings.engine == "embedded" else None
+        )
+        if engine is not None:
+            runtime.market, runtime.screener = engine.market, engine.screener
+            await engine.start()
+            logger.info("engine embedded; market data source: %s", engine.market.source)
         try:
             yield
         finally:
+            if engine is not None:
+                await engine.stop()
             await runtime.bus.stop()
             await close_db()
 

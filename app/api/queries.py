@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from app.api.filters import FilterQuery
+from app.api.market import MarketQuery
 from app.api.pagination import Connection, paginate
 from app.api.types import Info, Signal, SignalStatus, Trade, Trader, TradeStatus, TradingMode, User
 from app.db import models
@@ -16,7 +17,7 @@ def _manager(info: Info) -> TraderManager:
 
 
 @strawberry.type
-class Query(FilterQuery):
+class Query(FilterQuery, MarketQuery):
     @strawberry.field(description="The caller")
     def me(self, info: Info) -> User:
         return User.from_model(info.context.require_user())

@@ -1,0 +1,45 @@
+"""The trading workflow running inside one process: market data, screening, signals.
+
+The engine is built from the same settings as the API and shares its event bus; by default
+it runs embedded in the API process (`TRADERS_ENGINE=embedded`), so one command runs it all.
+"""
+
+from __future__ import annotations
+
+import os
+
+from app.core.events import EventBus
+from app.core.settings import Settings
+from app.engine.market import MarketData
+from app.engine.sandbox import FilterSandbox
+from app.engine.screening import ScreenerEngine
+from app.services.signals import SignalManager
+from app.services.traders import TraderManager
+
+
+class Engine:
+    def __init__(
+        self, market: MarketData, sandbox: FilterSandbox, screener: ScreenerEngine
+    ) -> None:
+        self.market = market
+        self.sandbox = sandbox
+        self.screener = screener
+
+    @classmethod
+    async def create(cls, settings: Settings, bus: EventBus) -> Engine:
+        market = await MarketData.create(settings)
+        sandbox = FilterSandbox(workers=os.cpu_count() or 1)
+        signals = SignalManager(bus, TraderManager(bus))
+        screener = ScreenerEngine(market.store, sandbox, signals, market.tickers)
+        return cls(market, sandbox, screener)
+
+    async def start(self) -> None:
+        """Workers first, then the screener's subscription, then the feed that feeds both."""
+        await self.sandbox.start()
+        await self.screener.start()
+        await self.market.start()
+
+    async def stop(self) -> None:
+        await self.market.stop()
+        await self.screener.stop()
+        await self.sandbox.close()
