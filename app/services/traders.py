@@ -51,12 +51,13 @@ def parse_id(value: str | uuid.UUID, kind: str) -> uuid.UUID:
         raise NotFoundError(kind) from None
 
 
-def status_event(trader: Trader) -> Event:
+def status_event(trader: Trader, kind: str = "updated") -> Event:
     return Event(
         type=EventType.TRADER_STATUS,
         owner_id=trader.owner_id,  # type: ignore[attr-defined]
         trader_id=str(trader.id),
         payload={
+            "kind": kind,
             "status": trader.status.value,
             "reason": trader.status_reason,
             "enabled": trader.enabled,
@@ -87,7 +88,7 @@ class TraderManager:
         columns["status"] = TraderStatus.RUNNING if fields.get("enabled") else TraderStatus.PAUSED
         async with in_transaction():
             trader = await Trader.create(owner=owner, **columns)
-        await self.bus.publish(status_event(trader))
+        await self.bus.publish(status_event(trader, "created"))
         return trader
 
     async def update(self, owner: User, trader_id: str, fields: Mapping[str, Any]) -> Trader:
@@ -126,7 +127,7 @@ class TraderManager:
         trader.status = TraderStatus.PAUSED
         trader.status_reason = "deleted"
         await trader.delete()
-        await self.bus.publish(status_event(trader))
+        await self.bus.publish(status_event(trader, "deleted"))
         return trader.id
 
     async def set_error(self, trader: Trader, reason: str) -> None:

@@ -22,7 +22,7 @@ async def test_create_then_list_with_metrics(alice: Caller) -> None:
         },
     )
     assert created["status"] == "PAUSED"
-    assert created["strategy"]["riskManagement"]["stopLoss"] == "2.0000"
+    assert created["strategy"]["riskManagement"]["stopLoss"] == "2"
     data = await alice.data("{ traders { id name metrics { totalPnL winRate totalSignals } } }")
     assert data["traders"] == [
         {
@@ -90,7 +90,7 @@ async def test_update_enable_mode_and_delete(alice: Caller) -> None:
         {"id": trader_id},
     )
     assert updated["updateTrader"]["name"] == "renamed"
-    assert updated["updateTrader"]["strategy"]["riskManagement"]["stopLoss"] == "3.5000"
+    assert updated["updateTrader"]["strategy"]["riskManagement"]["stopLoss"] == "3.5"
 
     enabled = await alice.data(
         "mutation($id: ID!) { setTraderEnabled(id: $id, enabled: true) { enabled status } }",

@@ -113,3 +113,15 @@ async def test_filter_code_is_validated_with_line_and_column(alice: Caller) -> N
     assert "line 2, column 1" in message
     assert "import" in message
     assert await Trader.all().count() == 0
+
+
+@pytest.mark.parametrize("value", ["abc", "NaN", "Infinity"])
+async def test_non_numbers_are_refused_naming_the_field(alice: Caller, value: str) -> None:
+    response = await alice.post(
+        CREATE_TRADER,
+        {"input": {"name": "x", "strategy": {"riskManagement": {"stopLoss": value}}}},
+    )
+    error = response.json()["errors"][0]["message"]
+    assert "stopLoss" in error
+    assert "Internal" not in error
+    assert await Trader.all().count() == 0
