@@ -30,6 +30,7 @@ from app.domain.signal_rules import (
     signals_due,
 )
 from app.engine.sandbox import FilterMatch, FilterOutcome
+from app.services.pnl import publish_metrics
 from app.services.traders import TraderManager
 
 log = logging.getLogger(__name__)
@@ -138,4 +139,6 @@ class SignalManager:
             ]
         for signal in created:
             await self.bus.publish(signal_event(signal, trader.owner_id))  # type: ignore[attr-defined]
+        if created:
+            await publish_metrics(self.bus, trader)
         return created

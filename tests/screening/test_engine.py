@@ -208,3 +208,38 @@ async def test_the_screen_waits_for_every_symbol_of_the_candle(
     times = await Signal.filter(trader_id=always.id).values_list("candle_time", flat=True)
     assert len(times) == len(SYMBOLS)
     assert {int(t.timestamp() * 1000) for t in times} == {next_time}
+
+
+async def test_new_signals_publish_the_traders_metrics_after_the_commit(
+    engine: ScreenerEngine, bus: RecordingBus
+) -> None:
+    owner = await User.create(name="alice")
+    btc = await _trader(owner, "btc", ONLY_BTC)
+    await engine.screen("1h")
+    pnl = [e for e in bus.events if e.type == EventType.PNL]
+    assert len(pnl) == 1
+    assert pnl[0].trader_id == str(btc.id)
+    assert pnl[0].owner_id == owner.id
+    assert pnl[0].payload["total_signals"] == 1
+    assert pnl[0].payload["last_signal_at"] is not None
+    assert pnl[0].payload["demo"]["total_signals"] == 1
+    assert bus.events.index(pnl[0]) > max(
+        i for i, e in enumerate(bus.events) if e.type == EventType.SIGNAL
+    )
+
+
+async def test_a_changed_filter_starts_a_fresh_match_history(
+    engine: ScreenerEngine, store: KlineStore
+) -> None:
+    owner = await User.create(name="alice")
+    trader = await _trader(owner, "btc", ONLY_BTC)
+    await engine.screen("1h")
+    await Signal.filter(trader_id=trader.id).update(status=SignalStatus.EXPIRED)
+    await engine.screen("1h")
+    assert await Signal.filter(trader_id=trader.id).count() == 1, "still matching: not new"
+
+    trader.filter_code = "return symbol in ('BTC/USDT', 'ETH/USDT')"
+    await trader.save()
+    await engine.screen("1h")
+    symbols = await Signal.filter(trader_id=trader.id).values_list("symbol", flat=True)
+    assert sorted(symbols) == ["BTC/USDT", "BTC/USDT", "ETH/USDT"]
