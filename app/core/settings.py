@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     feed: str = Field(
         default="auto", description="auto | simulated | ccxt:<exchange> | replay:<directory>"
     )
+    feed_speed: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        description="how many times faster than real time the simulated and replay feeds run; "
+        "unset: simulated in real time, replay at 60x",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -44,10 +44,11 @@ async def create_feed(
     probe_seconds: float = PROBE_SECONDS,
 ) -> MarketFeed:
     kind, _, argument = settings.feed.partition(":")
+    speed = {} if settings.feed_speed is None else {"speed": settings.feed_speed}
     if kind == "simulated":
-        return SimulatedFeed()
+        return SimulatedFeed(**speed)
     if kind == "replay":
-        return ReplayFeed(argument)
+        return ReplayFeed(argument, **speed)
     if kind == "ccxt":
         return CcxtFeed(exchange_factory(argument), owns_client=True)
     client = exchange_factory(AUTO_EXCHANGE)
@@ -60,4 +61,4 @@ async def create_feed(
         "live trading is refused on this feed. Set TRADERS_FEED to choose explicitly. ===",
         AUTO_EXCHANGE,
     )
-    return SimulatedFeed()
+    return SimulatedFeed(**speed)
