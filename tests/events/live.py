@@ -104,9 +104,16 @@ class RedisServer(_ChildProcess):
 
 
 class ApiServer(_ChildProcess):
-    """One `traders serve` process (engine off) on a free loopback port."""
+    """One `traders serve` process on a free loopback port; the engine is off unless
+    `settings` (more `TRADERS_*` variables) turn it on."""
 
-    def __init__(self, database_url: str, redis_url: str | None, log: Path) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        redis_url: str | None,
+        log: Path,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.http_url = f"http://127.0.0.1:{self.port}/graphql"
         self.ws_url = f"ws://127.0.0.1:{self.port}/graphql"
@@ -120,6 +127,7 @@ class ApiServer(_ChildProcess):
         }
         if redis_url is not None:
             self._env["TRADERS_REDIS_URL"] = redis_url
+        self._env |= settings or {}
         self._log = log
 
     def start(self) -> None:
