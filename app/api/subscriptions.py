@@ -8,7 +8,7 @@ event payload alone (no database read per event); the queries remain the source 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -33,6 +33,7 @@ from app.domain import metrics as domain
 from app.services.traders import TraderManager
 
 E = TypeVar("E", bound=Enum)
+T = TypeVar("T")
 
 
 class SubscriptionExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -209,8 +210,11 @@ class TraderStatusEvent(TraderEvent):
 
 
 async def _events(
-    info: Info, event_type: str, trader_id: strawberry.ID | None
-) -> AsyncGenerator[Event, None]:
+    info: Info,
+    event_type: str,
+    trader_id: strawberry.ID | None,
+    convert: Callable[[Event], T],
+) -> AsyncGenerator[T, None]:
     """The caller's events of one type; ownership is checked before listening starts."""
     user = info.context.require_user()
     bus = info.context.runtime.bus
@@ -219,7 +223,7 @@ async def _events(
         only_trader = str((await TraderManager(bus).get(user, trader_id)).id)
     async with aclosing(bus.listen(user.id, [event_type], only_trader)) as events:
         async for event in events:
-            yield event
+            yield convert(event)
 
 
 TraderId = Annotated[
@@ -231,33 +235,25 @@ TraderId = Annotated[
 @strawberry.type
 class Subscription:
     @strawberry.subscription(description="Signals created or changed")
-    async def signal_events(
+    def signal_events(
         self, info: Info, trader_id: TraderId = None
     ) -> AsyncGenerator[SignalEvent, None]:
-        async with aclosing(_events(info, EventType.SIGNAL, trader_id)) as events:
-            async for event in events:
-                yield SignalEvent.from_event(event)
+        return _events(info, EventType.SIGNAL, trader_id, SignalEvent.from_event)
 
     @strawberry.subscription(description="Trades opened, changed or closed")
-    async def trade_events(
+    def trade_events(
         self, info: Info, trader_id: TraderId = None
     ) -> AsyncGenerator[TradeEvent, None]:
-        async with aclosing(_events(info, EventType.TRADE, trader_id)) as events:
-            async for event in events:
-                yield TradeEvent.from_event(event)
+        return _events(info, EventType.TRADE, trader_id, TradeEvent.from_event)
 
     @strawberry.subscription(description="A trader's metrics after each change")
-    async def pnl_updates(
+    def pnl_updates(
         self, info: Info, trader_id: TraderId = None
     ) -> AsyncGenerator[PnlUpdate, None]:
-        async with aclosing(_events(info, EventType.PNL, trader_id)) as events:
-            async for event in events:
-                yield PnlUpdate.from_event(event)
+        return _events(info, EventType.PNL, trader_id, PnlUpdate.from_event)
 
     @strawberry.subscription(description="Trader status changes: running, paused, error")
-    async def trader_status(
+    def trader_status(
         self, info: Info, trader_id: TraderId = None
     ) -> AsyncGenerator[TraderStatusEvent, None]:
-        async with aclosing(_events(info, EventType.TRADER_STATUS, trader_id)) as events:
-            async for event in events:
-                yield TraderStatusEvent.from_event(event)
+        return _events(info, EventType.TRADER_STATUS, trader_id, TraderStatusEvent.from_event)

@@ -48,7 +48,7 @@ from app.domain.filter_validation import (
     filter_module,
     parse_filter,
 )
-from app.domain.indicators import INDICATORS, IndicatorSpec
+from app.domain.indicators import INDICATORS, CandleArrays, IndicatorSpec
 
 MiB = 1024 * 1024
 PROGRESS_BYTES = 16
@@ -59,17 +59,8 @@ STARTUP_SECONDS = 60.0
 READY = "ready"
 
 
-class CandleSeries(Protocol):
-    time: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-
-
 class CandleSource(Protocol):
-    def candles(self, symbol: str, interval: str) -> CandleSeries: ...
+    def candles(self, symbol: str, interval: str) -> CandleArrays: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -568,7 +559,7 @@ class _Worker:
 class _Part:
     """What one worker screens in a run: its symbols' series and the jobs that need them."""
 
-    snapshots: dict[tuple[str, str], CandleSeries] = field(default_factory=dict)
+    snapshots: dict[tuple[str, str], CandleArrays] = field(default_factory=dict)
     tasks: list[tuple[str, tuple[float, float, float], list[int]]] = field(default_factory=list)
 
 
