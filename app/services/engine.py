@@ -30,16 +30,13 @@ class Engine:
         market = await MarketData.create(settings)
         sandbox = FilterSandbox(workers=os.cpu_count() or 1)
         signals = SignalManager(bus, TraderManager(bus))
-        screener = ScreenerEngine(market.store, sandbox, signals, market.tickers)
-        return cls(market, sandbox, screener)
+        return cls(market, ScreenerEngine(market.store, sandbox, signals, market.tickers))
 
     async def start(self) -> None:
-        """Workers first, then the screener's subscription, then the feed that feeds both."""
-        await self.sandbox.start()
+        """The screener (with its sandbox workers) listens before the feed starts filling."""
         await self.screener.start()
         await self.market.start()
 
     async def stop(self) -> None:
         await self.market.stop()
         await self.screener.stop()
-        await self.sandbox.close()
