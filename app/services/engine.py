@@ -18,11 +18,8 @@ from app.services.traders import TraderManager
 
 
 class Engine:
-    def __init__(
-        self, market: MarketData, sandbox: FilterSandbox, screener: ScreenerEngine
-    ) -> None:
+    def __init__(self, market: MarketData, screener: ScreenerEngine) -> None:
         self.market = market
-        self.sandbox = sandbox
         self.screener = screener
 
     @classmethod
