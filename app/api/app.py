@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from tortoise.connection import get_connection
 
+from app.api.metrics import metrics
 from app.api.schema import build_schema
 from app.api.view import GraphQLView
 from app.core.bus import create_event_bus
@@ -69,6 +70,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics),
             Route("/graphql", view, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", view),
         ],
