@@ -17,7 +17,6 @@ zero: an absent series says "not here", a zero would claim "nothing happened".
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
@@ -34,7 +33,7 @@ from starlette.responses import Response
 
 from app.core.events import EventBus
 from app.engine.market import MarketData
-from app.engine.screening import ScreenerEngine, ScreenReport
+from app.engine.screening import ScreenerEngine
 from app.services.runtime import Runtime
 
 # (attribute of the bus, metric family, help). The in-process bus has only `published`; the
@@ -60,7 +59,7 @@ BUS_COUNTERS = (
     ),
 )
 
-# (attribute of `_IntervalTotals`, metric family, help), each labelled by interval.
+# (attribute of `ScreenTotals`, metric family, help), each labelled by interval.
 SCREEN_COUNTERS = (
     ("screens", "traders_screens", "Candle closes screened."),
     (
@@ -74,52 +73,6 @@ SCREEN_COUNTERS = (
 )
 
 
-@dataclass(slots=True)
-class _IntervalTotals:
-    screens: int = 0
-    evaluations: int = 0
-    matches: int = 0
-    failures: int = 0
-    seconds: float = 0.0
-    last_seconds: float = 0.0
-
-    def add(self, report: ScreenReport) -> None:
-        self.screens += 1
-        self.evaluations += report.evaluations
-        self.matches += report.matches
-        self.failures += report.failures
-        self.seconds += report.seconds
-        self.last_seconds = report.seconds
-
-
-class _ScreenTotals:
-    """Cumulative per-interval totals of one screener's reports, added up scrape by scrape.
-
-    The screener keeps only its latest reports (100), so summing `reports` would make the
-    counters fall back once that window is full. Instead each scrape adds the reports that
-    are new since the previous one: the newest report counted last time, found by identity,
-    marks where they begin. Should more screens than the screener keeps happen between two
-    scrapes, the evicted ones are missed: the counters then undercount, never decrease.
-    """
-
-    def __init__(self, screener: ScreenerEngine) -> None:
-        self.screener = screener
-        self.by_interval: dict[str, _IntervalTotals] = {}
-        self._last: ScreenReport | None = None
-
-    def update(self) -> None:
-        reports = self.screener.reports
-        start = 0
-        if self._last is not None:
-            start = next(
-                (i + 1 for i in range(len(reports) - 1, -1, -1) if reports[i] is self._last), 0
-            )
-        for report in reports[start:]:
-            self.by_interval.setdefault(report.interval, _IntervalTotals()).add(report)
-        if reports:
-            self._last = reports[-1]
-
-
 class TradersCollector:
     """Reads the runtime's bus, market and screener at each scrape.
 
@@ -129,34 +82,30 @@ class TradersCollector:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._screens: _ScreenTotals | None = None
 
     def collect(self) -> Iterator[Metric]:
         yield from _bus_metrics(self.runtime.bus)
         if self.runtime.market is not None:
             yield from _market_metrics(self.runtime.market)
         if self.runtime.screener is not None:
-            yield from self._screen_metrics(self.runtime.screener)
+            yield from _screen_metrics(self.runtime.screener)
 
-    def _screen_metrics(self, screener: ScreenerEngine) -> Iterator[Metric]:
-        if self._screens is None or self._screens.screener is not screener:
-            # A new screener starts from zero, which Prometheus reads as a counter reset.
-            self._screens = _ScreenTotals(screener)
-        self._screens.update()
-        totals = sorted(self._screens.by_interval.items())
-        for attribute, name, documentation in SCREEN_COUNTERS:
-            family = CounterMetricFamily(name, documentation, labels=["interval"])
-            for interval, each in totals:
-                family.add_metric([interval], getattr(each, attribute))
-            yield family
-        last = GaugeMetricFamily(
-            "traders_screen_last_duration_seconds",
-            "Duration of the latest screen of each interval.",
-            labels=["interval"],
-        )
+
+def _screen_metrics(screener: ScreenerEngine) -> Iterator[Metric]:
+    totals = sorted(screener.totals.items())
+    for attribute, name, documentation in SCREEN_COUNTERS:
+        family = CounterMetricFamily(name, documentation, labels=["interval"])
         for interval, each in totals:
-            last.add_metric([interval], each.last_seconds)
-        yield last
+            family.add_metric([interval], getattr(each, attribute))
+        yield family
+    last = GaugeMetricFamily(
+        "traders_screen_last_duration_seconds",
+        "Duration of the latest screen of each interval.",
+        labels=["interval"],
+    )
+    for interval, each in totals:
+        last.add_metric([interval], each.last_seconds)
+    yield last
 
 
 def _bus_metrics(bus: EventBus) -> Iterator[Metric]:

@@ -55,6 +55,26 @@ class ScreenReport:
     seconds: float
 
 
+@dataclass(slots=True)
+class ScreenTotals:
+    """Running totals of one interval's screens since start, for monotonic counters."""
+
+    screens: int = 0
+    evaluations: int = 0
+    matches: int = 0
+    failures: int = 0
+    seconds: float = 0.0
+    last_seconds: float = 0.0
+
+    def add(self, report: ScreenReport) -> None:
+        self.screens += 1
+        self.evaluations += report.evaluations
+        self.matches += report.matches
+        self.failures += report.failures
+        self.seconds += report.seconds
+        self.last_seconds = report.seconds
+
+
 def filter_params(trader: Trader) -> dict[str, Any]:
     """What a filter reads as `params`: the trader's interval and risk settings, as numbers."""
     risk = {
@@ -111,6 +131,7 @@ class ScreenerEngine:
         self.settle_seconds = settle_seconds
         self.max_settle_seconds = max_settle_seconds
         self.reports: list[ScreenReport] = []
+        self.totals: dict[str, ScreenTotals] = {}
         self._programs: dict[tuple[str, str], FilterProgram | FilterValidationError] = {}
         self._screened: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
@@ -236,6 +257,7 @@ class ScreenerEngine:
             time.perf_counter() - started,
         )
         self.reports = [*self.reports[-99:], report]
+        self.totals.setdefault(interval, ScreenTotals()).add(report)
         return report
 
     async def run(self, traders: list[Trader]) -> dict[str, FilterOutcome]:

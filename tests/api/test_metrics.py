@@ -233,7 +233,7 @@ async def test_screen_counters_keep_counting_past_the_reports_the_screener_keeps
 
     for _ in range(60):
         await screener.screen("1h")
-    assert len(screener.reports) < 120  # the screener keeps only its latest reports
+    assert len(screener.reports) < 120, "the screener keeps only its latest reports"
     assert value(await scrape(client), "traders_screens_total", interval="1h") == 120
 
     app.state.runtime.screener = ScreenerEngine(screener.store, screener.sandbox, screener.sink)
