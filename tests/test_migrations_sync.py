@@ -6,7 +6,7 @@ from tortoise.cli.cli import tortoise_cli_context
 from tortoise.migrations.api import migrate
 from tortoise.migrations.autodetector import MigrationAutodetector
 
-from app.db.config import tortoise_config
+from app.db.config import close_db, tortoise_config
 
 
 async def test_models_and_migrations_agree() -> None:
@@ -21,5 +21,8 @@ async def test_models_and_migrations_agree() -> None:
 
 async def test_downgrade_then_upgrade(database_url: str) -> None:
     config = tortoise_config(database_url)
-    await migrate(config=config, target="models.__first__", direction="backward")
-    await migrate(config=config)
+    try:
+        await migrate(config=config, target="models.__first__", direction="backward")
+        await migrate(config=config)
+    finally:
+        await close_db()
