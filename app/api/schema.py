@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 
 import strawberry
-from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
+from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
 from app.api.errors import ApiErrors
+from app.api.loaders import Loaders
 from app.api.mutations import Mutation
 from app.api.queries import Query
 from app.api.subscriptions import Subscription, SubscriptionExecutor
@@ -40,6 +42,16 @@ DECIMAL = strawberry.scalar(
 )
 
 
+class FreshLoaders(SchemaExtension):
+    """Loaders of its own for every operation. A websocket connection keeps one context for
+    all the operations it runs, so without this a query repeated over it would answer from
+    the first run's cached rows, and the cache would grow for as long as the connection."""
+
+    def on_operation(self) -> Iterator[None]:
+        self.execution_context.context.loaders = Loaders()
+        yield
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
@@ -51,5 +63,6 @@ def build_schema(settings: Settings) -> strawberry.Schema:
             lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
             lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
             ApiErrors,
+            FreshLoaders,
         ],
     )

@@ -8,8 +8,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from app.api.context import Context
+from app.api.schema import build_schema
+from app.core.events import InProcessEventBus
+from app.core.settings import Settings
 from app.db.models import Signal, Trade, Trader, User
 from app.domain.enums import Side, TradingMode
+from app.services.runtime import Runtime
+from app.services.users import create_user
 from tests.api.conftest import Caller
 
 QUERY = """{ traders {
@@ -86,3 +92,30 @@ async def test_query_count_is_the_same_for_5_and_50_traders(alice: Caller) -> No
     assert all(t["metrics"]["totalSignals"] == 7 for t in data["traders"])
     assert few == many
     assert 3 <= few <= 8
+
+
+async def test_operations_sharing_a_context_do_not_share_loaded_rows(db: str) -> None:
+    """A websocket connection runs all its operations with one context."""
+    owner, _ = await create_user("carol")
+    await _make_traders(owner.id, 1)
+    context = Context(
+        request=None,  # type: ignore[arg-type]
+        runtime=Runtime(Settings(), InProcessEventBus()),
+        user=owner,
+    )
+    schema = build_schema(Settings())
+    query = "{ traders { metrics { totalSignals } } }"
+
+    first = await schema.execute(query, context_value=context)
+    trader = await Trader.get(owner_id=owner.id)
+    await Signal.create(
+        trader=trader,
+        symbol="X/USDT",
+        interval="1h",
+        price=Decimal(1),
+        candle_time=datetime.now(UTC),
+    )
+    second = await schema.execute(query, context_value=context)
+
+    assert first.data == {"traders": [{"metrics": {"totalSignals": 7}}]}
+    assert second.data == {"traders": [{"metrics": {"totalSignals": 8}}]}
