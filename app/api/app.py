@@ -35,8 +35,9 @@ async def healthz(request: Request) -> JSONResponse:
 async def readyz(request: Request) -> JSONResponse:
     try:
         await get_connection("default").execute_query("SELECT 1")
-    except Exception as exc:  # any failure means "not ready"; the reason is in the body
-        return JSONResponse({"status": "unavailable", "database": str(exc)}, 503)
+    except Exception:  # any failure means "not ready"; the reason goes to the log only
+        logger.warning("not ready: the database does not answer", exc_info=True)
+        return JSONResponse({"status": "unavailable", "database": "unavailable"}, 503)
     return JSONResponse({"status": "ready", "database": "ok"})
 
 

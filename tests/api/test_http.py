@@ -111,6 +111,21 @@ async def test_health_probes(client: httpx.AsyncClient) -> None:
     assert ready.json()["database"] == "ok"
 
 
+async def test_readyz_does_not_tell_why_the_database_failed(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Down:
+        async def execute_query(self, sql: str) -> None:
+            raise OSError("connect to postgres://admin:hunter2@10.0.0.5 refused")
+
+    monkeypatch.setattr("app.api.app.get_connection", lambda name: Down())
+
+    ready = await client.get("/readyz")
+
+    assert ready.status_code == 503
+    assert ready.json() == {"status": "unavailable", "database": "unavailable"}
+
+
 async def test_depth_and_alias_limits(alice: Caller) -> None:
     nested = "trader { id }"
     for _ in range(4):
