@@ -118,7 +118,8 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> None:
         params = context.connection_params or {}
-        token = bearer_token(params.get("Authorization") or params.get("authorization"))
+        authorization = params.get("Authorization") or params.get("authorization")
+        token = bearer_token(authorization) if isinstance(authorization, str) else None
         token = token or params.get("token")
         user: User | None = await authenticate(token) if isinstance(token, str) else None
         if user is None:

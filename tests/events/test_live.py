@@ -189,8 +189,14 @@ async def test_a_trader_of_another_user_is_not_found(servers: Callable[[], ApiSe
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize(
     "init_payload",
-    [{}, {"Authorization": "Bearer not-a-token"}, {"token": "not-a-token"}],
-    ids=["none", "bad-bearer", "bad-token"],
+    [
+        {},
+        {"Authorization": "Bearer not-a-token"},
+        {"token": "not-a-token"},
+        {"Authorization": 42},
+        {"token": ["not", "a", "token"]},
+    ],
+    ids=["none", "bad-bearer", "bad-token", "number-bearer", "list-token"],
 )
 async def test_a_connection_without_a_valid_token_is_refused(
     servers: Callable[[], ApiServer], protocol: str, init_payload: dict[str, Any]
