@@ -15,6 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.api.app import create_app
+from app.core.settings import Settings
+from app.db import config as db_config
+from app.services.engine import Engine
 from tests.events.live import ROOT, free_port, wait_for_port
 
 
@@ -86,3 +90,32 @@ def test_fresh_server_serves_graphiql_traders_and_the_simulated_market(
     market = graphql("{ market { source symbols intervals } }")["market"]
     assert market["source"] == "simulated"
     assert market["symbols"]
+
+
+async def test_a_failed_start_stops_what_had_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stopped: list[str] = []
+
+    async def failing_engine(*args: object) -> None:
+        raise RuntimeError("no market")
+
+    async def close_db() -> None:
+        stopped.append("database")
+        await db_config.close_db()
+
+    monkeypatch.setattr(Engine, "create", failing_engine)
+    monkeypatch.setattr("app.api.app.close_db", close_db)
+    app = create_app(Settings(database_url=f"sqlite://{tmp_path / 'db.sqlite3'}"), migrate=False)
+    bus = app.state.runtime.bus
+
+    async def stop_bus() -> None:
+        stopped.append("bus")
+
+    monkeypatch.setattr(bus, "stop", stop_bus)
+
+    with pytest.raises(RuntimeError, match="no market"):
+        async with app.router.lifespan_context(app):
+            pass
+
+    assert stopped == ["bus", "database"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -47,25 +47,23 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if migrate:
-            await migrate_db(settings.database_url)
-            await close_db()
-        await init_db(settings.database_url)
-        await runtime.bus.start()
-        engine = (
-            await Engine.create(settings, runtime.bus) if settings.engine == "embedded" else None
-        )
-        if engine is not None:
-            runtime.market, runtime.screener = engine.market, engine.screener
-            await engine.start()
-            logger.info("engine embedded; market data source: %s", engine.market.source)
-        try:
+        # Each part is stopped in reverse, also when a later one fails to start: a left-open
+        # database connection (aiosqlite's thread) would keep the failed process from exiting.
+        async with AsyncExitStack() as started:
+            started.push_async_callback(close_db)
+            if migrate:
+                await migrate_db(settings.database_url)
+                await close_db()
+            await init_db(settings.database_url)
+            started.push_async_callback(runtime.bus.stop)
+            await runtime.bus.start()
+            if settings.engine == "embedded":
+                engine = await Engine.create(settings, runtime.bus)
+                started.push_async_callback(engine.stop)
+                runtime.market, runtime.screener = engine.market, engine.screener
+                await engine.start()
+                logger.info("engine embedded; market data source: %s", engine.market.source)
             yield
-        finally:
-            if engine is not None:
-                await engine.stop()
-            await runtime.bus.stop()
-            await close_db()
 
     app = Starlette(
         routes=[
