@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from app.domain.enums import TradingMode
 from app.domain.filter_validation import validate_filter_code
@@ -71,7 +71,12 @@ def _percent_check(low: Decimal, high: Decimal, *, high_inclusive: bool) -> Chec
     def check(value: object) -> str | None:
         if value is None:
             return None
-        number = Decimal(str(value))
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            return f"must be a number, got {value!r}"
+        if number.is_nan():
+            return f"must be a number, got {number}"
         above_low = number > low
         below_high = number <= high if high_inclusive else number < high
         if not (above_low and below_high):

@@ -26,3 +26,10 @@ def test_each_rule_names_its_field() -> None:
 def test_normalize_quantizes_percentages() -> None:
     normalized = normalize_trader_fields({"name": " a ", RISK + "stopLoss": 2.5})
     assert normalized == {"name": "a", RISK + "stopLoss": Decimal("2.5000")}
+
+
+def test_a_percentage_that_is_not_a_number_is_a_field_error() -> None:
+    for value in (Decimal("NaN"), Decimal("sNaN"), float("nan"), "abc", True):
+        errors = validate_trader_fields({RISK + "stopLoss": value})
+        assert [e.field for e in errors] == [RISK + "stopLoss"], value
+        assert "must be a number" in errors[0].message
