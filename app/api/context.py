@@ -12,6 +12,7 @@ from app.api.errors import AuthenticationRequiredError
 from app.api.loaders import Loaders
 from app.db.models import User
 from app.services.runtime import Runtime
+from app.services.traders import TraderManager
 
 
 @dataclass
@@ -21,6 +22,10 @@ class Context:
     user: User | None = None
     connection_params: dict[str, Any] | None = None
     loaders: Loaders = field(default_factory=Loaders)
+
+    @property
+    def traders(self) -> TraderManager:
+        return TraderManager(self.runtime.bus)
 
     def require_user(self) -> User:
         if self.user is None:

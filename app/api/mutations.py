@@ -7,7 +7,6 @@ from typing import Annotated
 import strawberry
 
 from app.api.inputs import CreateTraderInput, UpdateTraderInput, to_changes
-from app.api.queries import _manager
 from app.api.types import Info, Trader, TradingMode
 
 
@@ -16,14 +15,14 @@ class Mutation:
     @strawberry.mutation
     async def create_trader(self, info: Info, input: CreateTraderInput) -> Trader:
         user = info.context.require_user()
-        return Trader.from_model(await _manager(info).create(user, to_changes(input)))
+        return Trader.from_model(await info.context.traders.create(user, to_changes(input)))
 
     @strawberry.mutation
     async def update_trader(
         self, info: Info, id: strawberry.ID, input: UpdateTraderInput
     ) -> Trader:
         user = info.context.require_user()
-        return Trader.from_model(await _manager(info).update(user, id, to_changes(input)))
+        return Trader.from_model(await info.context.traders.update(user, id, to_changes(input)))
 
     @strawberry.mutation(description="Deletes the trader with its signals and trades")
     async def delete_trader(
@@ -35,14 +34,14 @@ class Mutation:
         ],
     ) -> strawberry.ID:
         user = info.context.require_user()
-        return strawberry.ID(str(await _manager(info).delete(user, id, confirm)))
+        return strawberry.ID(str(await info.context.traders.delete(user, id, confirm)))
 
     @strawberry.mutation
     async def set_trader_enabled(self, info: Info, id: strawberry.ID, enabled: bool) -> Trader:
         user = info.context.require_user()
-        return Trader.from_model(await _manager(info).set_enabled(user, id, enabled))
+        return Trader.from_model(await info.context.traders.set_enabled(user, id, enabled))
 
     @strawberry.mutation
     async def set_trader_mode(self, info: Info, id: strawberry.ID, mode: TradingMode) -> Trader:
         user = info.context.require_user()
-        return Trader.from_model(await _manager(info).set_mode(user, id, mode))
+        return Trader.from_model(await info.context.traders.set_mode(user, id, mode))

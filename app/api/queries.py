@@ -9,11 +9,6 @@ from app.api.market import MarketQuery
 from app.api.pagination import Connection, paginate
 from app.api.types import Info, Signal, SignalStatus, Trade, Trader, TradeStatus, TradingMode, User
 from app.db import models
-from app.services.traders import TraderManager
-
-
-def _manager(info: Info) -> TraderManager:
-    return TraderManager(info.context.runtime.bus)
 
 
 @strawberry.type
@@ -31,7 +26,7 @@ class Query(FilterQuery, MarketQuery):
     @strawberry.field
     async def trader(self, info: Info, id: strawberry.ID) -> Trader:
         user = info.context.require_user()
-        return Trader.from_model(await _manager(info).get(user, id))
+        return Trader.from_model(await info.context.traders.get(user, id))
 
     @strawberry.field(description="Signals of one trader, or of all the caller's traders")
     async def signals(
@@ -46,7 +41,7 @@ class Query(FilterQuery, MarketQuery):
         user = info.context.require_user()
         query = models.Signal.filter(trader__owner_id=user.id)
         if trader_id is not None:
-            query = query.filter(trader_id=(await _manager(info).get(user, trader_id)).id)
+            query = query.filter(trader_id=(await info.context.traders.get(user, trader_id)).id)
         if status is not None:
             query = query.filter(status=status)
         if symbol is not None:
@@ -66,7 +61,7 @@ class Query(FilterQuery, MarketQuery):
         user = info.context.require_user()
         query = models.Trade.filter(trader__owner_id=user.id)
         if trader_id is not None:
-            query = query.filter(trader_id=(await _manager(info).get(user, trader_id)).id)
+            query = query.filter(trader_id=(await info.context.traders.get(user, trader_id)).id)
         if mode is not None:
             query = query.filter(mode=mode)
         if status is not None:

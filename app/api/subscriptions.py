@@ -30,7 +30,6 @@ from app.api.types import (
 )
 from app.core.events import Event, EventType
 from app.domain import metrics as domain
-from app.services.traders import TraderManager
 
 E = TypeVar("E", bound=Enum)
 T = TypeVar("T")
@@ -217,11 +216,12 @@ async def _events(
 ) -> AsyncGenerator[T, None]:
     """The caller's events of one type; ownership is checked before listening starts."""
     user = info.context.require_user()
-    bus = info.context.runtime.bus
     only_trader = None
     if trader_id is not None:
-        only_trader = str((await TraderManager(bus).get(user, trader_id)).id)
-    async with aclosing(bus.listen(user.id, [event_type], only_trader)) as events:
+        only_trader = str((await info.context.traders.get(user, trader_id)).id)
+    async with aclosing(
+        info.context.runtime.bus.listen(user.id, [event_type], only_trader)
+    ) as events:
         async for event in events:
             yield convert(event)
 
