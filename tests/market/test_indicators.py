@@ -201,6 +201,27 @@ def test_stale_entries_are_evicted(eth_btc: np.ndarray) -> None:
     assert sum(len(entries) for _, entries in cache._entries.values()) == 1
 
 
+def test_distinct_parameters_within_one_candle_are_bounded(eth_btc: np.ndarray) -> None:
+    store = KlineStore(depth=100)
+    store.append("ETH/BTC", "5m", eth_btc[:100])
+    store.append("ETH/USDT", "5m", eth_btc[:100])
+    cache = IndicatorCache(store, max_entries=3)
+    for period in range(2, 12):
+        for symbol in ("ETH/BTC", "ETH/USDT"):
+            np.testing.assert_allclose(
+                cache.get(symbol, "5m", "sma", period=period),
+                talib.SMA(store.candles(symbol, "5m").close, period),
+                equal_nan=True,
+            )
+            held = sum(len(entries) for _, entries in cache._entries.values())
+            assert held == cache._size <= 3
+        if period == 6:
+            store.append("ETH/BTC", "5m", eth_btc[100:101])
+    assert cache.get("ETH/USDT", "5m", "sma", period=11) is cache.get(
+        "ETH/USDT", "5m", "sma", period=11
+    )
+
+
 def test_bad_names_and_parameters_are_refused(cache: IndicatorCache) -> None:
     with pytest.raises(UnknownIndicator):
         cache.get(SYMBOL, INTERVAL, "nope")
