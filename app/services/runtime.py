@@ -6,17 +6,20 @@ API with the engine embedded (the default) or without it (`TRADERS_ENGINE=off`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from app.core.events import EventBus
 from app.core.settings import Settings
+
+if TYPE_CHECKING:
+    from app.engine.market import MarketData
+    from app.engine.screening import ScreenerEngine
 
 
 @dataclass
 class Runtime:
     settings: Settings
     bus: EventBus
-    market: Any = None
-    screener: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    market: MarketData | None = None
+    screener: ScreenerEngine | None = None
