@@ -13,6 +13,7 @@ second; None is as fast as possible). `run` returns when every file is played.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import heapq
 import logging
@@ -142,7 +143,9 @@ class ReplayFeed:
                 )
 
     async def run(self, store: KlineStore) -> None:
-        series = {key: read_candles(path) for key, path in self.files.items()}
+        series = await asyncio.to_thread(
+            lambda: {key: read_candles(path) for key, path in self.files.items()}
+        )
         for (symbol, interval), rows in series.items():
             self._append(store, symbol, interval, rows[: self.warmup])
         closes = heapq.merge(
