@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from app.core.events import Event, EventBus, EventType
@@ -105,14 +106,14 @@ class TraderManager:
         if "enabled" in fields:
             self._apply_enabled(trader, bool(fields["enabled"]))
         async with in_transaction():
-            await trader.save()
+            await self._save(trader)
         await self.bus.publish(status_event(trader))
         return trader
 
     async def set_enabled(self, owner: User, trader_id: str, enabled: bool) -> Trader:
         trader = await self.get(owner, trader_id)
         self._apply_enabled(trader, enabled)
-        await trader.save(update_fields=["enabled", "status", "status_reason", "updated_at"])
+        await self._save(trader, ["enabled", "status", "status_reason", "updated_at"])
         await self.bus.publish(status_event(trader))
         return trader
 
@@ -134,8 +135,19 @@ class TraderManager:
         """Stop a failing trader alone; the engine keeps running the others."""
         trader.status = TraderStatus.ERROR
         trader.status_reason = reason
-        await trader.save(update_fields=["status", "status_reason", "updated_at"])
+        try:
+            await self._save(trader, ["status", "status_reason", "updated_at"])
+        except NotFoundError:
+            return
         await self.bus.publish(status_event(trader))
+
+    @staticmethod
+    async def _save(trader: Trader, fields: list[str] | None = None) -> None:
+        """A trader deleted since it was read is "not found", and no event may follow."""
+        try:
+            await trader.save(update_fields=fields, force_update=True)
+        except IntegrityError:
+            raise NotFoundError("trader") from None
 
     @staticmethod
     def _apply_enabled(trader: Trader, enabled: bool) -> None:

@@ -225,6 +225,24 @@ async def test_trader_status_follows_the_trader_service(
     assert (await Trader.get(id=trader.id)).enabled
 
 
+async def test_a_trader_deleted_meanwhile_gets_no_status_event(
+    bus: InProcessEventBus, subscribe: Subscribe
+) -> None:
+    alice, _ = await create_user("alice")
+    trader = await trader_of(bus, alice)
+    stale = await Trader.get(id=trader.id)
+    subscriber = await subscribe(alice, "subscription { traderStatus { traderId kind } }")
+
+    await TraderManager(bus).delete(alice, str(trader.id), True)
+    await TraderManager(bus).set_error(stale, "filter failed 3 times in a row")
+
+    result = await subscriber.next()
+    assert result.data == {"traderStatus": {"traderId": str(trader.id), "kind": "deleted"}}
+    await asyncio.sleep(0.05)
+    assert not subscriber.answered()
+    assert not await Trader.exists(id=trader.id)
+
+
 async def test_pnl_updates_carry_the_metrics_per_mode(
     bus: InProcessEventBus, subscribe: Subscribe
 ) -> None:
