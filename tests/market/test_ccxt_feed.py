@@ -145,6 +145,23 @@ async def test_universe_is_top_quote_volume_without_leveraged_tokens(
     await stop(task)
 
 
+async def test_an_exchange_error_on_tickers_skips_the_round_not_the_feed() -> None:
+    class Client:
+        id, options, has = "stub", {}, {}
+        calls = 0
+
+        async def fetch_tickers(self, symbols: list[str]) -> dict[str, Any]:
+            self.calls += 1
+            if self.calls == 1:
+                raise ccxt_async.BadSymbol("stub does not have market symbol OLD/USDT")
+            return {"ETH/BTC": {"last": 0.05, "timestamp": 1}}
+
+    feed = CcxtFeed(Client(), ["ETH/BTC"], ["5m"], backoff=FAST, ticker_seconds=0.01)
+    task = asyncio.create_task(feed._ticker_loop())
+    await wait_for(lambda: "ETH/BTC" in feed.tickers())
+    await stop(task)
+
+
 def test_leveraged_token_rule() -> None:
     bases = {"BTC", "ETH", "J", "SYR", "XRP"}
     assert is_leveraged_token("BTCUP", bases) and is_leveraged_token("ETHBEAR", bases)

@@ -321,9 +321,13 @@ class CcxtFeed:
     async def _ticker_loop(self) -> None:
         while True:
             await asyncio.sleep(self.ticker_seconds)
-            tickers = await retry(
-                lambda: self.client.fetch_tickers(self.symbols), "fetch tickers", self.backoff
-            )
+            try:
+                tickers = await retry(
+                    lambda: self.client.fetch_tickers(self.symbols), "fetch tickers", self.backoff
+                )
+            except ccxt.ExchangeError as exc:
+                log.warning("%s tickers skipped: %s", self.source, exc)
+                continue
             self._store_tickers(tickers)
 
     def _store_tickers(self, raw: Mapping[str, Mapping[str, Any]]) -> None:
