@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -80,11 +80,12 @@ async def retry(
             attempt += 1
 
 
-def is_leveraged_token(base: str, known_bases: Iterable[str]) -> bool:
+def is_leveraged_token(base: str, known_bases: Container[str]) -> bool:
     """BTCUP, ETHBEAR...: a known base with a leveraged suffix (JUP or SYRUP are not)."""
-    known = set(known_bases)
     return any(
-        base.endswith(suffix) and len(base) - len(suffix) >= 2 and base[: -len(suffix)] in known
+        base.endswith(suffix)
+        and len(base) - len(suffix) >= 2
+        and base[: -len(suffix)] in known_bases
         for suffix in LEVERAGED_SUFFIXES
     )
 
