@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 import strawberry
@@ -46,10 +46,14 @@ def encode_cursor(time: datetime, row_id: uuid.UUID) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The cursor's time in UTC: one without a zone, or out of range there, is not ours."""
     try:
-        time, _, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(time), uuid.UUID(row_id)
-    except ValueError:
+        text, _, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        time = datetime.fromisoformat(text)
+        if time.tzinfo is None:
+            raise ValueError("naive time")
+        return time.astimezone(UTC), uuid.UUID(row_id)
+    except (ValueError, OverflowError):
         raise InvalidInputError([FieldError("after", "is not a cursor from this API")]) from None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import uuid
 from typing import Any
 
 import pytest
@@ -125,3 +127,18 @@ async def test_non_numbers_are_refused_naming_the_field(alice: Caller, value: st
     assert "stopLoss" in error
     assert "Internal" not in error
     assert await Trader.all().count() == 0
+
+
+@pytest.mark.parametrize(
+    "time",
+    ["2020-01-01T00:00:00", "9999-12-31T23:59:59-23:59", "yesterday"],
+    ids=["without-zone", "out-of-range-in-utc", "not-a-time"],
+)
+async def test_a_cursor_not_from_this_api_is_bad_input(alice: Caller, time: str) -> None:
+    cursor = base64.urlsafe_b64encode(f"{time}|{uuid.uuid4()}".encode()).decode()
+
+    for field in ("signals", "trades"):
+        body = await alice.gql(f'{{ {field}(after: "{cursor}") {{ nodes {{ id }} }} }}')
+
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", body
+        assert body["errors"][0]["extensions"]["fields"][0]["field"] == "after"
