@@ -1,8 +1,10 @@
+import asyncio
 from decimal import Decimal
 
 import pytest
 
 from app.db.models import AppendOnlyError, TradeAuditLog, Trader, User
+from app.services.users import UserExistsError, create_user
 
 
 async def test_models_round_trip_decimals(db: str) -> None:
@@ -22,3 +24,16 @@ async def test_audit_log_is_append_only(db: str) -> None:
     with pytest.raises(AppendOnlyError):
         await row.delete()
     assert (await TradeAuditLog.get(id=row.id)).action == "order_sent"
+
+
+async def test_a_user_name_is_taken_once_even_by_concurrent_creations(db: str) -> None:
+    results = await asyncio.gather(
+        create_user("alice"), create_user("alice"), return_exceptions=True
+    )
+
+    assert sorted(type(result).__name__ for result in results) == ["UserExistsError", "tuple"]
+    assert await User.filter(name="alice").count() == 1
+    with pytest.raises(UserExistsError):
+        await create_user(" alice ")
+    with pytest.raises(ValueError, match="at most 100 characters"):
+        await create_user("a" * 101)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from app.core.tokens import hash_token, new_token
 from app.db.models import ApiToken, User
+
+NAME_LENGTH = User._meta.fields_map["name"].max_length  # type: ignore[attr-defined]
 
 
 class UserExistsError(ValueError):
@@ -17,11 +20,14 @@ async def create_user(name: str) -> tuple[User, str]:
     name = name.strip()
     if not name:
         raise ValueError("name: must not be empty")
-    if await User.exists(name=name):
-        raise UserExistsError(f"user {name!r} already exists")
-    async with in_transaction():
-        user = await User.create(name=name)
-        token = await issue_token(user)
+    if len(name) > NAME_LENGTH:
+        raise ValueError(f"name: at most {NAME_LENGTH} characters")
+    try:
+        async with in_transaction():
+            user = await User.create(name=name)
+            token = await issue_token(user)
+    except IntegrityError:
+        raise UserExistsError(f"user {name!r} already exists") from None
     return user, token
 
 
