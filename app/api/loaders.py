@@ -11,7 +11,6 @@ from strawberry.dataloader import DataLoader
 from app.db.models import Signal, Trade, Trader
 from app.services import reads
 
-K = TypeVar("K")
 V = TypeVar("V")
 
 
