@@ -1,4 +1,4 @@
-"""`validateFilter`: the filter check as GraphQL, for the lead to merge into the root types.
+"""`validateFilter`: the filter check as GraphQL, a root query field through `Query`.
 
 Errors are data here, not GraphQL errors: an invalid filter is the expected answer of a
 check, with every problem located by line and column.
