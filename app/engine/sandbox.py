@@ -557,7 +557,8 @@ class _Worker:
 
 @dataclass(slots=True)
 class _Part:
-    """What one worker screens in a run: its symbols' series and the jobs that need them."""
+    """What one worker screens in a run: its symbols' series that have candles, and the jobs
+    that need them."""
 
     snapshots: dict[tuple[str, str], CandleArrays] = field(default_factory=dict)
     tasks: list[tuple[str, tuple[float, float, float], list[int]]] = field(default_factory=list)
@@ -631,26 +632,30 @@ class FilterSandbox:
             for symbol in job.symbols:
                 by_symbol.setdefault(symbol, []).append(index)
         for symbol in sorted(by_symbol):
-            part = parts[self._slot(symbol)]
+            series: dict[str, CandleArrays] = {}
             job_indexes = []
             for index in by_symbol[symbol]:
                 missing = False
                 for interval in jobs[index].timeframes:
-                    key = (symbol, interval)
-                    if key not in part.snapshots:
-                        part.snapshots[key] = source.candles(symbol, interval)
-                    missing = missing or not len(part.snapshots[key].time)
+                    if interval not in series:
+                        series[interval] = source.candles(symbol, interval)
+                    missing = missing or not len(series[interval].time)
                 if not missing:
                     job_indexes.append(index)
-            if job_indexes:
-                ticker = tickers.get(symbol) or TickerValues(
-                    float(part.snapshots[(symbol, jobs[job_indexes[0]].interval)].close[-1]),
-                    math.nan,
-                    math.nan,
-                )
-                part.tasks.append(
-                    (symbol, (ticker.last, ticker.change_pct, ticker.quote_volume), job_indexes)
-                )
+            if not job_indexes:
+                continue
+            part = parts[self._slot(symbol)]
+            part.snapshots.update(
+                ((symbol, interval), candles)
+                for interval, candles in series.items()
+                if len(candles.time)
+            )
+            ticker = tickers.get(symbol) or TickerValues(
+                float(series[jobs[job_indexes[0]].interval].close[-1]), math.nan, math.nan
+            )
+            part.tasks.append(
+                (symbol, (ticker.last, ticker.change_pct, ticker.quote_volume), job_indexes)
+            )
         return parts
 
     def _batch(
@@ -658,8 +663,6 @@ class FilterSandbox:
     ) -> dict[str, Any]:
         updates = []
         for key, candles in part.snapshots.items():
-            if not len(candles.time):
-                continue
             start = int(np.searchsorted(candles.time, worker.sent.get(key, -1), side="right"))
             if start < len(candles.time):
                 values = np.vstack(
@@ -696,8 +699,7 @@ class FilterSandbox:
             answer = worker.call(self._batch(worker, part, jobs, set(crashed)))
             if not isinstance(answer, _Crash):
                 for key, candles in part.snapshots.items():
-                    if len(candles.time):
-                        worker.sent[key] = int(candles.time[-1])
+                    worker.sent[key] = int(candles.time[-1])
                 return answer, crashed
             self._workers[slot] = _Worker(self.limits)
             self.replaced += 1

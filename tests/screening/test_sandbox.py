@@ -148,6 +148,18 @@ async def test_workers_follow_new_candles_incrementally(
         assert match.price == float(candles.close[-1])
 
 
+async def test_symbols_without_candles_leave_no_trace_in_the_pool(
+    sandbox: FilterSandbox, store: KlineStore, feed: SimulatedFeed
+) -> None:
+    unknown = [f"NO{index}/USDT" for index in range(50)]
+    job = FilterJob("x", "return True", "1h", (*SYMBOLS, *unknown), frozenset({"1h"}))
+
+    outcomes = await sandbox.run([job], store, _tickers(feed))
+
+    assert outcomes["x"].evaluated == len(SYMBOLS)
+    assert set(sandbox._owner) == set(SYMBOLS)
+
+
 async def test_a_trader_has_a_time_budget_per_candle_close(
     store: KlineStore, feed: SimulatedFeed
 ) -> None:
