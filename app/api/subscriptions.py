@@ -8,6 +8,7 @@ event payload alone (no database read per event); the queries remain the source 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ from app.api.types import (
 )
 from app.core.events import Event, EventType
 from app.domain import metrics as domain
+
+log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Enum)
 T = TypeVar("T")
@@ -214,7 +217,11 @@ async def _events(
     trader_id: strawberry.ID | None,
     convert: Callable[[Event], T],
 ) -> AsyncGenerator[T, None]:
-    """The caller's events of one type; ownership is checked before listening starts."""
+    """The caller's events of one type; ownership is checked before listening starts.
+
+    An event whose payload does not convert (say, a value a newer process introduced) is
+    logged and skipped: like a lost event it costs a screen update, not the subscription.
+    """
     user = info.context.require_user()
     only_trader = None
     if trader_id is not None:
@@ -223,7 +230,12 @@ async def _events(
         info.context.runtime.bus.listen(user.id, [event_type], only_trader)
     ) as events:
         async for event in events:
-            yield convert(event)
+            try:
+                converted = convert(event)
+            except (ValueError, TypeError, ArithmeticError) as exc:
+                log.warning("skipped event %s (%s): %r", event.id, event.type, exc)
+                continue
+            yield converted
 
 
 TraderId = Annotated[

@@ -167,6 +167,27 @@ async def test_a_trader_id_narrows_the_stream_to_that_trader(
     assert result.data["signalEvents"]["symbol"] == "B"
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [{"status": "someday"}, {"price": "a lot"}, {"candle_time": 1767225600}, {"score": "high"}],
+    ids=["unknown-status", "not-a-price", "not-a-time", "not-a-score"],
+)
+async def test_an_event_that_does_not_convert_is_skipped_and_the_stream_goes_on(
+    bus: InProcessEventBus, subscribe: Subscribe, payload: dict[str, Any]
+) -> None:
+    alice, _ = await create_user("alice")
+    trader = await trader_of(bus, alice)
+    subscriber = await subscribe(alice, SIGNALS)
+
+    await bus.publish(signal(alice, trader, symbol="BAD", **payload))
+    await bus.publish(signal(alice, trader, symbol="GOOD"))
+
+    result = await subscriber.next()
+    assert result.errors is None
+    assert result.data is not None
+    assert result.data["signalEvents"]["symbol"] == "GOOD"
+
+
 @pytest.mark.parametrize("whose", ["other user's", "malformed", "unknown"])
 async def test_a_trader_that_is_not_the_callers_is_not_found(
     bus: InProcessEventBus, subscribe: Subscribe, whose: str
