@@ -43,6 +43,7 @@ import numpy as np
 
 from app.domain.enums import Side
 from app.domain.filter_validation import (
+    CANDLE_FIELDS,
     FUNCTION_NAME,
     SAFE_BUILTIN_NAMES,
     filter_module,
@@ -141,7 +142,7 @@ class _Alarm:
 
 
 class _Candles:
-    __slots__ = CANDLE_SLOTS = ("time", "open", "high", "low", "close", "volume")
+    __slots__ = CANDLE_FIELDS
 
     def __init__(self, time_: np.ndarray, values: np.ndarray) -> None:
         self.time = time_
@@ -164,7 +165,7 @@ class _Replica:
         self.candles = _Candles(self.time, self.values)
 
     def merged(self, time_: np.ndarray, values: np.ndarray, length: int) -> _Replica:
-        keep = self.time < time_[0] if len(time_) else np.ones(len(self.time), dtype=bool)
+        keep = self.time < time_[0]
         return _Replica(
             np.concatenate((self.time[keep], time_))[-length:],
             np.concatenate((self.values[:, keep], values), axis=1)[:, -length:],
