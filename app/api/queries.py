@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import strawberry
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
 
 from app.api.filters import FilterQuery
 from app.api.market import MarketQuery
 from app.api.pagination import Connection, paginate
 from app.api.types import Info, Signal, SignalStatus, Trade, Trader, TradeStatus, TradingMode, User
 from app.db import models
+
+M = TypeVar("M", bound=Model)
 
 
 @strawberry.type
@@ -38,14 +44,7 @@ class Query(FilterQuery, MarketQuery):
         first: int = 50,
         after: str | None = None,
     ) -> Connection[Signal]:
-        user = info.context.require_user()
-        query = models.Signal.filter(trader__owner_id=user.id)
-        if trader_id is not None:
-            query = query.filter(trader_id=(await info.context.traders.get(user, trader_id)).id)
-        if status is not None:
-            query = query.filter(status=status)
-        if symbol is not None:
-            query = query.filter(symbol=symbol)
+        query = await _owned(info, models.Signal, trader_id, status=status, symbol=symbol)
         return await paginate(query, "created_at", first, after, Signal.from_model)
 
     @strawberry.field(description="Trades of one trader, or of all the caller's traders")
@@ -58,12 +57,17 @@ class Query(FilterQuery, MarketQuery):
         first: int = 50,
         after: str | None = None,
     ) -> Connection[Trade]:
-        user = info.context.require_user()
-        query = models.Trade.filter(trader__owner_id=user.id)
-        if trader_id is not None:
-            query = query.filter(trader_id=(await info.context.traders.get(user, trader_id)).id)
-        if mode is not None:
-            query = query.filter(mode=mode)
-        if status is not None:
-            query = query.filter(status=status)
+        query = await _owned(info, models.Trade, trader_id, mode=mode, status=status)
         return await paginate(query, "opened_at", first, after, Trade.from_model)
+
+
+async def _owned(
+    info: Info, model: type[M], trader_id: strawberry.ID | None, **equal: object
+) -> QuerySet[M]:
+    """Rows of the caller's traders, or of the one named (another's is "not found"), that
+    equal every filter given (`None` means "any")."""
+    user = info.context.require_user()
+    query = model.filter(trader__owner_id=user.id)
+    if trader_id is not None:
+        query = query.filter(trader_id=(await info.context.traders.get(user, trader_id)).id)
+    return query.filter(**{name: value for name, value in equal.items() if value is not None})
