@@ -100,13 +100,16 @@ class TraderManager:
         if errors:
             raise InvalidInputError(errors)
         fields = normalize_trader_fields(fields)
+        changed = [COLUMNS[key] for key in fields if key in COLUMNS]
         for key, value in fields.items():
             if key in COLUMNS:
                 setattr(trader, COLUMNS[key], value)
         if "enabled" in fields:
             self._apply_enabled(trader, bool(fields["enabled"]))
-        async with in_transaction():
-            await self._save(trader)
+            changed += ["status", "status_reason"]
+        # Only the columns asked for: a full save would write back a status that the engine
+        # changed since the trader was read.
+        await self._save(trader, [*changed, "updated_at"])
         await self.bus.publish(status_event(trader))
         return trader
 

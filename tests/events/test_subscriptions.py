@@ -24,6 +24,7 @@ from app.api.subscriptions import Subscription, SubscriptionExecutor
 from app.core.events import Event, EventType, InProcessEventBus
 from app.core.settings import Settings
 from app.db.models import Trader, User
+from app.domain.enums import TraderStatus
 from app.services.runtime import Runtime
 from app.services.traders import TraderManager
 from app.services.users import create_user
@@ -262,6 +263,27 @@ async def test_a_trader_deleted_meanwhile_gets_no_status_event(
     await asyncio.sleep(0.05)
     assert not subscriber.answered()
     assert not await Trader.exists(id=trader.id)
+
+
+async def test_an_update_does_not_write_back_a_status_the_engine_changed_meanwhile(
+    bus: InProcessEventBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, _ = await create_user("alice")
+    trader = await trader_of(bus, alice)
+    manager = TraderManager(bus)
+    read_before = await Trader.get(id=trader.id)
+    await manager.set_error(await Trader.get(id=trader.id), "filter failed 3 times in a row")
+
+    async def get(owner: User, trader_id: str) -> Trader:
+        return read_before
+
+    monkeypatch.setattr(manager, "get", get)
+    await manager.update(alice, str(trader.id), {"name": "renamed"})
+
+    stored = await Trader.get(id=trader.id)
+    assert stored.name == "renamed"
+    assert stored.status == TraderStatus.ERROR
+    assert stored.status_reason == "filter failed 3 times in a row"
 
 
 async def test_pnl_updates_carry_the_metrics_per_mode(
