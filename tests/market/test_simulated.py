@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 
-from app.engine.feeds.base import MarketFeed
+from app.engine.feeds.base import MarketFeed, RollingTickers
 from app.engine.feeds.simulated import DEFAULT_BASES, SimulatedFeed
 from app.engine.klines import KlineStore
 
@@ -86,3 +86,13 @@ async def test_speed_factor_passes_a_day_quickly() -> None:
         await task
     assert store.last_time("BTC/USDT", "5m") > feed.now_ms - 600_000
     assert feed.tickers()["BTC/USDT"].last > 0
+
+
+def test_rolling_tickers_follow_every_update() -> None:
+    tickers = RollingTickers()
+    tickers.update("BTC/USDT", 0, 100.0, 110.0, 2.0)
+    first = tickers.snapshot()["BTC/USDT"]
+    assert tickers.snapshot()["BTC/USDT"] is first
+    tickers.update("BTC/USDT", 60_000, 110.0, 121.0, 1.0)
+    second = tickers.snapshot()["BTC/USDT"]
+    assert (second.last, second.change_pct, second.base_volume) == (121, 21, 3)

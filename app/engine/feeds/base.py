@@ -58,20 +58,32 @@ class Ticker:
 
 
 class RollingTickers:
-    """Tickers derived from closed candles, for feeds that have no ticker endpoint."""
+    """Tickers derived from closed candles, for feeds that have no ticker endpoint.
+
+    A symbol's ticker is summed over its day of candles when first asked for after a new
+    candle, not at every snapshot: screens and API requests ask far more often than a
+    symbol's candles close."""
 
     def __init__(self, spread_pct: float = 0.0) -> None:
         self._spread = spread_pct / 100.0
         self._windows: dict[str, deque[tuple[int, float, float, float]]] = {}
+        self._computed: dict[str, Ticker] = {}
 
     def update(self, symbol: str, time: int, open_: float, close: float, volume: float) -> None:
         window = self._windows.setdefault(symbol, deque())
         window.append((time, open_, close, volume))
         while window[0][0] <= time - DAY_MS:
             window.popleft()
+        self._computed.pop(symbol, None)
 
     def snapshot(self) -> dict[str, Ticker]:
-        return {symbol: self._ticker(symbol, window) for symbol, window in self._windows.items()}
+        snapshot = {}
+        for symbol, window in self._windows.items():
+            ticker = self._computed.get(symbol)
+            if ticker is None:
+                ticker = self._computed[symbol] = self._ticker(symbol, window)
+            snapshot[symbol] = ticker
+        return snapshot
 
     def _ticker(self, symbol: str, window: deque[tuple[int, float, float, float]]) -> Ticker:
         time, _, last, _ = window[-1]
