@@ -58,6 +58,7 @@ MAX_COMPILED = 1000
 POLL_SECONDS = 0.02
 STARTUP_SECONDS = 60.0
 READY = "ready"
+ENV_PREFIX = "TRADERS_"
 
 
 class CandleSource(Protocol):
@@ -473,6 +474,12 @@ def _crash_reason(exitcode: int | None, killed: bool) -> str:
     return f"worker crashed (exit code {exitcode})"
 
 
+def _worker_environment() -> dict[str, str]:
+    """The engine's environment without its settings: the secret key, API keys and database
+    credentials stay out of the process that runs untrusted code."""
+    return {name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)}
+
+
 class _Worker:
     """A worker process started with `python -m`, so that no caller needs a main guard."""
 
@@ -495,6 +502,7 @@ class _Worker:
             pass_fds=(theirs.fileno(), progress_fd),
             stdin=subprocess.DEVNULL,
             cwd=PROJECT_ROOT,
+            env=_worker_environment(),
         )
         theirs.close()
         self.progress = _progress_view(progress_fd)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.domain.filter_validation import FilterValidationError, parse_filter
 from app.engine.feeds.simulated import SimulatedFeed
 from app.engine.klines import KlineStore
-from app.engine.sandbox import FilterJob, FilterSandbox, SandboxLimits, TickerValues
+from app.engine.sandbox import FilterJob, FilterSandbox, SandboxLimits, TickerValues, _Worker
 from app.engine.screening import ticker_values
-from tests.screening.conftest import SYMBOLS
+from tests.screening.conftest import LIMITS, SYMBOLS
 
 REJECTED_AT_VALIDATION = {
     "import": ("import os\nreturn True", "imports are not allowed"),
@@ -158,6 +160,18 @@ async def test_symbols_without_candles_leave_no_trace_in_the_pool(
 
     assert outcomes["x"].evaluated == len(SYMBOLS)
     assert set(sandbox._owner) == set(SYMBOLS)
+
+
+def test_workers_do_not_inherit_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADERS_SECRET_KEY", "not-for-filters")
+
+    worker = _Worker(LIMITS)
+    try:
+        environ = Path(f"/proc/{worker.process.pid}/environ").read_bytes()
+    finally:
+        worker.stop(kill=True)
+
+    assert b"TRADERS_" not in environ and b"PATH=" in environ
 
 
 async def test_a_trader_has_a_time_budget_per_candle_close(
