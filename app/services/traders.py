@@ -142,6 +142,8 @@ class TraderManager:
             await self._save(trader, ["status", "status_reason", "updated_at"])
         except NotFoundError:
             return
+        # The engine read the trader before its run; the owner may have changed these since.
+        await trader.refresh_from_db(fields=["enabled", "mode"])
         await self.bus.publish(status_event(trader))
 
     @staticmethod

@@ -265,6 +265,22 @@ async def test_a_trader_deleted_meanwhile_gets_no_status_event(
     assert not await Trader.exists(id=trader.id)
 
 
+async def test_an_error_status_event_tells_the_trader_as_stored_not_as_the_engine_read_it(
+    bus: InProcessEventBus, subscribe: Subscribe
+) -> None:
+    alice, _ = await create_user("alice")
+    trader = await TraderManager(bus).create(alice, {"name": "t", "enabled": True})
+    read_by_engine = await Trader.get(id=trader.id)
+    await TraderManager(bus).set_enabled(alice, str(trader.id), False)
+    subscriber = await subscribe(alice, "subscription { traderStatus { status enabled } }")
+
+    await TraderManager(bus).set_error(read_by_engine, "filter failed 3 times in a row")
+
+    result = await subscriber.next()
+    assert result.data == {"traderStatus": {"status": "ERROR", "enabled": False}}
+    assert not (await Trader.get(id=trader.id)).enabled
+
+
 async def test_an_update_does_not_write_back_a_status_the_engine_changed_meanwhile(
     bus: InProcessEventBus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
