@@ -167,6 +167,7 @@ def test_workers_do_not_inherit_the_settings(monkeypatch: pytest.MonkeyPatch) ->
 
     worker = _Worker(LIMITS)
     try:
+        assert worker._wait_ready()
         environ = Path(f"/proc/{worker.process.pid}/environ").read_bytes()
     finally:
         worker.stop(kill=True)
