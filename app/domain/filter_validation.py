@@ -320,15 +320,14 @@ class _Checker:
         if not isinstance(node.ctx, ast.Load):
             self.errors.append(_error(node, "assigning to items is not allowed"))
         if isinstance(node.value, ast.Name) and node.value.id == "timeframes":
+            self.timeframe_subscripts.add(id(node.value))
             key = node.slice
             if isinstance(key, ast.Constant) and key.value in INTERVALS:
-                self.timeframe_subscripts.add(id(node.value))
                 self.timeframes.add(str(key.value))
             else:
                 self.errors.append(
                     _error(node, f"timeframes must be indexed with one of {', '.join(INTERVALS)}")
                 )
-                self.timeframe_subscripts.add(id(node.value))
 
     def _check_keyword(self, node: ast.keyword) -> None:
         if node.arg is None:
