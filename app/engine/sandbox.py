@@ -487,26 +487,31 @@ class _Worker:
         self.limits = limits
         ours, theirs = socket.socketpair()
         progress_fd = os.memfd_create("filter-progress")
-        os.ftruncate(progress_fd, PROGRESS_BYTES)
-        arguments = [
-            str(theirs.fileno()),
-            str(progress_fd),
-            repr(limits.eval_seconds),
-            repr(limits.run_seconds),
-            repr(limits.grace_seconds),
-            str(limits.batch_cpu_seconds),
-            str(limits.memory_bytes),
-        ]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", __name__, *arguments],
-            pass_fds=(theirs.fileno(), progress_fd),
-            stdin=subprocess.DEVNULL,
-            cwd=PROJECT_ROOT,
-            env=_worker_environment(),
-        )
-        theirs.close()
-        self.progress = _progress_view(progress_fd)
-        os.close(progress_fd)
+        try:
+            os.ftruncate(progress_fd, PROGRESS_BYTES)
+            arguments = [
+                str(theirs.fileno()),
+                str(progress_fd),
+                repr(limits.eval_seconds),
+                repr(limits.run_seconds),
+                repr(limits.grace_seconds),
+                str(limits.batch_cpu_seconds),
+                str(limits.memory_bytes),
+            ]
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", __name__, *arguments],
+                pass_fds=(theirs.fileno(), progress_fd),
+                stdin=subprocess.DEVNULL,
+                cwd=PROJECT_ROOT,
+                env=_worker_environment(),
+            )
+            self.progress = _progress_view(progress_fd)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+            os.close(progress_fd)
         self.connection = multiprocessing.connection.Connection(ours.detach())
         self.sent: dict[tuple[str, str], int] = {}
         self.ready = False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -173,6 +175,21 @@ def test_workers_do_not_inherit_the_settings(monkeypatch: pytest.MonkeyPatch) ->
         worker.stop(kill=True)
 
     assert b"TRADERS_" not in environ and b"PATH=" in environ
+
+
+def test_a_worker_that_cannot_start_leaves_no_descriptor_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("fork refused")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    before = sorted(os.listdir("/proc/self/fd"))
+
+    with pytest.raises(OSError, match="fork refused"):
+        _Worker(LIMITS)
+
+    assert sorted(os.listdir("/proc/self/fd")) == before
 
 
 async def test_a_trader_has_a_time_budget_per_candle_close(
