@@ -91,6 +91,26 @@ async def test_auto_uses_binance_when_it_answers() -> None:
         await server.stop()
 
 
+async def test_auto_closes_the_probe_client_when_cancelled() -> None:
+    class Silent:
+        id, timeout, closed = "silent", 0, False
+
+        async def fetch_time(self) -> int:
+            await asyncio.sleep(3600)
+            return 0
+
+        async def close(self) -> None:
+            self.closed = True
+
+    client = Silent()
+    task = asyncio.create_task(create_feed(Settings(feed="auto"), lambda _: client, 60.0))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert client.closed
+
+
 async def test_explicit_choices(candles_dir: Path) -> None:
     assert (await create_feed(Settings(feed="simulated"))).source == "simulated"
     replay = await create_feed(Settings(feed=f"replay:{candles_dir}"))

@@ -52,7 +52,12 @@ async def create_feed(
     if kind == "ccxt":
         return CcxtFeed(exchange_factory(argument), owns_client=True)
     client = exchange_factory(AUTO_EXCHANGE)
-    if await exchange_answers(client, probe_seconds):
+    try:
+        answered = await exchange_answers(client, probe_seconds)
+    except BaseException:  # cancelled while probing: nobody else will close the client
+        await client.close()
+        raise
+    if answered:
         client.timeout = 10_000
         return CcxtFeed(client, owns_client=True)
     await client.close()
