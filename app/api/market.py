@@ -17,7 +17,7 @@ from app.api.types import Info
 from app.domain.indicators import INDICATORS
 from app.domain.intervals import INTERVAL_SECONDS
 from app.domain.trader_rules import FieldError
-from app.engine.indicators import UnknownIndicator
+from app.engine.indicators import UnknownIndicator, lookup
 from app.engine.market import MarketData
 from app.services.errors import InvalidInputError, NotFoundError
 
@@ -124,7 +124,7 @@ def _series(
         raise InvalidInputError([FieldError(f"{field}.name", str(exc))]) from None
     except ValueError as exc:
         raise InvalidInputError([FieldError(f"{field}.params", str(exc))]) from None
-    spec = INDICATORS[request.name]
+    spec = lookup(request.name, market.indicators.registry)
     bound = spec.bind(params)
     return IndicatorSeries(
         name=spec.name,

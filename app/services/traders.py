@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from app.core.events import Event, EventBus, EventType
 from app.db.models import Trader, User
@@ -52,6 +51,12 @@ def parse_id(value: str | uuid.UUID, kind: str) -> uuid.UUID:
         raise NotFoundError(kind) from None
 
 
+def _columns(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated API changes as model columns, in stored form."""
+    normalized = normalize_trader_fields(fields)
+    return {COLUMNS[key]: value for key, value in normalized.items() if key in COLUMNS}
+
+
 def status_event(trader: Trader, kind: str = "updated") -> Event:
     return Event(
         type=EventType.TRADER_STATUS,
@@ -84,11 +89,9 @@ class TraderManager:
         errors += self._mode_errors(fields.get("mode"), credential=None)
         if errors:
             raise InvalidInputError(errors)
-        fields = normalize_trader_fields(fields)
-        columns = {COLUMNS[key]: value for key, value in fields.items() if key in COLUMNS}
+        columns = _columns(fields)
         columns["status"] = TraderStatus.RUNNING if fields.get("enabled") else TraderStatus.PAUSED
-        async with in_transaction():
-            trader = await Trader.create(owner=owner, **columns)
+        trader = await Trader.create(owner=owner, **columns)
         await self.bus.publish(status_event(trader, "created"))
         return trader
 
@@ -99,11 +102,10 @@ class TraderManager:
             errors += self._mode_errors(fields["mode"], credential=trader.credential_id)  # type: ignore[attr-defined]
         if errors:
             raise InvalidInputError(errors)
-        fields = normalize_trader_fields(fields)
-        changed = [COLUMNS[key] for key in fields if key in COLUMNS]
-        for key, value in fields.items():
-            if key in COLUMNS:
-                setattr(trader, COLUMNS[key], value)
+        columns = _columns(fields)
+        for column, value in columns.items():
+            setattr(trader, column, value)
+        changed = list(columns)
         if "enabled" in fields:
             self._apply_enabled(trader, bool(fields["enabled"]))
             changed += ["status", "status_reason"]
