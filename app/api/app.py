@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from tortoise.connection import get_connection
 
-from app.api.metrics import metrics
+from app.api.prometheus import metrics
 from app.api.schema import build_schema
 from app.api.view import GraphQLView
 from app.core.bus import create_event_bus

@@ -8,7 +8,7 @@ import strawberry
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-from app.api.filters import FilterQuery
+from app.api.filter_check import FilterQuery
 from app.api.market import MarketQuery
 from app.api.pagination import Connection, paginate
 from app.api.types import Info, Signal, SignalStatus, Trade, Trader, TradeStatus, TradingMode, User

@@ -9,7 +9,7 @@ from app.engine.feeds.simulated import SimulatedFeed
 from app.engine.klines import KlineStore
 from app.engine.sandbox import FilterSandbox
 from app.engine.screening import ScreenerEngine
-from app.services.filters import validate_filter
+from app.services.filter_check import validate_filter
 from app.services.signals import SignalManager
 from tests.screening.conftest import SYMBOLS
 

@@ -8,7 +8,7 @@ from typing import Any
 import strawberry
 import talib
 
-from app.api.filters import FilterQuery
+from app.api.filter_check import FilterQuery
 from app.core.events import InProcessEventBus
 from app.engine.feeds.simulated import SimulatedFeed
 from app.engine.klines import KlineStore

@@ -12,7 +12,7 @@ import strawberry
 
 from app.api.types import Info
 from app.domain.filter_validation import FilterError as FilterErrorValue
-from app.services.filters import FilterCheck, validate_filter
+from app.services.filter_check import FilterCheck, validate_filter
 
 
 @strawberry.type
