@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -38,6 +39,24 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
         log_level=settings.log_level.lower(),
         ws_ping_interval=20,
     )
+
+
+def engine(settings: Settings, args: argparse.Namespace) -> None:
+    """The engine on its own, beside API processes that run with TRADERS_ENGINE=off."""
+    from app.bootstrap import build_runtime, engine_running
+
+    async def work() -> None:
+        runtime = build_runtime(settings)
+        await runtime.bus.start()
+        try:
+            async with engine_running(runtime) as running:
+                logging.getLogger(__name__).info("engine running on %s", running.market.source)
+                await asyncio.Event().wait()
+        finally:
+            await runtime.bus.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_with_db(settings, work))
 
 
 def migrate(settings: Settings, args: argparse.Namespace) -> None:
@@ -105,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--port", type=int, help="default: TRADERS_PORT or 8000")
     serve_parser.set_defaults(handler=serve)
 
+    commands.add_parser(
+        "engine", help="run the engine alone (API processes with TRADERS_ENGINE=off)"
+    ).set_defaults(handler=engine)
     commands.add_parser("migrate", help="apply pending migrations").set_defaults(handler=migrate)
     commands.add_parser("schema", help="print the GraphQL schema (SDL)").set_defaults(
         handler=schema

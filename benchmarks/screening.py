@@ -1,6 +1,6 @@
 """Screening throughput: 50 traders x 300 symbols x 500 candles, one candle close.
 
-Runs the ScreenerEngine's path (jobs, sandbox workers, shared indicators, filter
+Runs the ScreenerEngine's screen (jobs, sandbox workers, shared indicators, filter
 evaluation; not the database writes of the few signals that result) on a seeded simulated
 market, first cold (workers receive every series) and then on consecutive candle closes
 (workers receive only the new candle). In the same run it times a naive baseline: each
@@ -24,14 +24,12 @@ from typing import Any
 
 import pandas as pd
 
-from app.core.events import InProcessEventBus
-from app.db.models import Trader
-from app.domain.enums import TraderStatus
+from app.domain.trader_spec import TraderSpec
 from app.engine.feeds.simulated import SimulatedFeed
 from app.engine.klines import KlineStore
+from app.engine.market import MarketData
 from app.engine.sandbox import FilterSandbox
-from app.engine.screening import ScreenerEngine
-from app.services.signals import SignalManager
+from app.engine.screening import CandleClose, ScreenerEngine
 
 START_MS = 1_700_000_000_000 - 1_700_000_000_000 % 14_400_000
 
@@ -187,16 +185,14 @@ def naive_candle_close(
     return time.perf_counter() - started
 
 
-def _traders(chosen: list[Strategy], symbols: list[str]) -> list[Trader]:
+def _traders(chosen: list[Strategy], symbols: list[str]) -> list[TraderSpec]:
     return [
-        Trader(
+        TraderSpec(
             id=uuid.uuid4(),
             owner_id=1,
             name=strategy.name,
-            enabled=True,
-            status=TraderStatus.RUNNING,
             interval="1h",
-            symbols=symbols,
+            symbols=tuple(symbols),
             filter_code=strategy.code,
         )
         for strategy in chosen
@@ -218,11 +214,19 @@ async def main(args: argparse.Namespace) -> None:
     )
 
     sandbox = FilterSandbox(workers=args.workers)
-    engine = ScreenerEngine(store, sandbox, SignalManager(InProcessEventBus()), feed.tickers)
+    engine = ScreenerEngine(sandbox)
+    market = MarketData(feed, store)
+
+    async def screen() -> dict[uuid.UUID, Any]:
+        newest = store.last_time(symbols[0], "1h")
+        assert newest is not None
+        close = CandleClose("1h", newest)
+        return (await engine.screen(close, traders, market.view(close.at))).outcomes
+
     await sandbox.start()
     try:
         started = time.perf_counter()
-        outcomes = await engine.run(traders)
+        outcomes = await screen()
         cold = time.perf_counter() - started
         failures = [o.failure for o in outcomes.values() if o.failure]
         if failures:
@@ -231,7 +235,7 @@ async def main(args: argparse.Namespace) -> None:
         for _ in range(args.closes):
             feed.step(store)
             started = time.perf_counter()
-            outcomes = await engine.run(traders)
+            outcomes = await screen()
             closes.append(time.perf_counter() - started)
     finally:
         await sandbox.close()
@@ -247,7 +251,7 @@ async def main(args: argparse.Namespace) -> None:
         f"({evaluations} per close, {matched} matched at the last)"
     )
 
-    tickers = engine.ticker_values()
+    tickers = market.view().tickers()
     sample = chosen[: args.baseline_traders]
     naive = naive_candle_close(sample, symbols, store, tickers)
     scale = len(chosen) / len(sample)

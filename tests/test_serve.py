@@ -18,7 +18,6 @@ import pytest
 from app.api.app import create_app
 from app.core.settings import Settings
 from app.db import config as db_config
-from app.services.engine import Engine
 from tests.events.live import ROOT, free_port, wait_for_port
 
 
@@ -104,7 +103,7 @@ async def test_a_failed_start_stops_what_had_started(
         stopped.append("database")
         await db_config.close_db()
 
-    monkeypatch.setattr(Engine, "create", failing_engine)
+    monkeypatch.setattr("app.bootstrap.build_engine", failing_engine)
     monkeypatch.setattr("app.api.app.close_db", close_db)
     app = create_app(Settings(database_url=f"sqlite://{tmp_path / 'db.sqlite3'}"), migrate=False)
     bus = app.state.runtime.bus

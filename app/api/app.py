@@ -19,11 +19,9 @@ from tortoise.connection import get_connection
 from app.api.prometheus import metrics
 from app.api.schema import build_schema
 from app.api.view import GraphQLView
-from app.core.bus import create_event_bus
+from app.bootstrap import build_runtime, engine_running
 from app.core.settings import Settings
 from app.db.config import close_db, init_db, migrate_db
-from app.services.engine import Engine
-from app.services.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +40,7 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
-    runtime = Runtime(settings=settings, bus=create_event_bus(settings))
+    runtime = build_runtime(settings)
     view = GraphQLView(build_schema(settings), runtime)
 
     @asynccontextmanager
@@ -58,10 +56,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             started.push_async_callback(runtime.bus.stop)
             await runtime.bus.start()
             if settings.engine == "embedded":
-                engine = await Engine.create(settings, runtime.bus)
-                started.push_async_callback(engine.stop)
-                runtime.market, runtime.screener = engine.market, engine.screener
-                await engine.start()
+                engine = await started.enter_async_context(engine_running(runtime))
                 logger.info("engine embedded; market data source: %s", engine.market.source)
             yield
 

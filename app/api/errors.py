@@ -13,6 +13,7 @@ from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors
 
 from app.services.errors import InvalidInputError, NotFoundError
+from app.services.market import EngineUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ def _extensions(original: Exception) -> dict[str, Any] | None:
         return {"code": "NOT_FOUND"}
     if isinstance(original, AuthenticationRequiredError):
         return {"code": "UNAUTHENTICATED"}
+    if isinstance(original, EngineUnavailableError):
+        return {"code": "ENGINE_UNAVAILABLE"}
     return None
 
 

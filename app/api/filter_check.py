@@ -39,6 +39,9 @@ class FilterValidation:
     missing_symbols: list[str] = strawberry.field(
         description="Requested symbols without candles at the interval"
     )
+    dry_run_skipped: str | None = strawberry.field(
+        description="Why the filter did not run on current candles, when it did not"
+    )
 
     @classmethod
     def from_check(cls, check: FilterCheck) -> FilterValidation:
@@ -50,6 +53,7 @@ class FilterValidation:
             elapsed_ms=check.elapsed_ms,
             dry_run=check.ran,
             missing_symbols=list(check.missing),
+            dry_run_skipped=check.skipped,
         )
 
 
@@ -69,6 +73,6 @@ class FilterQuery:
     ) -> FilterValidation:
         info.context.require_user()
         check = await validate_filter(
-            code, symbols, interval=interval, screener=info.context.runtime.screener
+            code, symbols, interval=interval, engine=info.context.runtime.engine
         )
         return FilterValidation.from_check(check)

@@ -1,8 +1,17 @@
-"""GraphQL input types, flattened into `{api field path: value}` changes for the services."""
+"""GraphQL input types, and the one mapping between their paths and the trader's field names.
+
+Below the API a trader's fields have the names of `TraderSpec` and the database
+(`stop_loss`); a client writes GraphQL paths (`strategy.riskManagement.stopLoss`). The map
+between the two is derived from the input types themselves, once: each nested input says
+which prefix its fields carry in the trader's vocabulary, so adding a field to an input is
+all it takes to make it reach the services and to have its errors name the GraphQL path.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import typing
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -58,39 +67,70 @@ class UpdateTraderInput(TraderFields):
     name: str | None = strawberry.UNSET
 
 
-NULLABLE_FIELDS = frozenset(
-    {
-        "strategy.riskManagement.stopLoss",
-        "strategy.riskManagement.takeProfit",
-        "strategy.riskManagement.maxPositions",
-        "strategy.riskManagement.positionSizePercent",
-        "strategy.riskManagement.maxDrawdown",
-    }
+# The prefix a nested input's fields carry in the trader's vocabulary: `filter.code` is
+# `filter_code`, `strategy.instructions` is `strategy_instructions`, and the risk settings
+# keep their own names (`strategy.riskManagement.stopLoss` is `stop_loss`).
+FIELD_PREFIX: dict[type, str] = {
+    FilterInput: "filter_",
+    StrategyInput: "strategy_",
+    RiskManagementInput: "",
+}
+
+
+def _nested_input(annotation: object) -> type | None:
+    """The input type behind `X | None`, when X is one of the nested inputs."""
+    for candidate in typing.get_args(annotation) or (annotation,):
+        if candidate in FIELD_PREFIX:
+            return candidate  # type: ignore[return-value]
+    return None
+
+
+def _walk(kind: type, path: str = "", prefix: str = "") -> Iterator[tuple[str, str, type]]:
+    """(name in `_flatten`'s output, GraphQL path, owning input type) of every field of
+    `kind`, nested inputs included (a null nested input is reported under its own path)."""
+    hints = typing.get_type_hints(kind)
+    for item in dataclasses.fields(kind):
+        graphql = path + to_camel_case(item.name)
+        yield prefix + item.name, graphql, kind
+        nested = _nested_input(hints[item.name])
+        if nested is not None:
+            yield from _walk(nested, graphql + ".", FIELD_PREFIX[nested])
+
+
+GRAPHQL_PATHS: dict[str, str] = {field: path for field, path, _ in _walk(CreateTraderInput)}
+CLEARABLE = frozenset(
+    field for field, _, kind in _walk(CreateTraderInput) if kind is RiskManagementInput
 )
 
 
-def to_changes(value: object) -> dict[str, Any]:
-    """Only the fields the client sent; null is accepted only where a field may be cleared."""
-    changes = _flatten(value, "")
-    errors = [
-        FieldError(path, "must not be null")
-        for path, item in changes.items()
-        if item is None and path not in NULLABLE_FIELDS
-    ]
-    if errors:
-        raise InvalidInputError(errors)
+def api_errors(exc: InvalidInputError) -> InvalidInputError:
+    """The same errors, naming GraphQL paths instead of the trader's field names."""
+    return InvalidInputError(
+        [FieldError(GRAPHQL_PATHS.get(e.field, e.field), e.message) for e in exc.errors]
+    )
+
+
+def _flatten(value: object, prefix: str = "") -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    for item in dataclasses.fields(value):  # type: ignore[arg-type]
+        given = getattr(value, item.name)
+        if given is strawberry.UNSET:
+            continue
+        if type(given) in FIELD_PREFIX:
+            changes.update(_flatten(given, FIELD_PREFIX[type(given)]))
+        else:
+            changes[prefix + item.name] = given
     return changes
 
 
-def _flatten(value: object, prefix: str) -> dict[str, Any]:
-    changes: dict[str, Any] = {}
-    for field in dataclasses.fields(value):  # type: ignore[arg-type]
-        item = getattr(value, field.name)
-        path = prefix + to_camel_case(field.name)
-        if item is strawberry.UNSET:
-            continue
-        if dataclasses.is_dataclass(item):
-            changes.update(_flatten(item, path + "."))
-        else:
-            changes[path] = item
+def to_changes(value: object) -> Mapping[str, Any]:
+    """The fields the client sent, by trader field name; null only where it clears a value."""
+    changes = _flatten(value)
+    errors = [
+        FieldError(GRAPHQL_PATHS[field], "must not be null")
+        for field, given in changes.items()
+        if given is None and field not in CLEARABLE
+    ]
+    if errors:
+        raise InvalidInputError(errors)
     return changes

@@ -19,7 +19,7 @@ from app.domain.intervals import INTERVAL_SECONDS
 from app.domain.trader_rules import FieldError
 from app.engine.indicators import UnknownIndicator, lookup
 from app.engine.market import MarketData
-from app.services.errors import InvalidInputError, NotFoundError
+from app.services.errors import InvalidInputError
 
 MAX_INDICATORS = 20
 
@@ -99,10 +99,7 @@ class IndicatorInput:
 
 def _market(info: Info) -> MarketData:
     info.context.require_user()
-    market = info.context.runtime.market
-    if market is None:
-        raise NotFoundError("market data (the engine does not run in this process)")
-    return market
+    return info.context.runtime.market.data()
 
 
 def _utc(time_ms: int) -> datetime:
@@ -141,15 +138,18 @@ def _series(
 
 @strawberry.type
 class MarketQuery:
-    @strawberry.field(description="The market this process sees")
-    def market(self, info: Info) -> Market:
-        market = _market(info)
+    @strawberry.field(
+        description="The market the engine sees (from its heartbeat when it runs elsewhere)"
+    )
+    async def market(self, info: Info) -> Market:
+        info.context.require_user()
+        market = await info.context.runtime.market.info()
         return Market(
             source=market.source,
             is_live_market=market.is_live_market,
-            symbols=list(market.feed.symbols),
-            intervals=list(market.feed.intervals),
-            last_candle_at=market.last_candle_at(),
+            symbols=list(market.symbols),
+            intervals=list(market.intervals),
+            last_candle_at=market.last_candle_at,
         )
 
     @strawberry.field(description="The last `limit` closed candles, oldest first, with indicators")

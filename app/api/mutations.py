@@ -6,8 +6,9 @@ from typing import Annotated
 
 import strawberry
 
-from app.api.inputs import CreateTraderInput, UpdateTraderInput, to_changes
+from app.api.inputs import CreateTraderInput, UpdateTraderInput, api_errors, to_changes
 from app.api.types import Info, Trader, TradingMode
+from app.services.errors import InvalidInputError
 
 
 @strawberry.type
@@ -15,14 +16,22 @@ class Mutation:
     @strawberry.mutation
     async def create_trader(self, info: Info, input: CreateTraderInput) -> Trader:
         user = info.context.require_user()
-        return Trader.from_model(await info.context.traders.create(user, to_changes(input)))
+        try:
+            trader = await info.context.traders.create(user, to_changes(input))
+        except InvalidInputError as exc:
+            raise api_errors(exc) from None
+        return Trader.from_model(trader)
 
     @strawberry.mutation
     async def update_trader(
         self, info: Info, id: strawberry.ID, input: UpdateTraderInput
     ) -> Trader:
         user = info.context.require_user()
-        return Trader.from_model(await info.context.traders.update(user, id, to_changes(input)))
+        try:
+            trader = await info.context.traders.update(user, id, to_changes(input))
+        except InvalidInputError as exc:
+            raise api_errors(exc) from None
+        return Trader.from_model(trader)
 
     @strawberry.mutation(description="Deletes the trader with its signals and trades")
     async def delete_trader(

@@ -85,10 +85,10 @@ class TradersCollector:
 
     def collect(self) -> Iterator[Metric]:
         yield from _bus_metrics(self.runtime.bus)
-        if self.runtime.market is not None:
-            yield from _market_metrics(self.runtime.market)
-        if self.runtime.screener is not None:
-            yield from _screen_metrics(self.runtime.screener)
+        engine = self.runtime.engine
+        if engine is not None:
+            yield from _market_metrics(engine.market)
+            yield from _screen_metrics(engine.screener)
 
 
 def _screen_metrics(screener: ScreenerEngine) -> Iterator[Metric]:

@@ -115,6 +115,14 @@ class Trader(Model):
 
 
 class Signal(Model):
+    """A trader's screening match, and through its status the queue between the stages.
+
+    At most one signal per trader and symbol is active (new, watching or ready): the partial
+    unique index signals_one_active (migration 0002) refuses a second one, whatever engine
+    process tries. A stage claims a signal by writing lease_owner and lease_until (times
+    from the engine's clock), so a crashed stage's claims run out and nothing is lost.
+    """
+
     id = fields.UUIDField(primary_key=True)
     trader: fields.ForeignKeyRelation[Trader] = fields.ForeignKeyField(
         "models.Trader", related_name="signals", on_delete=fields.CASCADE
@@ -126,14 +134,21 @@ class Signal(Model):
     score = fields.FloatField(null=True)
     indicators: Any = fields.JSONField(default=dict)
     status = fields.CharEnumField(SignalStatus, max_length=10, default=SignalStatus.NEW)
+    status_reason = fields.TextField(null=True)
     candle_time = fields.DatetimeField()
     analysis: Any = fields.JSONField(null=True)
+    lease_owner = fields.CharField(max_length=64, null=True)
+    lease_until = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
         table = "signals"
-        indexes = (("trader_id", "created_at"), ("trader_id", "symbol", "status"))
+        indexes = (
+            ("trader_id", "created_at"),
+            ("trader_id", "symbol", "status"),
+            ("status", "lease_until"),
+        )
 
 
 class Trade(Model):
@@ -224,6 +239,23 @@ class TradeAuditLog(Model):
 
     async def delete(self, *args: Any, **kwargs: Any) -> None:
         raise AppendOnlyError("the trade audit log is append-only")
+
+
+class EngineInstance(Model):
+    """An engine process and the market it sees, refreshed by its heartbeat: an API process
+    that runs no engine (TRADERS_ENGINE=off) answers `market` from here."""
+
+    id = fields.CharField(max_length=64, primary_key=True)
+    started_at = fields.DatetimeField()
+    seen_at = fields.DatetimeField(db_index=True)
+    market_source = fields.CharField(max_length=200)
+    is_live_market = fields.BooleanField()
+    symbols: Any = fields.JSONField(default=list)
+    intervals: Any = fields.JSONField(default=list)
+    last_candle_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "engine_instances"
 
 
 class EquitySnapshot(Model):

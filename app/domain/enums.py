@@ -20,16 +20,22 @@ class Side(StrEnum):
 
 
 class SignalStatus(StrEnum):
-    """Lifecycle of a signal: `new` until analyzed, `watching` while monitored, then final."""
+    """Lifecycle of a signal, and the queue between the stages: `new` waits for the
+    analyzer, `watching` for the signal monitor's next candle, `ready` for the trade stage;
+    the others are final."""
 
     NEW = "new"
     WATCHING = "watching"
+    READY = "ready"
     ENTERED = "entered"
     REJECTED = "rejected"
+    CANCELLED = "cancelled"
     EXPIRED = "expired"
 
 
-ACTIVE_SIGNAL_STATUSES = frozenset({SignalStatus.NEW, SignalStatus.WATCHING})
+# A trader holds at most one signal in these statuses per symbol; the database enforces it
+# (the partial unique index `signals_one_active`, whose condition lists these values).
+ACTIVE_SIGNAL_STATUSES = frozenset({SignalStatus.NEW, SignalStatus.WATCHING, SignalStatus.READY})
 
 
 class TradeStatus(StrEnum):

@@ -1,11 +1,14 @@
-"""What makes a trader's settings valid, named by the API field each rule guards.
+"""What makes a trader's settings valid, one rule per field of the trader's vocabulary.
 
 Rules run on the changes a request asks for, before anything is written, so a failed
-create or update writes nothing and tells the caller exactly which field is wrong.
+create or update writes nothing and tells the caller exactly which field is wrong. Fields
+are named as in `TraderSpec` and the database (`stop_loss`); the API maps its GraphQL input
+paths onto these names and back, so its errors still name the GraphQL field.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,7 +21,6 @@ from app.domain.intervals import INTERVALS
 MAX_NAME_LENGTH = 200
 MAX_SYMBOLS = 1000
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}(:[A-Z0-9]{1,20})?$")
-RISK = "strategy.riskManagement."
 
 Check = Callable[[object], str | None]
 
@@ -97,6 +99,28 @@ def _check_filter_code(value: object) -> str | None:
     return "; ".join(str(error) for error in errors) if errors else None
 
 
+def _check_text(value: object) -> str | None:
+    return None if isinstance(value, str) else "must be a string"
+
+
+def _check_enabled(value: object) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def _check_lines(value: object) -> str | None:
+    if not isinstance(value, list | tuple) or not all(isinstance(line, str) for line in value):
+        return "must be a list of strings"
+    return None
+
+
+def _check_json(value: object) -> str | None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return f"must be plain JSON: {exc}"
+    return None
+
+
 def _check_max_positions(value: object) -> str | None:
     if value is None:
         return None
@@ -105,33 +129,40 @@ def _check_max_positions(value: object) -> str | None:
     return None
 
 
+# Every field a user may set, with its rule: the trader's writable vocabulary.
 RULES: dict[str, Check] = {
     "name": _check_name,
+    "description": _check_text,
+    "enabled": _check_enabled,
+    "filter_description": _check_lines,
+    "filter_indicators": _check_json,
+    "strategy_instructions": _check_text,
     "interval": _check_interval,
     "mode": _check_mode,
     "symbols": _check_symbols,
-    "filter.code": _check_filter_code,
-    RISK + "stopLoss": _percent_check(Decimal(0), Decimal(100), high_inclusive=False),
-    RISK + "takeProfit": _percent_check(Decimal(0), Decimal(10000), high_inclusive=True),
-    RISK + "maxPositions": _check_max_positions,
-    RISK + "positionSizePercent": _percent_check(Decimal(0), Decimal(100), high_inclusive=True),
-    RISK + "maxDrawdown": _percent_check(Decimal(0), Decimal(100), high_inclusive=True),
+    "filter_code": _check_filter_code,
+    "stop_loss": _percent_check(Decimal(0), Decimal(100), high_inclusive=False),
+    "take_profit": _percent_check(Decimal(0), Decimal(10000), high_inclusive=True),
+    "max_positions": _check_max_positions,
+    "position_size_percent": _percent_check(Decimal(0), Decimal(100), high_inclusive=True),
+    "max_drawdown": _percent_check(Decimal(0), Decimal(100), high_inclusive=True),
 }
 
 
 def validate_trader_fields(changes: Mapping[str, object]) -> list[FieldError]:
-    """Errors for the given `{api field path: value}` changes; fields not given are not checked."""
+    """Errors for the given `{field: value}` changes; fields not given are not checked, and a
+    field that is not the trader's to set is an error of its own."""
     errors = []
     for field, value in changes.items():
         rule = RULES.get(field)
-        if rule is not None and (message := rule(value)) is not None:
+        if rule is None:
+            errors.append(FieldError(field, "is not a field of a trader"))
+        elif (message := rule(value)) is not None:
             errors.append(FieldError(field, message))
     return errors
 
 
-PERCENT_FIELDS = frozenset(
-    RISK + name for name in ("stopLoss", "takeProfit", "positionSizePercent", "maxDrawdown")
-)
+PERCENT_FIELDS = frozenset({"stop_loss", "take_profit", "position_size_percent", "max_drawdown"})
 PERCENT_QUANTUM = Decimal("0.0001")
 
 

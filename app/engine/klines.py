@@ -98,19 +98,30 @@ class _Series:
             return None
         return int(self.time[self.end - 1]), float(self.values[3, self.end - 1])
 
-    def snapshot(self, symbol: str, interval: str) -> Candles:
-        start = max(0, self.end - self.depth)
-        arrays = [self.time[start : self.end]] + [row[start : self.end] for row in self.values]
+    def snapshot(self, symbol: str, interval: str, opened_by: int | None = None) -> Candles:
+        """The last `depth` rows, or the last `depth` of those opened at or before
+        `opened_by` (a view of the past never includes a later candle)."""
+        end = self.end
+        if opened_by is not None:
+            end = int(np.searchsorted(self.time[: self.end], opened_by, side="right"))
+        start = max(0, end - self.depth)
+        arrays = [self.time[start:end]] + [row[start:end] for row in self.values]
         for array in arrays:
             array.flags.writeable = False
         return Candles(symbol, interval, *arrays)
 
 
 class KlineStore:
-    def __init__(self, depth: int = DEFAULT_DEPTH, queue_size: int = 10_000) -> None:
+    """`source_id` names this store as a candle source (the sandbox keeps its replicas per
+    source): the live market is "live"."""
+
+    def __init__(
+        self, depth: int = DEFAULT_DEPTH, queue_size: int = 10_000, source_id: str = "live"
+    ) -> None:
         if depth < 1:
             raise ValueError("depth must be positive")
         self.depth = depth
+        self.source_id = source_id
         self._queue_size = queue_size
         self._series: dict[tuple[str, str], _Series] = {}
         self._subscribers: list[asyncio.Queue[CandleClosed]] = []
@@ -150,12 +161,18 @@ class KlineStore:
         self._publish(events[-1])
         return events
 
-    def candles(self, symbol: str, interval: str) -> Candles:
-        """The stored series; empty arrays for an unknown symbol or interval."""
+    def candles(self, symbol: str, interval: str, closed_by: int | None = None) -> Candles:
+        """The stored series, or only its candles that had closed by `closed_by` (epoch ms);
+        empty arrays for an unknown symbol or interval."""
         series = self._series.get((symbol, interval))
         if series is None:
             series = _Series(1)
-        return series.snapshot(symbol, interval)
+        opened_by = None if closed_by is None else closed_by - interval_ms(interval)
+        return series.snapshot(symbol, interval, opened_by)
+
+    def symbols(self, interval: str) -> tuple[str, ...]:
+        """Every symbol with candles at `interval`, sorted."""
+        return tuple(sorted(symbol for symbol, each in self._series if each == interval))
 
     def last_time(self, symbol: str, interval: str) -> int | None:
         series = self._series.get((symbol, interval))

@@ -1,9 +1,10 @@
 """The running market of one process: a feed filling a kline store, and the indicator cache.
 
-`Runtime.market` holds one `MarketData`; the screening engine reads its store and cache, the
-API reads it for `market` and `klines`. `start()` runs the feed as a task; a feed that fails
-unexpectedly is logged and restarted with back-off (network trouble is already retried inside
-the feed), a replay that reaches the end of its files simply stops.
+The live engine screens `view(close)`, the store as it was when that candle closed, with the
+feed's tickers; the API reads the store and cache for `market` and `klines`. `start()` runs
+the feed as a task; a feed that fails unexpectedly is logged and restarted with back-off
+(network trouble is already retried inside the feed), a replay that reaches the end of its
+files simply stops.
 """
 
 from __future__ import annotations
@@ -11,15 +12,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.core.settings import Settings
+from app.domain.market_info import MarketInfo
 from app.engine.feeds.base import Backoff, MarketFeed, Ticker
 from app.engine.feeds.factory import create_feed
 from app.engine.indicators import IndicatorCache
-from app.engine.klines import KlineStore
+from app.engine.klines import Candles, KlineStore
+from app.engine.sandbox import TickerValues
+from app.engine.screening import ticker_values
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreView:
+    """The kline store as a screen sees it: candles closed by `at` (all when None)."""
+
+    store: KlineStore
+    at: int | None
+    ticker_values: Mapping[str, TickerValues]
+
+    @property
+    def source_id(self) -> str:
+        return self.store.source_id
+
+    def candles(self, symbol: str, interval: str) -> Candles:
+        return self.store.candles(symbol, interval, self.at)
+
+    def symbols(self, interval: str) -> tuple[str, ...]:
+        return self.store.symbols(interval)
+
+    def tickers(self) -> Mapping[str, TickerValues]:
+        return self.ticker_values
 
 
 class MarketData:
@@ -50,6 +78,20 @@ class MarketData:
 
     def tickers(self) -> dict[str, Ticker]:
         return self.feed.tickers()
+
+    def info(self) -> MarketInfo:
+        return MarketInfo(
+            source=self.source,
+            is_live_market=self.is_live_market,
+            symbols=tuple(self.feed.symbols),
+            intervals=tuple(self.feed.intervals),
+            last_candle_at=self.last_candle_at(),
+        )
+
+    def view(self, at: int | None = None) -> StoreView:
+        """The market as of the moment `at` (epoch ms; None: now), with the feed's tickers."""
+        values = {symbol: ticker_values(ticker) for symbol, ticker in self.tickers().items()}
+        return StoreView(self.store, at, values)
 
     def last_candle_at(self) -> datetime | None:
         """Open time of the newest candle in the store, over all symbols and intervals."""

@@ -11,20 +11,32 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from app.domain.filter_validation import FilterError, FilterValidationError, parse_filter
 from app.domain.intervals import INTERVALS
+from app.engine.market import MarketData
 from app.engine.screening import ScreenerEngine
+from app.services.market import ENGINE_ELSEWHERE
 
 MAX_SYMBOLS = 1000
 _LOCATION = re.compile(r"^line (\d+)(?:, column (\d+))?: ")
 
 
+class DryRunEngine(Protocol):
+    """What a dry run needs of the engine: its market and its screener."""
+
+    market: MarketData
+
+    @property
+    def screener(self) -> ScreenerEngine: ...
+
+
 @dataclass(frozen=True, slots=True)
 class FilterCheck:
     """`errors` is empty when the filter is valid. `matches` are the symbols it matches now,
-    `ran` says whether the dry run happened (it needs the engine), `missing` the requested
-    symbols that have no candles at the interval."""
+    `ran` says whether the dry run happened (it needs the engine; `skipped` says why not),
+    `missing` the requested symbols that have no candles at the interval."""
 
     errors: tuple[FilterError, ...]
     matches: tuple[str, ...] = ()
@@ -32,6 +44,7 @@ class FilterCheck:
     elapsed_ms: float = 0.0
     ran: bool = False
     missing: tuple[str, ...] = field(default_factory=tuple)
+    skipped: str | None = None
 
     @property
     def valid(self) -> bool:
@@ -52,7 +65,7 @@ async def validate_filter(
     symbols: Sequence[str] | None = None,
     *,
     interval: str = "1h",
-    screener: ScreenerEngine | None = None,
+    engine: DryRunEngine | None = None,
 ) -> FilterCheck:
     """Validate `code`, then dry-run it on `symbols` (default: every symbol at `interval`)."""
     started = time.perf_counter()
@@ -64,12 +77,13 @@ async def validate_filter(
         parse_filter(code, interval)
     except FilterValidationError as exc:
         return FilterCheck(tuple(exc.errors), elapsed_ms=_ms_since(started))
-    if screener is None:
-        return FilterCheck((), elapsed_ms=_ms_since(started))
-    known = set(screener.universe(interval))
+    if engine is None:
+        return FilterCheck((), elapsed_ms=_ms_since(started), skipped=ENGINE_ELSEWHERE)
+    view = engine.market.view()
+    known = set(view.symbols(interval))
     wanted = list(dict.fromkeys(symbols)) if symbols is not None else sorted(known)
     missing = tuple(symbol for symbol in wanted if symbol not in known)
-    outcome = await screener.dry_run(code, interval, [s for s in wanted if s in known])
+    outcome = await engine.screener.dry_run(code, interval, [s for s in wanted if s in known], view)
     errors = (runtime_error(outcome.failure),) if outcome.failure is not None else ()
     return FilterCheck(
         errors,

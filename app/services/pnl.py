@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict
 from typing import Any
 
 from app.core.events import Event, EventBus, EventType
-from app.db.models import Trader
 from app.domain.enums import TradingMode
 from app.domain.metrics import Metrics
 from app.services.reads import metrics_by_trader
@@ -19,17 +19,17 @@ def metrics_payload(metrics: Metrics) -> dict[str, Any]:
     return payload
 
 
-async def publish_metrics(bus: EventBus, trader: Trader) -> None:
+async def publish_metrics(bus: EventBus, owner_id: int, trader_id: uuid.UUID) -> None:
     """Read the trader's metrics as committed and publish them; call after the commit."""
-    metrics = (await metrics_by_trader([trader.id]))[trader.id]
+    metrics = (await metrics_by_trader([trader_id]))[trader_id]
     payload = metrics_payload(metrics.overall)
     payload["demo"] = metrics_payload(metrics.by_mode[TradingMode.DEMO])
     payload["live"] = metrics_payload(metrics.by_mode[TradingMode.LIVE])
     await bus.publish(
         Event(
             type=EventType.PNL,
-            owner_id=trader.owner_id,  # type: ignore[attr-defined]
-            trader_id=str(trader.id),
+            owner_id=owner_id,
+            trader_id=str(trader_id),
             payload=payload,
         )
     )

@@ -1,25 +1,27 @@
-"""The running parts of one process, built once at start and handed to every request.
+"""The running parts of one process, built once at start (`app.bootstrap`) and handed to
+every request.
 
-The API layer reaches the engine only through this object, so that a process can serve the
-API with the engine embedded (the default) or without it (`TRADERS_ENGINE=off`).
+The API reaches the engine only through this object: the market port answers with the
+engine embedded or without it (`TRADERS_ENGINE=off`), and `engine` is None when it runs
+elsewhere.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from app.core.events import EventBus
 from app.core.settings import Settings
+from app.services.market import MarketReader, RemoteMarket
 
 if TYPE_CHECKING:
-    from app.engine.market import MarketData
-    from app.engine.screening import ScreenerEngine
+    from app.engine.live import LiveEngine
 
 
 @dataclass
 class Runtime:
     settings: Settings
     bus: EventBus
-    market: MarketData | None = None
-    screener: ScreenerEngine | None = None
+    market: MarketReader = field(default_factory=RemoteMarket)
+    engine: LiveEngine | None = None

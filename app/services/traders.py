@@ -16,31 +16,8 @@ from tortoise.exceptions import IntegrityError
 from app.core.events import Event, EventBus, EventType
 from app.db.models import Trader, User
 from app.domain.enums import TraderStatus, TradingMode
-from app.domain.trader_rules import (
-    RISK,
-    FieldError,
-    normalize_trader_fields,
-    validate_trader_fields,
-)
+from app.domain.trader_rules import FieldError, normalize_trader_fields, validate_trader_fields
 from app.services.errors import InvalidInputError, NotFoundError
-
-COLUMNS: dict[str, str] = {
-    "name": "name",
-    "description": "description",
-    "interval": "interval",
-    "symbols": "symbols",
-    "mode": "mode",
-    "enabled": "enabled",
-    "filter.code": "filter_code",
-    "filter.description": "filter_description",
-    "filter.indicators": "filter_indicators",
-    "strategy.instructions": "strategy_instructions",
-    RISK + "stopLoss": "stop_loss",
-    RISK + "takeProfit": "take_profit",
-    RISK + "maxPositions": "max_positions",
-    RISK + "positionSizePercent": "position_size_percent",
-    RISK + "maxDrawdown": "max_drawdown",
-}
 
 
 def parse_id(value: str | uuid.UUID, kind: str) -> uuid.UUID:
@@ -49,12 +26,6 @@ def parse_id(value: str | uuid.UUID, kind: str) -> uuid.UUID:
         return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
     except ValueError:
         raise NotFoundError(kind) from None
-
-
-def _columns(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Validated API changes as model columns, in stored form."""
-    normalized = normalize_trader_fields(fields)
-    return {COLUMNS[key]: value for key, value in normalized.items() if key in COLUMNS}
 
 
 def status_event(trader: Trader, kind: str = "updated") -> Event:
@@ -89,7 +60,7 @@ class TraderManager:
         errors += self._mode_errors(fields.get("mode"), credential=None)
         if errors:
             raise InvalidInputError(errors)
-        columns = _columns(fields)
+        columns = normalize_trader_fields(fields)
         columns["status"] = TraderStatus.RUNNING if fields.get("enabled") else TraderStatus.PAUSED
         trader = await Trader.create(owner=owner, **columns)
         await self.bus.publish(status_event(trader, "created"))
@@ -102,7 +73,7 @@ class TraderManager:
             errors += self._mode_errors(fields["mode"], credential=trader.credential_id)  # type: ignore[attr-defined]
         if errors:
             raise InvalidInputError(errors)
-        columns = _columns(fields)
+        columns = normalize_trader_fields(fields)
         for column, value in columns.items():
             setattr(trader, column, value)
         changed = list(columns)
@@ -136,17 +107,15 @@ class TraderManager:
         await self.bus.publish(status_event(trader, "deleted"))
         return trader.id
 
-    async def set_error(self, trader: Trader, reason: str) -> None:
-        """Stop a failing trader alone; the engine keeps running the others."""
-        trader.status = TraderStatus.ERROR
-        trader.status_reason = reason
-        try:
-            await self._save(trader, ["status", "status_reason", "updated_at"])
-        except NotFoundError:
-            return
-        # The engine read the trader before its run; the owner may have changed these since.
-        await trader.refresh_from_db(fields=["enabled", "mode"])
-        await self.bus.publish(status_event(trader))
+    async def set_error(self, trader_id: uuid.UUID, reason: str) -> None:
+        """Stop a failing trader alone; the engine keeps running the others. A trader deleted
+        meanwhile stays deleted, and no event follows."""
+        changed = await Trader.filter(id=trader_id).update(
+            status=TraderStatus.ERROR, status_reason=reason
+        )
+        trader = await Trader.get_or_none(id=trader_id) if changed else None
+        if trader is not None:
+            await self.bus.publish(status_event(trader))
 
     @staticmethod
     async def _save(trader: Trader, fields: list[str] | None = None) -> None:

@@ -13,16 +13,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
+from app.bootstrap import build_workflow
 from app.core.events import Event, EventType
 from app.core.redis_bus import RedisEventBus
 from app.db.models import Trader, User
 from app.domain.enums import TraderStatus
+from app.engine.clock import RealtimeClock
 from app.engine.feeds.simulated import SimulatedFeed
 from app.engine.klines import KlineStore
+from app.engine.live import LiveEngine
 from app.engine.market import MarketData
 from app.engine.sandbox import FilterSandbox
-from app.engine.screening import ScreenerEngine
-from app.services.signals import SignalManager
+from app.engine.screening import CandleClose, ScreenReport
 from tests.events.live import until
 from tests.screening.conftest import LIMITS, START_MS, SYMBOLS
 
@@ -48,6 +50,15 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 def names(samples: Samples) -> set[str]:
     return {name for name, _ in samples}
+
+
+def embed(app: Starlette, market: MarketData, sandbox: FilterSandbox | None = None) -> LiveEngine:
+    """A live engine on `market` in the app's runtime, as the lifespan would embed it."""
+    runtime = app.state.runtime
+    clock = RealtimeClock()
+    workflow = build_workflow(runtime.bus, clock, sandbox or FilterSandbox(workers=1))
+    runtime.engine = LiveEngine(market, workflow, clock)
+    return runtime.engine
 
 
 def event(n: int) -> Event:
@@ -144,7 +155,7 @@ async def test_the_redis_bus_shows_all_its_counters(
 async def test_market_gauges_follow_the_feed(app: Starlette, client: httpx.AsyncClient) -> None:
     store = KlineStore(depth=50)
     feed = SimulatedFeed(SYMBOLS, intervals=("1h", "4h"), seed=7, start_ms=START_MS)
-    market = app.state.runtime.market = MarketData(feed, store)
+    market = embed(app, MarketData(feed, store)).market
 
     idle = await scrape(client)
     assert value(idle, "traders_market_info", source="simulated", live="false") == 1
@@ -171,14 +182,28 @@ async def sandbox() -> AsyncIterator[FilterSandbox]:
         yield pool
 
 
+class Screener:
+    """Screens the newest close of an interval through the app's embedded engine."""
+
+    def __init__(self, app: Starlette, sandbox: FilterSandbox) -> None:
+        feed = SimulatedFeed(SYMBOLS, intervals=("1h", "4h"), seed=7, speed=None, start_ms=START_MS)
+        store = KlineStore(depth=100)
+        feed.backfill(store)
+        self.app, self.sandbox, self.market = app, sandbox, MarketData(feed, store)
+        self.engine = embed(app, self.market, sandbox)
+
+    async def screen(self, interval: str) -> ScreenReport:
+        newest = self.market.store.last_time(SYMBOLS[0], interval)
+        assert newest is not None
+        close = CandleClose(interval, newest)
+        report = await self.engine.workflow.on_close(close, self.market.view(close.at))
+        assert report is not None
+        return report
+
+
 @pytest.fixture
-def screener(app: Starlette, sandbox: FilterSandbox) -> ScreenerEngine:
-    feed = SimulatedFeed(SYMBOLS, intervals=("1h", "4h"), seed=7, speed=None, start_ms=START_MS)
-    store = KlineStore(depth=100)
-    feed.backfill(store)
-    runtime = app.state.runtime
-    runtime.screener = ScreenerEngine(store, sandbox, SignalManager(runtime.bus), feed.tickers)
-    return runtime.screener
+def screener(app: Starlette, sandbox: FilterSandbox) -> Screener:
+    return Screener(app, sandbox)
 
 
 async def _trader(owner: User, name: str, code: str) -> Trader:
@@ -194,7 +219,7 @@ async def _trader(owner: User, name: str, code: str) -> Trader:
 
 
 async def test_screening_counters_follow_screens(
-    client: httpx.AsyncClient, screener: ScreenerEngine
+    client: httpx.AsyncClient, screener: Screener
 ) -> None:
     owner = await User.create(name="alice")
     await _trader(owner, "btc", "return symbol == 'BTC/USDT'")
@@ -225,7 +250,7 @@ async def test_screening_counters_follow_screens(
 
 
 async def test_screen_counters_keep_counting_past_the_reports_the_screener_keeps(
-    app: Starlette, client: httpx.AsyncClient, screener: ScreenerEngine
+    app: Starlette, client: httpx.AsyncClient, screener: Screener
 ) -> None:
     for _ in range(60):
         await screener.screen("1h")
@@ -233,9 +258,8 @@ async def test_screen_counters_keep_counting_past_the_reports_the_screener_keeps
 
     for _ in range(60):
         await screener.screen("1h")
-    assert len(screener.reports) < 120, "the screener keeps only its latest reports"
+    assert len(screener.engine.screener.reports) < 120, "the screener keeps its latest reports"
     assert value(await scrape(client), "traders_screens_total", interval="1h") == 120
 
-    app.state.runtime.screener = ScreenerEngine(screener.store, screener.sandbox, screener.sink)
-    await app.state.runtime.screener.screen("1h")
+    await Screener(app, screener.sandbox).screen("1h")
     assert value(await scrape(client), "traders_screens_total", interval="1h") == 1

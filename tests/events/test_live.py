@@ -19,12 +19,16 @@ from gql.transport.exceptions import TransportConnectionFailed, TransportServerE
 from redis.asyncio import Redis
 from websockets.exceptions import ConnectionClosed
 
+from app.bootstrap import build_workflow
 from app.core.events import InProcessEventBus
 from app.core.redis_bus import DEFAULT_CHANNEL, RedisEventBus
-from app.db.models import Signal, Trader, User
+from app.db import models
+from app.db.models import Trader, User
 from app.domain.enums import Side
-from app.engine.sandbox import FilterMatch, FilterOutcome
-from app.services.signals import SignalManager
+from app.domain.signal import Signal
+from app.engine.clock import RealtimeClock
+from app.engine.sandbox import FilterMatch, FilterOutcome, FilterSandbox
+from app.services.repositories.traders import spec_of
 from app.services.traders import TraderManager
 from app.services.users import create_user
 from tests.events.live import (
@@ -83,13 +87,14 @@ async def test_a_created_signal_reaches_a_subscriber(
     _, token, trader = await user_with_trader("alice")
     engine_bus = RedisEventBus(redis_server.url)
     await engine_bus.start()
-    signals = SignalManager(engine_bus)
+    signals = build_workflow(engine_bus, RealtimeClock(), FilterSandbox()).signals
     created: dict[str, Signal] = {}
     symbols = (f"S{n}/USDT" for n in itertools.count())
 
     async def create_signal() -> None:
         match = FilterMatch(next(symbols), Side.LONG, 0.5, 101.25, 1_767_225_600_000, {})
-        for signal in await signals.record_run(trader, FilterOutcome(str(trader.id), (match,))):
+        outcome = FilterOutcome(str(trader.id), (match,))
+        for signal in await signals.record_run(spec_of(trader), outcome):
             created[str(signal.id)] = signal
 
     try:
@@ -113,7 +118,7 @@ async def test_a_created_signal_reaches_a_subscriber(
         "status": "NEW",
         "score": 0.5,
     }
-    assert await Signal.exists(id=signal.id)
+    assert await models.Signal.exists(id=signal.id)
 
 
 async def test_an_event_caused_through_one_process_reaches_a_subscriber_on_another(

@@ -256,7 +256,7 @@ async def test_a_trader_deleted_meanwhile_gets_no_status_event(
     subscriber = await subscribe(alice, "subscription { traderStatus { traderId kind } }")
 
     await TraderManager(bus).delete(alice, str(trader.id), True)
-    await TraderManager(bus).set_error(stale, "filter failed 3 times in a row")
+    await TraderManager(bus).set_error(stale.id, "filter failed 3 times in a row")
 
     result = await subscriber.next()
     assert result.data == {"traderStatus": {"traderId": str(trader.id), "kind": "deleted"}}
@@ -274,7 +274,7 @@ async def test_an_error_status_event_tells_the_trader_as_stored_not_as_the_engin
     await TraderManager(bus).set_enabled(alice, str(trader.id), False)
     subscriber = await subscribe(alice, "subscription { traderStatus { status enabled } }")
 
-    await TraderManager(bus).set_error(read_by_engine, "filter failed 3 times in a row")
+    await TraderManager(bus).set_error(read_by_engine.id, "filter failed 3 times in a row")
 
     result = await subscriber.next()
     assert result.data == {"traderStatus": {"status": "ERROR", "enabled": False}}
@@ -288,7 +288,7 @@ async def test_an_update_does_not_write_back_a_status_the_engine_changed_meanwhi
     trader = await trader_of(bus, alice)
     manager = TraderManager(bus)
     read_before = await Trader.get(id=trader.id)
-    await manager.set_error(await Trader.get(id=trader.id), "filter failed 3 times in a row")
+    await manager.set_error(trader.id, "filter failed 3 times in a row")
 
     async def get(owner: User, trader_id: str) -> Trader:
         return read_before

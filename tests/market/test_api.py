@@ -20,6 +20,7 @@ from app.core.settings import Settings
 from app.engine.feeds.replay import ReplayFeed
 from app.engine.klines import KlineStore
 from app.engine.market import MarketData
+from app.services.market import EmbeddedMarket, RemoteMarket
 from app.services.runtime import Runtime
 from tests.market.conftest import read_csv
 
@@ -36,7 +37,11 @@ async def market(candles_dir: Path) -> MarketData:
 async def run(market: MarketData | None, query: str, user: Any = True, **variables: Any) -> Any:
     context = Context(
         request=None,  # type: ignore[arg-type]
-        runtime=Runtime(settings=Settings(), bus=InProcessEventBus(), market=market),
+        runtime=Runtime(
+            settings=Settings(),
+            bus=InProcessEventBus(),
+            market=RemoteMarket() if market is None else EmbeddedMarket(market),
+        ),
         user=SimpleNamespace(id=1) if user else None,  # type: ignore[arg-type]
     )
     return await SCHEMA.execute(query, variable_values=variables, context_value=context)
@@ -134,9 +139,10 @@ async def test_authentication_is_required(market: MarketData) -> None:
     assert "authentication required" in result.errors[0].message
 
 
-async def test_without_market_data_the_error_says_so() -> None:
-    result = await run(None, "{ market { source } }")
-    assert result.errors[0].extensions["code"] == "NOT_FOUND"
+async def test_without_the_engine_in_the_process_klines_say_where_they_are() -> None:
+    result = await run(None, '{ klines(symbol: "ETH/BTC", interval: "5m") { symbol } }')
+    assert result.errors[0].extensions["code"] == "ENGINE_UNAVAILABLE"
+    assert "TRADERS_ENGINE=off" in result.errors[0].message
 
 
 async def test_indicator_catalog(market: MarketData) -> None:

@@ -1,22 +1,27 @@
-"""The engine on the simulated feed: signals attributed to their trader, never duplicated."""
+"""The workflow on the simulated feed: signals attributed to their trader, never duplicated."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
 import talib
 
+from app.bootstrap import build_workflow
 from app.core.events import Event, EventType, InProcessEventBus
 from app.db.models import Signal, Trader, User
 from app.domain.enums import SignalStatus, TraderStatus
+from app.engine.clock import RealtimeClock
+from app.engine.close_trigger import CloseTrigger
 from app.engine.feeds.simulated import SimulatedFeed
 from app.engine.klines import KlineStore
+from app.engine.market import MarketData
 from app.engine.sandbox import FilterSandbox
-from app.engine.screening import ScreenerEngine
-from app.services.signals import SignalManager
+from app.engine.screening import CandleClose, ScreenReport
+from app.engine.workflow import Workflow
 from tests.screening.conftest import SYMBOLS
 
 ALWAYS = "return True"
@@ -41,11 +46,54 @@ def bus() -> RecordingBus:
     return RecordingBus()
 
 
+class Engine:
+    """The live wiring (database repositories, bus, wall clock) screening the latest close."""
+
+    def __init__(self, market: MarketData, workflow: Workflow) -> None:
+        self.market = market
+        self.workflow = workflow
+
+    @property
+    def reports(self) -> list[ScreenReport]:
+        return self.workflow.screener.reports
+
+    async def on_close(self, close: CandleClose) -> ScreenReport | None:
+        return await self.workflow.on_close(close, self.market.view(close.at))
+
+    async def screen(self, interval: str) -> ScreenReport:
+        newest = self.market.store.last_time(SYMBOLS[0], interval)
+        assert newest is not None
+        report = await self.on_close(CandleClose(interval, newest))
+        assert report is not None
+        return report
+
+
 @pytest.fixture
 async def engine(
     db: str, store: KlineStore, feed: SimulatedFeed, sandbox: FilterSandbox, bus: RecordingBus
-) -> AsyncIterator[ScreenerEngine]:
-    yield ScreenerEngine(store, sandbox, SignalManager(bus, failure_limit=3), feed.tickers)
+) -> AsyncIterator[Engine]:
+    yield Engine(MarketData(feed, store), build_workflow(bus, RealtimeClock(), sandbox))
+
+
+async def _triggered(engine: Engine, store: KlineStore) -> AsyncIterator[CloseTrigger]:
+    trigger = CloseTrigger(store, engine.on_close, RealtimeClock(), settle_ms=50)
+    task = asyncio.create_task(trigger.run())
+    await asyncio.sleep(0)
+    try:
+        yield trigger
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _handled(trigger: CloseTrigger, interval: str) -> None:
+    for _ in range(200):
+        stats = trigger.stats.get(interval)
+        if stats is not None and stats.handled:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {interval} close was handled")
 
 
 async def _trader(owner: User, name: str, code: str, enabled: bool = True) -> Trader:
@@ -61,14 +109,14 @@ async def _trader(owner: User, name: str, code: str, enabled: bool = True) -> Tr
 
 
 async def _active(trader: Trader) -> list[tuple[str, str]]:
-    rows = await Signal.filter(trader_id=trader.id, status__in=["new", "watching"]).values_list(
-        "symbol", "status"
-    )
+    rows = await Signal.filter(
+        trader_id=trader.id, status__in=["new", "watching", "ready"]
+    ).values_list("symbol", "status")
     return sorted(rows)
 
 
 async def test_signals_are_attributed_to_the_trader_whose_filter_matched(
-    engine: ScreenerEngine, store: KlineStore, bus: RecordingBus
+    engine: Engine, store: KlineStore, bus: RecordingBus
 ) -> None:
     owner = await User.create(name="alice")
     always = await _trader(owner, "always", ALWAYS)
@@ -103,7 +151,7 @@ async def test_signals_are_attributed_to_the_trader_whose_filter_matched(
 
 
 async def test_a_condition_that_stays_true_creates_no_duplicate_signal(
-    engine: ScreenerEngine, store: KlineStore, feed: SimulatedFeed
+    engine: Engine, store: KlineStore, feed: SimulatedFeed
 ) -> None:
     owner = await User.create(name="bob")
     always = await _trader(owner, "always", ALWAYS)
@@ -111,14 +159,14 @@ async def test_a_condition_that_stays_true_creates_no_duplicate_signal(
     await engine.screen("1h")
     feed.step(store)
     await engine.screen("1h")
-    engine.sink.forget(str(always.id))  # as after a restart: every match looks new
+    engine.workflow.signals.forget(always.id)  # as after a restart: every match looks new
     await engine.screen("1h")
 
     assert await _active(always) == [(symbol, "new") for symbol in sorted(SYMBOLS)]
 
 
 async def test_a_newly_matching_symbol_gets_a_signal_once_the_previous_one_is_over(
-    engine: ScreenerEngine, store: KlineStore, feed: SimulatedFeed
+    engine: Engine, store: KlineStore, feed: SimulatedFeed
 ) -> None:
     owner = await User.create(name="carol")
     flip = await _trader(owner, "flip", EVERY_OTHER_CANDLE)
@@ -137,7 +185,7 @@ async def test_a_newly_matching_symbol_gets_a_signal_once_the_previous_one_is_ov
 
 
 async def test_a_failing_filter_puts_its_trader_in_error_and_the_others_keep_running(
-    engine: ScreenerEngine, store: KlineStore, feed: SimulatedFeed, bus: RecordingBus
+    engine: Engine, store: KlineStore, feed: SimulatedFeed, bus: RecordingBus
 ) -> None:
     owner = await User.create(name="dave")
     broken = await _trader(owner, "broken", BROKEN)
@@ -160,31 +208,23 @@ async def test_a_failing_filter_puts_its_trader_in_error_and_the_others_keep_run
 
 
 async def test_a_candle_close_from_the_feed_triggers_one_screen_of_its_interval(
-    db: str, store: KlineStore, feed: SimulatedFeed, sandbox: FilterSandbox, bus: RecordingBus
+    engine: Engine, store: KlineStore, feed: SimulatedFeed
 ) -> None:
     owner = await User.create(name="erin")
     btc = await _trader(owner, "btc", ONLY_BTC)
-    engine = ScreenerEngine(store, sandbox, SignalManager(bus), feed.tickers, settle_seconds=0.05)
-    await engine.start()
-    try:
+    async for trigger in _triggered(engine, store):
         feed.step(store)
-        for _ in range(200):
-            if engine.reports:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        await engine.stop()
+        await _handled(trigger, "1h")
 
     assert [report.interval for report in engine.reports].count("1h") == 1
     assert await Signal.filter(trader_id=btc.id).values_list("symbol", flat=True) == ["BTC/USDT"]
 
 
 async def test_the_screen_waits_for_every_symbol_of_the_candle(
-    db: str, store: KlineStore, feed: SimulatedFeed, sandbox: FilterSandbox, bus: RecordingBus
+    engine: Engine, store: KlineStore
 ) -> None:
     owner = await User.create(name="frank")
     always = await _trader(owner, "always", ALWAYS)
-    engine = ScreenerEngine(store, sandbox, SignalManager(bus), feed.tickers, settle_seconds=0.05)
     next_time = int(store.candles("BTC/USDT", "1h").time[-1]) + 3_600_000
 
     def close(symbols: list[str]) -> None:
@@ -192,18 +232,12 @@ async def test_the_screen_waits_for_every_symbol_of_the_candle(
             price = float(store.candles(symbol, "1h").close[-1])
             store.append(symbol, "1h", [[next_time, price, price, price, price, 1.0]])
 
-    await engine.start()
-    try:
+    async for trigger in _triggered(engine, store):
         close(SYMBOLS[:3])
         await asyncio.sleep(0.5)
         assert engine.reports == []
         close(SYMBOLS[3:])
-        for _ in range(200):
-            if engine.reports:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        await engine.stop()
+        await _handled(trigger, "1h")
 
     times = await Signal.filter(trader_id=always.id).values_list("candle_time", flat=True)
     assert len(times) == len(SYMBOLS)
@@ -211,7 +245,7 @@ async def test_the_screen_waits_for_every_symbol_of_the_candle(
 
 
 async def test_new_signals_publish_the_traders_metrics_after_the_commit(
-    engine: ScreenerEngine, bus: RecordingBus
+    engine: Engine, bus: RecordingBus
 ) -> None:
     owner = await User.create(name="alice")
     btc = await _trader(owner, "btc", ONLY_BTC)
@@ -229,7 +263,7 @@ async def test_new_signals_publish_the_traders_metrics_after_the_commit(
 
 
 async def test_a_changed_filter_starts_a_fresh_match_history(
-    engine: ScreenerEngine, store: KlineStore
+    engine: Engine, store: KlineStore
 ) -> None:
     owner = await User.create(name="alice")
     trader = await _trader(owner, "btc", ONLY_BTC)

@@ -9,12 +9,11 @@ import strawberry
 import talib
 
 from app.api.filter_check import FilterQuery
-from app.core.events import InProcessEventBus
 from app.engine.feeds.simulated import SimulatedFeed
 from app.engine.klines import KlineStore
+from app.engine.market import MarketData
 from app.engine.sandbox import FilterSandbox
 from app.engine.screening import ScreenerEngine
-from app.services.signals import SignalManager
 from tests.screening.conftest import SYMBOLS
 
 QUERY = """
@@ -32,8 +31,14 @@ class Query(FilterQuery):
 
 
 @dataclass
+class _Engine:
+    market: MarketData
+    screener: ScreenerEngine
+
+
+@dataclass
 class _Runtime:
-    screener: ScreenerEngine | None
+    engine: _Engine | None
 
 
 @dataclass
@@ -44,9 +49,9 @@ class _Context:
         return object()
 
 
-async def _validate(screener: ScreenerEngine | None, **variables: Any) -> dict[str, Any]:
+async def _validate(engine: _Engine | None, **variables: Any) -> dict[str, Any]:
     result = await strawberry.Schema(query=Query).execute(
-        QUERY, variable_values=variables, context_value=_Context(_Runtime(screener))
+        QUERY, variable_values=variables, context_value=_Context(_Runtime(engine))
     )
     assert result.errors is None, result.errors
     assert result.data is not None
@@ -65,12 +70,12 @@ async def test_validate_filter_reports_a_syntax_error_with_line_and_column() -> 
 async def test_validate_filter_returns_the_matching_symbols(
     store: KlineStore, sandbox: FilterSandbox, feed: SimulatedFeed
 ) -> None:
-    screener = ScreenerEngine(store, sandbox, SignalManager(InProcessEventBus()), feed.tickers)
+    engine = _Engine(MarketData(feed, store), ScreenerEngine(sandbox))
     below = sorted(
         s for s in SYMBOLS if talib.RSI(store.candles(s, "1h").close, timeperiod=14)[-1] < 50
     )
 
-    answer = await _validate(screener, code="return rsi(candles)[-1] < 50", symbols=SYMBOLS)
+    answer = await _validate(engine, code="return rsi(candles)[-1] < 50", symbols=SYMBOLS)
 
     assert answer["valid"] is True and answer["dryRun"] is True
     assert answer["errors"] == []

@@ -1,0 +1,118 @@
+"""SignalManager, the signal stage: each trader's screening outcome becomes signals, and a
+trader whose filter keeps failing is stopped.
+
+A condition that stays true must not raise a signal at every candle, so a symbol gets a
+signal when it matches now, did not match at the trader's previous run, and the trader holds
+no active signal on it. The store enforces the last rule itself (in the database, a partial
+unique index), so two engine processes racing on one trader leave one signal: the loser's
+insert is refused and it carries on with the next symbol.
+
+The previous run's matches are kept in memory, per trader and per screening fingerprint:
+after a restart every current match counts as new, and the active-signal rule is what keeps
+that from duplicating a signal.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+
+from app.domain.signal import Signal, price_of
+from app.domain.signal_rules import (
+    RunHistory,
+    after_failure,
+    after_success,
+    newly_matched,
+    should_stop,
+    signals_due,
+)
+from app.domain.trader_spec import TraderSpec
+from app.engine.clock import Clock
+from app.engine.ports import Notifier, SignalRepository, TraderRepository
+from app.engine.sandbox import FilterMatch, FilterOutcome
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FAILURE_LIMIT = 3
+
+
+def new_signal(spec: TraderSpec, match: FilterMatch, now: int) -> Signal:
+    return Signal(
+        id=uuid.uuid4(),
+        trader_id=spec.id,
+        owner_id=spec.owner_id,
+        symbol=match.symbol,
+        interval=spec.interval,
+        side=match.side,
+        price=price_of(match.price),
+        candle_time=match.candle_time,
+        created_at=now,
+        score=match.score,
+        indicators=match.indicators,
+    )
+
+
+class SignalManager:
+    def __init__(
+        self,
+        signals: SignalRepository,
+        traders: TraderRepository,
+        notifier: Notifier,
+        clock: Clock,
+        failure_limit: int = DEFAULT_FAILURE_LIMIT,
+    ) -> None:
+        self.signals = signals
+        self.traders = traders
+        self.notifier = notifier
+        self.clock = clock
+        self.failure_limit = failure_limit
+        self._history: dict[uuid.UUID, tuple[str, RunHistory]] = {}
+
+    def history(self, spec: TraderSpec) -> RunHistory:
+        """The trader's previous runs, forgotten as soon as what it screens changes."""
+        fingerprint, history = self._history.get(spec.id, ("", RunHistory()))
+        return history if fingerprint == spec.screening_fingerprint() else RunHistory()
+
+    def forget(self, trader_id: uuid.UUID) -> None:
+        """Drop a trader's run history, as a restart of the engine would."""
+        self._history.pop(trader_id, None)
+
+    async def record_run(self, spec: TraderSpec, outcome: FilterOutcome) -> list[Signal]:
+        """Apply one screening run of the trader: new signals, or one more failure."""
+        history = self.history(spec)
+        if outcome.failure is not None:
+            history = after_failure(history)
+            self._history[spec.id] = (spec.screening_fingerprint(), history)
+            log.info("trader %s filter failed (%d): %s", spec.id, history.failures, outcome.failure)
+            if should_stop(history, self.failure_limit):
+                self.forget(spec.id)
+                reason = f"filter failed {history.failures} times in a row: {outcome.failure}"
+                await self.traders.set_error(spec, reason)
+            return []
+        created = await self._create(spec, history, outcome.matches)
+        self._history[spec.id] = (
+            spec.screening_fingerprint(),
+            after_success(match.symbol for match in outcome.matches),
+        )
+        return created
+
+    async def _create(
+        self, spec: TraderSpec, history: RunHistory, matches: Iterable[FilterMatch]
+    ) -> list[Signal]:
+        by_symbol = {match.symbol: match for match in matches}
+        candidates = newly_matched(history, by_symbol)
+        if not candidates:
+            return []
+        active = await self.signals.active_symbols(spec.id, candidates)
+        now = self.clock.now()
+        created = []
+        for symbol in signals_due(history, candidates, active):
+            signal = new_signal(spec, by_symbol[symbol], now)
+            if await self.signals.add(signal):
+                created.append(signal)
+            else:
+                log.info("trader %s already holds an active signal on %s", spec.id, symbol)
+        if created:
+            await self.notifier.signals_created(spec, created)
+        return created

@@ -1,0 +1,117 @@
+"""Signals in the database: the queue between the stages.
+
+`add` relies on the partial unique index `signals_one_active` (at most one active signal
+per trader and symbol): a second engine process inserting the same signal is refused by the
+database and told so, instead of both reading "none active" and both inserting. `claim`
+leases signals to one stage instance: on PostgreSQL the candidates are locked with
+`FOR UPDATE SKIP LOCKED`, so concurrent claimers take different rows without waiting for
+each other; on every back end each lease is a compare-and-set on the row, so a claim never
+takes a signal someone else holds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+
+from tortoise.connection import get_connection
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from app.db import models
+from app.domain.enums import ACTIVE_SIGNAL_STATUSES, SignalStatus
+from app.domain.signal import Signal
+from app.engine.clock import to_datetime, to_ms
+
+
+def signal_of(row: models.Signal, owner_id: int) -> Signal:
+    return Signal(
+        id=row.id,
+        trader_id=row.trader_id,  # type: ignore[attr-defined]
+        owner_id=owner_id,
+        symbol=row.symbol,
+        interval=row.interval,
+        side=row.side,
+        price=row.price,
+        candle_time=to_ms(row.candle_time),
+        created_at=to_ms(row.created_at),
+        score=row.score,
+        indicators=row.indicators,
+        status=row.status,
+        status_reason=row.status_reason,
+    )
+
+
+def _free_at(now: int) -> Q:
+    return Q(lease_until=None) | Q(lease_until__lte=to_datetime(now))
+
+
+class DbSignalRepository:
+    async def active_symbols(self, trader_id: uuid.UUID, symbols: Collection[str]) -> set[str]:
+        found = await models.Signal.filter(
+            trader_id=trader_id, symbol__in=list(symbols), status__in=list(ACTIVE_SIGNAL_STATUSES)
+        ).values_list("symbol", flat=True)
+        return {str(symbol) for symbol in found}
+
+    async def add(self, signal: Signal) -> bool:
+        try:
+            await models.Signal.create(
+                id=signal.id,
+                trader_id=signal.trader_id,
+                symbol=signal.symbol,
+                interval=signal.interval,
+                side=signal.side,
+                price=signal.price,
+                score=signal.score,
+                indicators=dict(signal.indicators),
+                status=signal.status,
+                status_reason=signal.status_reason,
+                candle_time=to_datetime(signal.candle_time),
+                created_at=to_datetime(signal.created_at),
+            )
+        except IntegrityError:
+            return False
+        return True
+
+    async def claim(
+        self, status: SignalStatus, owner: str, now: int, until: int, limit: int
+    ) -> list[Signal]:
+        postgres = get_connection("default").capabilities.dialect == "postgres"
+        async with in_transaction():
+            candidates = models.Signal.filter(_free_at(now), status=status).order_by(
+                "created_at", "id"
+            )
+            if postgres:
+                candidates = candidates.select_for_update(skip_locked=True)
+            ids = await candidates.limit(limit).values_list("id", flat=True)
+            claimed = []
+            for signal_id in ids:
+                taken = await models.Signal.filter(
+                    _free_at(now), id=signal_id, status=status
+                ).update(lease_owner=owner, lease_until=to_datetime(until))
+                if taken:
+                    claimed.append(signal_id)
+        return await self._load(claimed)
+
+    async def transition(
+        self, signal: Signal, status: SignalStatus, reason: str | None, owner: str | None
+    ) -> Signal | None:
+        query = models.Signal.filter(id=signal.id, status=signal.status)
+        if owner is not None:
+            query = query.filter(lease_owner=owner)
+        moved = await query.update(
+            status=status, status_reason=reason, lease_owner=None, lease_until=None
+        )
+        return signal.with_status(status, reason) if moved else None
+
+    async def _load(self, ids: Sequence[uuid.UUID]) -> list[Signal]:
+        if not ids:
+            return []
+        rows = await models.Signal.filter(id__in=list(ids)).order_by("created_at", "id")
+        owners = dict(
+            await models.Trader.filter(id__in={row.trader_id for row in rows}).values_list(  # type: ignore[attr-defined]
+                "id", "owner_id"
+            )
+        )
+        return [signal_of(row, owners[row.trader_id]) for row in rows]  # type: ignore[attr-defined]
