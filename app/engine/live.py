@@ -4,6 +4,11 @@ It is one process's engine, embedded in the API process (`TRADERS_ENGINE=embedde
 on its own. Everything it needs from the outside comes in through ports (built by
 `app.bootstrap`); `heartbeat` is told, at start and then every `heartbeat_ms` of the clock,
 what market this engine sees, so that API processes without an engine can answer `market`.
+
+Each later stage of the workflow runs in a task of its own, so a slow one (a model call)
+never delays a screen or another stage: it is woken after every close and whenever another
+stage handled something, and looks again every `poll_ms` anyway (a lease that ran out, work
+another process left).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from app.engine.workflow import Workflow
 log = logging.getLogger(__name__)
 
 HEARTBEAT_MS = 10_000
+POLL_MS = 2_000
 Heartbeat = Callable[[str, MarketInfo], Awaitable[None]]
 
 
@@ -36,6 +42,7 @@ class LiveEngine:
         *,
         heartbeat: Heartbeat | None = None,
         heartbeat_ms: int = HEARTBEAT_MS,
+        poll_ms: int = POLL_MS,
         settle_ms: int = 200,
         max_settle_ms: int = 5000,
     ) -> None:
@@ -46,6 +53,8 @@ class LiveEngine:
         self.trigger = CloseTrigger(market.store, self._on_close, clock, settle_ms, max_settle_ms)
         self._heartbeat = heartbeat
         self._heartbeat_ms = heartbeat_ms
+        self._poll_ms = poll_ms
+        self._wakes = [asyncio.Event() for _ in workflow.stages]
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -53,12 +62,37 @@ class LiveEngine:
         return self.workflow.screener
 
     async def _on_close(self, close: CandleClose) -> ScreenReport | None:
-        return await self.workflow.on_close(close, self.market.view(close.at))
+        report = await self.workflow.on_close(close, self.market.view(close.at))
+        self._wake_stages()
+        return report
+
+    def _wake_stages(self) -> None:
+        for wake in self._wakes:
+            wake.set()
+
+    async def _run_stage(self, index: int) -> None:
+        stage, wake = self.workflow.stages[index], self._wakes[index]
+        while True:
+            woken = asyncio.ensure_future(wake.wait())
+            poll = asyncio.ensure_future(self.clock.sleep_until(self.clock.now() + self._poll_ms))
+            try:
+                await asyncio.wait((woken, poll), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
+                poll.cancel()
+            wake.clear()
+            try:
+                while await stage.run(self.market.view()):
+                    self._wake_stages()
+            except Exception:
+                log.exception("stage %s failed; it runs again at the next wake-up", stage.name)
 
     async def start(self) -> None:
         """The sandbox workers and the trigger listen before the feed starts filling."""
         await self.workflow.screener.start()
         self._tasks.append(asyncio.create_task(self.trigger.run(), name="close trigger"))
+        for index, stage in enumerate(self.workflow.stages):
+            self._tasks.append(asyncio.create_task(self._run_stage(index), name=stage.name))
         await self.market.start()
         if self._heartbeat is not None:
             self._tasks.append(asyncio.create_task(self._beat(), name="engine heartbeat"))

@@ -1,0 +1,74 @@
+"""What the analysis of a signal decides: enter, watch or reject, with the levels to trade.
+
+Every analysis engine (Gemini, the offline rule engine, a recorded answer) answers in this
+one shape, so the stages after it (the signal monitor, the risk manager, the executor) never
+know which engine answered. Prices are Decimals; confidence is a probability in [0, 1].
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+from app.domain.enums import Side
+
+SCHEMA_VERSION = 1
+
+
+class DecisionAction(StrEnum):
+    ENTER_TRADE = "enter_trade"
+    GOOD_SETUP = "good_setup"
+    BAD_SETUP = "bad_setup"
+
+
+class AnalysisEngineKind(StrEnum):
+    """Which engine answered: the model, the offline rules, or a recorded model answer."""
+
+    GEMINI = "gemini"
+    RULES = "rules"
+    CACHED = "cached"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLevels:
+    entry: Decimal | None = None
+    stop_loss: Decimal | None = None
+    take_profits: tuple[Decimal, ...] = ()
+    supports: tuple[Decimal, ...] = ()
+    resistances: tuple[Decimal, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TradePlan:
+    setup: str = ""
+    invalidation: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One analysis of one signal, as recorded: the verdict and who gave it, at what cost.
+
+    `created_at` is the engine clock's time (epoch ms) of the decision.
+    """
+
+    id: uuid.UUID
+    signal_id: uuid.UUID
+    trader_id: uuid.UUID
+    action: DecisionAction
+    direction: Side
+    confidence: float
+    reasoning: str
+    created_at: int
+    trade_plan: TradePlan = field(default_factory=TradePlan)
+    levels: KeyLevels = field(default_factory=KeyLevels)
+    risk_reward: Decimal | None = None
+    engine: AnalysisEngineKind = AnalysisEngineKind.RULES
+    model: str | None = None
+    schema_version: int = SCHEMA_VERSION
+    prompt_hash: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_ms: float = 0.0
+    fallback_reason: str | None = None
