@@ -6,6 +6,9 @@ least `settle_ms`, so that the other intervals closing at the same moment arrive
 most `max_settle_ms`: a symbol late beyond that is screened on its previous candle), then
 hands the close to the workflow once.
 
+`caught_up()` tells whether every close the store has published was handled; a replay feed
+paces itself on it (`SteppedFeed`), so a replayed market never runs ahead of the engine.
+
 A screen that falls behind is coalesced, never queued: while one close of an interval is
 being handled, newer closes replace each other and only the newest is handled next; the
 stale ones are dropped and counted (`dropped`). A backlog cannot outlive its cause, and a
@@ -66,10 +69,21 @@ class CloseTrigger:
         self.max_settle_ms = max_settle_ms
         self._lanes: dict[str, _Lane] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._handling: set[str] = set()
+        self.progress = asyncio.Event()
 
     @property
     def stats(self) -> dict[str, LaneStats]:
         return {interval: lane.stats for interval, lane in self._lanes.items()}
+
+    def caught_up(self) -> bool:
+        """Whether the newest close of every interval in the store has been handled."""
+        for interval in self.store.intervals():
+            lane = self._lanes.get(interval)
+            newest = self.store.newest_time(interval)
+            if lane is None or interval in self._handling or lane.stats.last_handled != newest:
+                return False
+        return True
 
     async def run(self) -> None:
         """Listen to the store until cancelled; handlers run in one task per interval."""
@@ -103,6 +117,7 @@ class CloseTrigger:
             lane.missing.discard(event.symbol)
             if not lane.missing:
                 lane.complete.set()
+        self.progress.set()
 
     async def _drive(self, lane: _Lane) -> None:
         while True:
@@ -114,12 +129,16 @@ class CloseTrigger:
                 continue  # a newer close arrived while settling: that one is handled instead
             lane.stats.dropped += lane.unhandled - 1
             lane.unhandled = 0
+            self._handling.add(lane.interval)
             try:
                 await self.handle(CandleClose(lane.interval, target))
             except Exception:
                 log.exception("handling the %s close of %s failed", lane.interval, target)
+            finally:
+                self._handling.discard(lane.interval)
             lane.stats.handled += 1
             lane.stats.last_handled = target
+            self.progress.set()
 
     async def _settle(self, lane: _Lane) -> None:
         started = self.clock.now()

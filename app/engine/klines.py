@@ -186,10 +186,17 @@ class KlineStore:
     def __contains__(self, key: object) -> bool:
         return key in self._series
 
-    def newest_time(self) -> int | None:
-        """Open time of the newest candle over all series."""
-        times = [last[0] for series in self._series.values() if (last := series.last)]
+    def newest_time(self, interval: str | None = None) -> int | None:
+        """Open time of the newest candle over all series (of `interval`, when given)."""
+        times = [
+            last[0]
+            for (_, each), series in self._series.items()
+            if (interval is None or each == interval) and (last := series.last)
+        ]
         return max(times, default=None)
+
+    def intervals(self) -> set[str]:
+        return {interval for _, interval in self._series}
 
     def subscribe(self) -> asyncio.Queue[CandleClosed]:
         queue: asyncio.Queue[CandleClosed] = asyncio.Queue(self._queue_size)

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from app.domain.market_info import MarketInfo
 from app.engine.clock import Clock
 from app.engine.close_trigger import CloseTrigger
+from app.engine.feeds.base import SteppedFeed
 from app.engine.market import MarketData
 from app.engine.screening import CandleClose, ScreenerEngine, ScreenReport
 from app.engine.workflow import Workflow
@@ -55,6 +56,7 @@ class LiveEngine:
         self._heartbeat_ms = heartbeat_ms
         self._poll_ms = poll_ms
         self._wakes = [asyncio.Event() for _ in workflow.stages]
+        self._busy: set[int] = set()
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -81,15 +83,36 @@ class LiveEngine:
                 woken.cancel()
                 poll.cancel()
             wake.clear()
+            self._busy.add(index)
             try:
                 while await stage.run(self.market.view()):
                     self._wake_stages()
             except Exception:
                 log.exception("stage %s failed; it runs again at the next wake-up", stage.name)
+            finally:
+                self._busy.discard(index)
+                self.trigger.progress.set()
+
+    def idle(self) -> bool:
+        """Every close handled and every stage done with what it was woken for."""
+        return (
+            self.trigger.caught_up()
+            and not self._busy
+            and not any(wake.is_set() for wake in self._wakes)
+        )
+
+    async def caught_up(self) -> None:
+        """Return once the engine is idle (a stepped replay feed waits on this)."""
+        while not self.idle():
+            self.trigger.progress.clear()
+            await self.trigger.progress.wait()
 
     async def start(self) -> None:
-        """The sandbox workers and the trigger listen before the feed starts filling."""
+        """The sandbox workers and the trigger listen before the feed starts filling; a
+        replayed feed is stepped by the engine."""
         await self.workflow.screener.start()
+        if isinstance(self.market.feed, SteppedFeed):
+            self.market.feed.pace_with(self.caught_up)
         self._tasks.append(asyncio.create_task(self.trigger.run(), name="close trigger"))
         for index, stage in enumerate(self.workflow.stages):
             self._tasks.append(asyncio.create_task(self._run_stage(index), name=stage.name))

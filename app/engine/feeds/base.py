@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
@@ -34,6 +35,17 @@ class MarketFeed(Protocol):
     async def run(self, store: KlineStore) -> None: ...
 
     def tickers(self) -> dict[str, Ticker]: ...
+
+
+Waiter = Callable[[], Awaitable[None]]
+
+
+@runtime_checkable
+class SteppedFeed(Protocol):
+    """A feed of recorded data that can wait for its consumer before each step: a replay
+    never runs ahead of the engine it feeds, so no close is skipped for being late."""
+
+    def pace_with(self, waiter: Waiter) -> None: ...
 
 
 def to_decimal(value: float | str | None) -> Decimal | None:

@@ -8,7 +8,9 @@ same columns are read too when pyarrow is installed.
 
 The first `warmup` candles of each file are back-filled at once; the rest are appended in
 the order they closed across all files, paced by `speed` (simulated seconds per wall
-second; None is as fast as possible). `run` returns when every file is played.
+second; None is as fast as possible). `run` returns when every file is played. Paced with
+a waiter (`pace_with`), it also waits, before each new close, until the waiter says the
+engine has handled everything so far: a replay is stepped one close at a time.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from app.domain.intervals import INTERVAL_SECONDS, interval_ms
-from app.engine.feeds.base import RollingTickers, Ticker, pace
+from app.engine.feeds.base import RollingTickers, Ticker, Waiter, pace
 from app.engine.klines import KlineStore
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,7 @@ class ReplayFeed:
         self.symbols = sorted({symbol for symbol, _ in self.files})
         self.intervals = sorted({interval for _, interval in self.files}, key=interval_ms)
         self._tickers = RollingTickers()
+        self._waiter: Waiter | None = None
         self._ticker_interval = {
             symbol: min((i for s, i in self.files if s == symbol), key=interval_ms)
             for symbol in self.symbols
@@ -128,6 +131,9 @@ class ReplayFeed:
 
     def tickers(self) -> dict[str, Ticker]:
         return self._tickers.snapshot()
+
+    def pace_with(self, waiter: Waiter) -> None:
+        self._waiter = waiter
 
     def _append(self, store: KlineStore, symbol: str, interval: str, rows: np.ndarray) -> None:
         stored = len(store.append(symbol, interval, rows))
@@ -157,6 +163,8 @@ class ReplayFeed:
                 continue
             if clock is not None and close_time > clock:
                 await pace(close_time - clock, self.speed)
+            if close_time != clock and self._waiter is not None:
+                await self._waiter()
             clock = close_time
             rows = series[(symbol, interval)]
             self._append(store, symbol, interval, rows[index : index + 1])

@@ -84,7 +84,8 @@ class DbSignalRepository:
             )
             if postgres:
                 candidates = candidates.select_for_update(skip_locked=True)
-            ids = await candidates.limit(limit).values_list("id", flat=True)
+            # Model rows, not values_list: Tortoise drops FOR UPDATE from a values query.
+            ids = [row.id for row in await candidates.limit(limit).only("id")]
             claimed = []
             for signal_id in ids:
                 taken = await models.Signal.filter(

@@ -1,0 +1,179 @@
+"""Recorded candles as a market that a backtest reveals one close at a time.
+
+Each series is cleaned once by the rules the live kline store applies to every append (so
+gaps are filled the same way), then held whole in memory. `view(at)` shows what a live store
+would hold at the moment `at`: for each series, its last `depth` candles that had closed by
+then, and tickers rolled over the candles revealed so far exactly as the replay feed rolls
+them. A candle that closes later is not in any view before its close: no look-ahead.
+"""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.domain.candles import clean_candles
+from app.domain.intervals import interval_ms
+from app.engine.feeds.base import RollingTickers
+from app.engine.feeds.replay import candle_files, read_candles
+from app.engine.klines import DEFAULT_DEPTH, Candles
+from app.engine.sandbox import TickerValues
+from app.engine.screening import ticker_values
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+@dataclass(frozen=True, slots=True)
+class _Series:
+    time: np.ndarray
+    values: np.ndarray  # (5, n): open, high, low, close, volume
+
+    def candles(self, symbol: str, interval: str, end: int, depth: int) -> Candles:
+        start = max(0, end - depth)
+        return Candles(
+            symbol,
+            interval,
+            self.time[start:end],
+            *(row[start:end] for row in self.values),
+        )
+
+
+class ReplayMarket:
+    def __init__(
+        self,
+        series: Mapping[tuple[str, str], np.ndarray],
+        depth: int = DEFAULT_DEPTH,
+        source_id: str | None = None,
+    ) -> None:
+        """`series` maps (symbol, interval) to candle rows in ccxt's shape."""
+        self.depth = depth
+        self.source_id = source_id or f"backtest:{uuid.uuid4().hex}"
+        self._series: dict[tuple[str, str], _Series] = {}
+        for (symbol, interval), rows in sorted(series.items()):
+            cleaned = clean_candles(rows, interval_ms(interval), max_fill=depth)
+            if len(cleaned):
+                self._series[(symbol, interval)] = _Series(
+                    _readonly(cleaned.time), _readonly(np.ascontiguousarray(cleaned.values.T))
+                )
+        symbols = sorted({symbol for symbol, _ in self._series})
+        self._ticker_interval = {
+            symbol: min((i for s, i in self._series if s == symbol), key=interval_ms)
+            for symbol in symbols
+        }
+        self._tickers = RollingTickers()
+        self._revealed = {symbol: 0 for symbol in symbols}
+        self.at: int | None = None
+
+    @classmethod
+    def from_directory(cls, directory: str | Path, depth: int = DEFAULT_DEPTH) -> ReplayMarket:
+        """The candle files of a replay directory (the names `traders data download` writes)."""
+        files = candle_files(Path(directory))
+        return cls({key: read_candles(path) for key, path in files.items()}, depth)
+
+    @property
+    def keys(self) -> list[tuple[str, str]]:
+        return list(self._series)
+
+    def closes(
+        self, intervals: Iterable[str], start: int, end: int
+    ) -> Iterator[tuple[int, list[str]]]:
+        """(moment, intervals whose candles close then) for every moment in [start, end]
+        at which a candle of one of `intervals` closes, oldest first."""
+        wanted = set(intervals)
+        moments = heapq.merge(
+            *(
+                ((int(t) + interval_ms(interval), interval) for t in series.time)
+                for (_, interval), series in self._series.items()
+                if interval in wanted
+            )
+        )
+        current: tuple[int, list[str]] | None = None
+        for moment, interval in moments:
+            if not start <= moment <= end:
+                continue
+            if current is not None and current[0] == moment:
+                if interval not in current[1]:
+                    current[1].append(interval)
+                continue
+            if current is not None:
+                yield current
+            current = (moment, [interval])
+        if current is not None:
+            yield current
+
+    def reveal(self, at: int) -> None:
+        """Move the market to the moment `at` (never back): roll the tickers forward over
+        the candles of each symbol's smallest interval that closed by then."""
+        if self.at is not None and at < self.at:
+            raise ValueError("a replayed market does not go back in time")
+        self.at = at
+        for symbol, interval in self._ticker_interval.items():
+            series = self._series[(symbol, interval)]
+            end = self._end(series, interval, at)
+            for index in range(self._revealed[symbol], end):
+                self._tickers.update(
+                    symbol,
+                    int(series.time[index]),
+                    float(series.values[0, index]),
+                    float(series.values[3, index]),
+                    float(series.values[4, index]),
+                )
+            self._revealed[symbol] = max(self._revealed[symbol], end)
+
+    def view(self) -> ReplayView:
+        """The market at the moment last revealed."""
+        if self.at is None:
+            raise ValueError("reveal a moment before viewing the market")
+        values = {s: ticker_values(t) for s, t in self._tickers.snapshot().items()}
+        return ReplayView(self, self.at, values)
+
+    def candles(self, symbol: str, interval: str, at: int) -> Candles:
+        series = self._series.get((symbol, interval))
+        if series is None:
+            empty = _readonly(np.empty(0))
+            return Candles(symbol, interval, _readonly(np.empty(0, dtype=np.int64)), *[empty] * 5)
+        return series.candles(symbol, interval, self._end(series, interval, at), self.depth)
+
+    def symbols(self, interval: str, at: int) -> tuple[str, ...]:
+        return tuple(
+            sorted(
+                symbol
+                for (symbol, each), series in self._series.items()
+                if each == interval and self._end(series, interval, at) > 0
+            )
+        )
+
+    @staticmethod
+    def _end(series: _Series, interval: str, at: int) -> int:
+        """How many of the series' candles had closed by `at`."""
+        return int(np.searchsorted(series.time, at - interval_ms(interval), side="right"))
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayView:
+    """A `MarketView` of a replayed market at one moment."""
+
+    market: ReplayMarket
+    at: int
+    ticker_values: Mapping[str, TickerValues]
+
+    @property
+    def source_id(self) -> str:
+        return self.market.source_id
+
+    def candles(self, symbol: str, interval: str) -> Candles:
+        return self.market.candles(symbol, interval, self.at)
+
+    def symbols(self, interval: str) -> tuple[str, ...]:
+        return self.market.symbols(interval, self.at)
+
+    def tickers(self) -> Mapping[str, TickerValues]:
+        return self.ticker_values

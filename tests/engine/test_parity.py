@@ -1,0 +1,208 @@
+"""One engine, two clocks: the live engine and the screening backtest see the same signals.
+
+The live engine runs as `traders serve` builds it (database repositories, the bus, the wall
+clock, the replay feed sped up); the backtest runs the same stage code on the replay clock
+with in-memory repositories. Both screen every 5m close of five recorded BTC pairs with the
+same traders, and must agree signal by signal and, close by close, on what each screen
+found. A backtest run twice agrees with itself, and candles changed after a moment change
+nothing at or before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.connection import get_connection
+
+from app.bootstrap import build_engine
+from app.core.events import InProcessEventBus
+from app.core.settings import Settings
+from app.db import models
+from app.db.config import close_db, init_db
+from app.domain.enums import TraderStatus
+from app.domain.intervals import interval_ms
+from app.domain.signal import Signal
+from app.domain.trader_spec import TraderSpec
+from app.engine.backtest.replay import ReplayMarket
+from app.engine.backtest.screening import ScreeningResult, screen_history
+from app.engine.feeds.replay import read_candles
+from app.engine.sandbox import FilterSandbox
+from app.engine.screening import ScreenReport
+from app.services.repositories.signals import signal_of
+from app.services.repositories.traders import spec_of
+from tests.engine.conftest import SYMBOL_FILES, WARMUP, cut
+
+CLOSES = 90  # the live screener keeps its last 100 reports: all of them are compared
+FILTERS = {
+    "rsi dip": "return rsi(candles, 14)[-1] < 45",
+    "ema cross": (
+        "fast = ema(candles, 9)\nslow = ema(candles, 21)\n"
+        "crossed = crossed_above(fast, slow) or crossed_below(fast, slow)\n"
+        "return crossed, 'long' if fast[-1] > slow[-1] else 'short', fast[-1] / slow[-1]"
+    ),
+    "day mover": "return abs(ticker.change_pct) > 1.5",
+    "band touch": "b = bbands(candles, 20, 2.0)\nreturn candles.close[-1] <= b.lower[-1]",
+}
+SPEED = 1_000_000.0  # as fast as the engine goes: the replay is stepped by the engine
+
+
+@pytest.fixture
+def replay_dir(tmp_path: Path, candles_dir: Path) -> Path:
+    return cut(candles_dir, tmp_path / "replay", WARMUP + CLOSES - 1)
+
+
+@pytest.fixture
+def sqlite_url(database_url_for: Any) -> str:
+    return str(database_url_for("sqlite"))
+
+
+@pytest.fixture
+async def sqlite_db(sqlite_url: str) -> AsyncIterator[str]:
+    """The live engine's database: the embedded default, SQLite (the repositories are
+    tested on both back ends elsewhere)."""
+    url = sqlite_url
+    EXECUTOR_CACHE.clear()
+    await init_db(url)
+    for table in ("signals", "traders", "users", "engine_instances"):
+        await get_connection("default").execute_script(f"DELETE FROM {table}")
+    try:
+        yield url
+    finally:
+        await close_db()
+
+
+async def _traders() -> list[TraderSpec]:
+    owner = await models.User.create(name="parity")
+    rows = [
+        await models.Trader.create(
+            owner=owner,
+            name=name,
+            interval="5m",
+            filter_code=code,
+            enabled=True,
+            status=TraderStatus.RUNNING,
+        )
+        for name, code in FILTERS.items()
+    ]
+    return [spec_of(row) for row in rows]
+
+
+def _comparable(signals: list[Signal]) -> list[tuple[Any, ...]]:
+    """What a signal says, without when it was recorded (wall clock live, replay clock in a
+    backtest) or its id."""
+    return sorted(
+        (
+            str(s.trader_id),
+            s.symbol,
+            s.candle_time,
+            s.side,
+            s.price,
+            s.score,
+            tuple(sorted(s.indicators.items())),
+            s.status,
+        )
+        for s in signals
+    )
+
+
+def _screens(reports: tuple[ScreenReport, ...] | list[ScreenReport]) -> list[tuple[Any, ...]]:
+    return [
+        (r.interval, r.candle_time, r.traders, r.evaluations, r.matches, r.failures)
+        for r in reports
+    ]
+
+
+async def _live(replay_dir: Path, database_url: str) -> tuple[list[Signal], list[ScreenReport]]:
+    settings = Settings(database_url=database_url, feed=f"replay:{replay_dir}", feed_speed=SPEED)
+    engine = await build_engine(settings, InProcessEventBus(), settle_ms=10)
+    await engine.start()
+    try:
+        for _ in range(600):
+            stats = engine.trigger.stats.get("5m")
+            if not engine.market.running and stats is not None and stats.handled == CLOSES:
+                break
+            await asyncio.sleep(0.1)
+        stats = engine.trigger.stats["5m"]
+        assert stats.dropped == 0, "the live engine fell behind the replay: slow the feed"
+        assert stats.handled == CLOSES
+    finally:
+        await engine.stop()
+    rows = await models.Signal.all()
+    owners = dict(await models.Trader.all().values_list("id", "owner_id"))
+    return [signal_of(row, owners[row.trader_id]) for row in rows], list(engine.screener.reports)
+
+
+async def _backtest(specs: list[TraderSpec], market: ReplayMarket) -> ScreeningResult:
+    first_close = min(
+        int(market.candles(symbol, "5m", 2**62).time[WARMUP - 1]) + interval_ms("5m")
+        for symbol, _ in market.keys
+    )
+    async with FilterSandbox(workers=2) as sandbox:
+        return await screen_history(specs, market, sandbox, start=first_close, end=2**62)
+
+
+async def test_the_live_engine_and_the_backtest_raise_the_same_signals(
+    replay_dir: Path, sqlite_db: str
+) -> None:
+    specs = await _traders()
+
+    live_signals, live_reports = await _live(replay_dir, sqlite_db)
+    first = await _backtest(specs, ReplayMarket.from_directory(replay_dir))
+    second = await _backtest(specs, ReplayMarket.from_directory(replay_dir))
+
+    assert len(live_signals) >= 10, "the traders should raise signals to compare"
+    assert _comparable(list(first.signals)) == _comparable(live_signals)
+    assert _screens(first.reports) == _screens(live_reports)
+    assert len(first.reports) == CLOSES
+    assert _comparable(list(second.signals)) == _comparable(list(first.signals))
+    assert [dataclasses.replace(s, id=first.signals[0].id) for s in second.signals] == [
+        dataclasses.replace(s, id=first.signals[0].id) for s in first.signals
+    ]
+    assert _screens(second.reports) == _screens(first.reports)
+
+
+async def test_candles_changed_after_a_moment_change_nothing_at_or_before_it(
+    replay_dir: Path,
+) -> None:
+    specs = [
+        TraderSpec(id=uuid.uuid4(), owner_id=1, name=name, interval="5m", filter_code=code)
+        for name, code in FILTERS.items()
+    ]
+    series = {
+        (name.split("-")[0].replace("_", "/"), "5m"): read_candles(replay_dir / name)
+        for name in SYMBOL_FILES
+    }
+    original = await _backtest(specs, ReplayMarket(series))
+    cutoff_index = WARMUP + CLOSES // 2
+    cutoff = int(next(iter(series.values()))[cutoff_index, 0]) + interval_ms("5m")
+    rng = np.random.default_rng(11)
+    changed = {}
+    for key, rows in series.items():
+        rows = rows.copy()
+        later = rows[:, 0] + interval_ms("5m") > cutoff
+        factor = rng.uniform(0.8, 1.25, size=(int(later.sum()), 1))
+        rows[later, 1:5] *= factor
+        rows[later, 2] = rows[later, 1:5].max(axis=1)
+        rows[later, 3] = rows[later, 1:5].min(axis=1)
+        rows[later, 5] *= rng.uniform(0.1, 10.0, size=int(later.sum()))
+        changed[key] = rows
+    altered = await _backtest(specs, ReplayMarket(changed))
+
+    def until_cutoff(result: ScreeningResult) -> list[tuple[Any, ...]]:
+        return _comparable(
+            [s for s in result.signals if s.candle_time + interval_ms("5m") <= cutoff]
+        )
+
+    assert until_cutoff(original), "signals before the cut-off are needed to compare"
+    assert until_cutoff(altered) == until_cutoff(original)
+    before = [r for r in original.reports if r.candle_time + interval_ms("5m") <= cutoff]
+    assert _screens(altered.reports)[: len(before)] == _screens(before)
+    assert _screens(altered.reports) != _screens(original.reports), "the change must matter"
