@@ -19,6 +19,8 @@ MAX_NAME_LENGTH = 200
 MAX_SYMBOLS = 1000
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}(:[A-Z0-9]{1,20})?$")
 RISK = "strategy.riskManagement."
+PERCENT_PLACES = 4
+PERCENT_QUANTUM = Decimal(1).scaleb(-PERCENT_PLACES)
 
 Check = Callable[[object], str | None]
 
@@ -66,7 +68,12 @@ def _check_symbols(value: object) -> str | None:
 
 
 def _percent_check(low: Decimal, high: Decimal, *, high_inclusive: bool) -> Check:
+    """The range holds for the value as stored (`PERCENT_QUANTUM`), not only as sent: 0.00001
+    would be stored as 0 and 99.99999 as 100."""
     closing = "]" if high_inclusive else ")"
+
+    def within(number: Decimal) -> bool:
+        return number > low and (number <= high if high_inclusive else number < high)
 
     def check(value: object) -> str | None:
         if value is None:
@@ -77,10 +84,14 @@ def _percent_check(low: Decimal, high: Decimal, *, high_inclusive: bool) -> Chec
             return f"must be a number, got {value!r}"
         if number.is_nan():
             return f"must be a number, got {number}"
-        above_low = number > low
-        below_high = number <= high if high_inclusive else number < high
-        if not (above_low and below_high):
+        if not within(number):
             return f"must be in ({low}, {high}{closing}, got {number}"
+        stored = number.quantize(PERCENT_QUANTUM)
+        if not within(stored):
+            return (
+                f"must be in ({low}, {high}{closing} once rounded to {PERCENT_PLACES} decimal "
+                f"places, got {number}, which rounds to {stored}"
+            )
         return None
 
     return check
@@ -132,7 +143,6 @@ def validate_trader_fields(changes: Mapping[str, object]) -> list[FieldError]:
 PERCENT_FIELDS = frozenset(
     RISK + name for name in ("stopLoss", "takeProfit", "positionSizePercent", "maxDrawdown")
 )
-PERCENT_QUANTUM = Decimal("0.0001")
 
 
 def normalize_trader_fields(changes: Mapping[str, object]) -> dict[str, object]:

@@ -18,6 +18,21 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("stopLoss 100", {"strategy": {"riskManagement": {"stopLoss": 100}}}, RISK + "stopLoss"),
     ("stopLoss negative", {"strategy": {"riskManagement": {"stopLoss": "-1"}}}, RISK + "stopLoss"),
     (
+        "stopLoss rounds to 0",
+        {"strategy": {"riskManagement": {"stopLoss": "0.00001"}}},
+        RISK + "stopLoss",
+    ),
+    (
+        "stopLoss rounds to 100",
+        {"strategy": {"riskManagement": {"stopLoss": "99.99999"}}},
+        RISK + "stopLoss",
+    ),
+    (
+        "maxDrawdown rounds to 0",
+        {"strategy": {"riskManagement": {"maxDrawdown": "0.00004"}}},
+        RISK + "maxDrawdown",
+    ),
+    (
         "positionSizePercent zero",
         {"strategy": {"riskManagement": {"positionSizePercent": "0"}}},
         RISK + "positionSizePercent",
@@ -142,3 +157,18 @@ async def test_a_cursor_not_from_this_api_is_bad_input(alice: Caller, time: str)
 
         assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", body
         assert body["errors"][0]["extensions"]["fields"][0]["field"] == "after"
+
+
+async def test_a_percentage_is_checked_as_it_will_be_stored(alice: Caller) -> None:
+    body = await alice.gql(
+        CREATE_TRADER,
+        {"input": {"name": "x", "strategy": {"riskManagement": {"stopLoss": "0.00001"}}}},
+    )
+    message = body["errors"][0]["extensions"]["fields"][0]["message"]
+    assert "rounds to 0.0000" in message
+
+    kept = await create_trader(
+        alice, strategy={"riskManagement": {"stopLoss": "99.99994", "positionSizePercent": "100"}}
+    )
+    risk = kept["strategy"]["riskManagement"]
+    assert (risk["stopLoss"], risk["positionSizePercent"]) == ("99.9999", "100")

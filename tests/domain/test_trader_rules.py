@@ -33,3 +33,36 @@ def test_a_percentage_that_is_not_a_number_is_a_field_error() -> None:
         errors = validate_trader_fields({RISK + "stopLoss": value})
         assert [e.field for e in errors] == [RISK + "stopLoss"], value
         assert "must be a number" in errors[0].message
+
+
+def test_a_percentage_must_stay_in_range_once_rounded_to_its_stored_places() -> None:
+    refused = {
+        RISK + "stopLoss": [Decimal("0.00001"), Decimal("0.00005"), Decimal("99.99999")],
+        RISK + "takeProfit": [Decimal("0.00004")],
+        RISK + "positionSizePercent": [Decimal("0.00001")],
+        RISK + "maxDrawdown": [Decimal("0.000049")],
+    }
+    for field, values in refused.items():
+        for value in values:
+            errors = validate_trader_fields({field: value})
+            assert [e.field for e in errors] == [field], (field, value)
+            assert "once rounded to 4 decimal places" in errors[0].message
+
+    accepted = {
+        RISK + "stopLoss": Decimal("99.99994"),
+        RISK + "takeProfit": Decimal("9999.99996"),
+        RISK + "positionSizePercent": Decimal("99.99996"),
+        RISK + "maxDrawdown": Decimal("0.00006"),
+    }
+    assert validate_trader_fields(accepted) == []
+    assert normalize_trader_fields(accepted) == {
+        RISK + "stopLoss": Decimal("99.9999"),
+        RISK + "takeProfit": Decimal("10000"),
+        RISK + "positionSizePercent": Decimal("100"),
+        RISK + "maxDrawdown": Decimal("0.0001"),
+    }
+
+
+def test_a_percentage_out_of_range_as_sent_is_refused_even_if_it_would_round_into_it() -> None:
+    errors = validate_trader_fields({RISK + "positionSizePercent": Decimal("100.00004")})
+    assert [e.message for e in errors] == ["must be in (0, 100], got 100.00004"]
