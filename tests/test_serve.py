@@ -79,8 +79,8 @@ def test_fresh_server_serves_graphiql_traders_and_the_simulated_market(
         return body["data"]  # type: ignore[no-any-return]
 
     created = graphql('mutation { createTrader(input: {name: "first"}) { id } }')
-    listed = graphql("{ traders { id name metrics { totalPnL winRate } } }")
-    assert listed["traders"] == [
+    listed = graphql("{ traders { nodes { id name metrics { totalPnL winRate } } } }")
+    assert listed["traders"]["nodes"] == [
         {
             "id": created["createTrader"]["id"],
             "name": "first",
