@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     kline_depth: int = Field(default=500, ge=50, le=100_000)
     max_query_depth: int = Field(default=12, ge=2, le=100)
     max_aliases: int = Field(default=30, ge=1, le=1000)
+    max_query_cost: int = Field(
+        default=20_000,
+        ge=1,
+        le=100_000_000,
+        description="estimated fields an operation may resolve; page sizes multiply",
+    )
 
     @field_validator("database_url")
     @classmethod
