@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     kline_depth: int = Field(default=500, ge=50, le=100_000)
     max_query_depth: int = Field(default=12, ge=2, le=100)
     max_aliases: int = Field(default=30, ge=1, le=1000)
+    max_traders_per_user: int = Field(default=100, ge=1, le=1_000_000)
     max_query_cost: int = Field(
         default=20_000,
         ge=1,
