@@ -23,6 +23,8 @@ from app.api.types import (
     User,
 )
 from app.db import models
+from app.domain.trader_rules import FieldError, check_symbol
+from app.services.errors import InvalidInputError
 
 M = TypeVar("M", bound=Model)
 
@@ -64,6 +66,8 @@ class Query(FilterQuery, MarketQuery):
         first: int = 50,
         after: str | None = None,
     ) -> Connection[Signal]:
+        if symbol is not None and (problem := check_symbol(symbol)) is not None:
+            raise InvalidInputError([FieldError("symbol", problem)])
         query = await _owned(info, models.Signal, trader_id, status=status, symbol=symbol)
         return await paginate(query, "created_at", first, after, Signal.from_model)
 

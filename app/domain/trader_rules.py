@@ -11,11 +11,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from app.domain.bounds import json_problem, text_problem
 from app.domain.enums import TradingMode
 from app.domain.filter_validation import validate_filter_code
 from app.domain.intervals import INTERVALS
 
 MAX_NAME_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 2_000
+MAX_INSTRUCTIONS_LENGTH = 10_000
+MAX_FILTER_DESCRIPTIONS = 20
+MAX_FILTER_DESCRIPTION_LENGTH = 500
+MAX_INDICATORS_CONFIG_BYTES = 16_384
+MAX_INDICATORS_CONFIG_DEPTH = 8
 MAX_SYMBOLS = 1000
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}(:[A-Z0-9]{1,20})?$")
 RISK = "strategy.riskManagement."
@@ -39,7 +46,40 @@ def _check_name(value: object) -> str | None:
         return "must not be empty"
     if len(value) > MAX_NAME_LENGTH:
         return f"must be at most {MAX_NAME_LENGTH} characters"
+    return text_problem(value)
+
+
+def _text_check(max_length: int) -> Check:
+    """Free text: a string of at most `max_length` characters that every database can store."""
+
+    def check(value: object) -> str | None:
+        if not isinstance(value, str):
+            return "must be a string"
+        if len(value) > max_length:
+            return f"must be at most {max_length:,} characters, got {len(value):,}"
+        return text_problem(value)
+
+    return check
+
+
+_check_filter_description_line = _text_check(MAX_FILTER_DESCRIPTION_LENGTH)
+
+
+def _check_filter_description(value: object) -> str | None:
+    if not isinstance(value, list | tuple):
+        return "must be a list of strings"
+    if len(value) > MAX_FILTER_DESCRIPTIONS:
+        return f"must hold at most {MAX_FILTER_DESCRIPTIONS} lines, got {len(value)}"
+    for index, line in enumerate(value):
+        if (problem := _check_filter_description_line(line)) is not None:
+            return f"line {index + 1} {problem}"
     return None
+
+
+def _check_filter_indicators(value: object) -> str | None:
+    return json_problem(
+        value, max_depth=MAX_INDICATORS_CONFIG_DEPTH, max_bytes=MAX_INDICATORS_CONFIG_BYTES
+    )
 
 
 def _check_interval(value: object) -> str | None:
@@ -54,14 +94,20 @@ def _check_mode(value: object) -> str | None:
     return None
 
 
+def check_symbol(value: object) -> str | None:
+    """One market symbol, as a trader lists it or a query filters by it."""
+    if not isinstance(value, str) or not SYMBOL_PATTERN.match(value):
+        return f"invalid symbol {value!r}; expected BASE/QUOTE such as BTC/USDT"
+    return None
+
+
 def _check_symbols(value: object) -> str | None:
     if not isinstance(value, list | tuple):
         return "must be a list of symbols such as BTC/USDT"
     if len(value) > MAX_SYMBOLS:
         return f"must hold at most {MAX_SYMBOLS} symbols"
-    bad = [s for s in value if not isinstance(s, str) or not SYMBOL_PATTERN.match(s)]
-    if bad:
-        return f"invalid symbol {bad[0]!r}; expected BASE/QUOTE such as BTC/USDT"
+    if bad := next((problem for s in value if (problem := check_symbol(s))), None):
+        return bad
     if len(set(value)) != len(value):
         return "must not repeat a symbol"
     return None
@@ -104,6 +150,8 @@ def _check_filter_code(value: object) -> str | None:
         return "must be a string"
     if not value.strip():
         return None
+    if (problem := text_problem(value)) is not None:
+        return problem
     errors = validate_filter_code(value)
     return "; ".join(str(error) for error in errors) if errors else None
 
@@ -118,6 +166,10 @@ def _check_max_positions(value: object) -> str | None:
 
 RULES: dict[str, Check] = {
     "name": _check_name,
+    "description": _text_check(MAX_DESCRIPTION_LENGTH),
+    "strategy.instructions": _text_check(MAX_INSTRUCTIONS_LENGTH),
+    "filter.description": _check_filter_description,
+    "filter.indicators": _check_filter_indicators,
     "interval": _check_interval,
     "mode": _check_mode,
     "symbols": _check_symbols,

@@ -66,3 +66,24 @@ def test_a_percentage_must_stay_in_range_once_rounded_to_its_stored_places() -> 
 def test_a_percentage_out_of_range_as_sent_is_refused_even_if_it_would_round_into_it() -> None:
     errors = validate_trader_fields({RISK + "positionSizePercent": Decimal("100.00004")})
     assert [e.message for e in errors] == ["must be in (0, 100], got 100.00004"]
+
+
+def test_every_text_input_is_bounded_and_storable() -> None:
+    surrogate = "\ud800"
+    changes = {
+        "name": surrogate,
+        "description": "x" * 2001,
+        "strategy.instructions": surrogate,
+        "filter.code": "return True" + surrogate,
+        "filter.description": ["ok", 3],
+        "filter.indicators": {"a": float("nan")},
+    }
+    errors = {e.field: e.message for e in validate_trader_fields(changes)}
+    assert errors == {
+        "name": "holds a lone surrogate U+D800, which is not Unicode text",
+        "description": "must be at most 2,000 characters, got 2,001",
+        "strategy.instructions": "holds a lone surrogate U+D800, which is not Unicode text",
+        "filter.code": "holds a lone surrogate U+D800, which is not Unicode text",
+        "filter.description": "line 2 must be a string",
+        "filter.indicators": "must hold finite numbers only, not nan",
+    }
