@@ -20,6 +20,7 @@ from tortoise.transactions import in_transaction
 
 from app.core.events import Event, EventBus, EventType
 from app.db.models import Signal, Trader
+from app.domain.bounds import cap_indicators
 from app.domain.enums import ACTIVE_SIGNAL_STATUSES, SignalStatus
 from app.domain.signal_rules import (
     RunHistory,
@@ -71,7 +72,7 @@ def _signal_fields(trader: Trader, match: FilterMatch) -> dict[str, Any]:
         "side": match.side,
         "price": Decimal(str(match.price)),
         "score": match.score,
-        "indicators": match.indicators,
+        "indicators": cap_indicators(match.indicators),
         "status": SignalStatus.NEW,
         "candle_time": datetime.fromtimestamp(match.candle_time / 1000, UTC),
     }

@@ -1,0 +1,36 @@
+"""A signal keeps a bounded number of the indicator values its filter read."""
+
+from __future__ import annotations
+
+from app.core.events import Event, InProcessEventBus
+from app.db.models import Signal, Trader
+from app.domain.bounds import MAX_SIGNAL_INDICATORS
+from app.domain.enums import Side
+from app.engine.sandbox import FilterMatch, FilterOutcome
+from app.services.signals import SignalManager
+from app.services.users import create_user
+
+
+class RecordingBus(InProcessEventBus):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[Event] = []
+
+    async def publish(self, event: Event) -> None:
+        self.events.append(event)
+        await super().publish(event)
+
+
+async def test_a_filter_reading_hundreds_of_indicators_stores_the_first_few(db: str) -> None:
+    owner, _ = await create_user("alice")
+    trader = await Trader.create(owner=owner, name="greedy", filter_code="return True")
+    read = {f"1h.sma({period})": float(period) for period in range(2, 502)}
+    match = FilterMatch("BTC/USDT", Side.LONG, None, 100.0, 1_767_225_600_000, read)
+    bus = RecordingBus()
+
+    await SignalManager(bus).record_run(trader, FilterOutcome(str(trader.id), (match,)))
+
+    stored = await Signal.get(trader_id=trader.id)
+    assert list(stored.indicators) == list(read)[:MAX_SIGNAL_INDICATORS]
+    signal_events = [e for e in bus.events if e.payload.get("signal_id") == str(stored.id)]
+    assert signal_events[0].payload["indicators"] == stored.indicators
