@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         description="embedded runs the trading engine inside the API process; off serves only",
     )
     kline_depth: int = Field(default=500, ge=50, le=100_000)
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        le=1_073_741_824,
+        description="largest HTTP request body and websocket message; larger bodies get 413",
+    )
     max_indicator_candles: int = Field(
         default=10_000,
         ge=1,
