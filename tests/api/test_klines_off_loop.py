@@ -1,8 +1,8 @@
 """Indicator series for `klines` are computed off the event loop: /healthz keeps answering.
 
-The heavy indicator is a real registered one that takes 1.5 s (it sleeps, as a slow numpy
-computation would hold the thread): computed on the loop, it would hold every other request
-for as long; computed in a worker thread, the probes answer while it runs.
+The heavy indicator is a registered one that does not finish until the test lets it (at
+most `HOLD_SECONDS`), as a slow computation holds its thread: computed on the loop, it would
+hold every other request as long; computed in a worker thread, the probes answer meanwhile.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -23,35 +24,41 @@ from app.engine.market import MarketData
 from tests.api.conftest import Caller
 from tests.market.conftest import CANDLES_DIR
 
-SLOW_SECONDS = 1.5
+HOLD_SECONDS = 10.0
 PROBE_BOUND = 0.5
 QUERY = """{ klines(symbol: "ETH/BTC", interval: "5m", limit: 3,
     indicators: [{name: "slow"}, {name: "rsi"}]) {
     candles { close } indicators { name outputs { values } } } }"""
 
 
+@dataclass
+class Hold:
+    started: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
 @pytest.fixture
-async def slow_market(app: Starlette) -> threading.Event:
-    started = threading.Event()
+async def slow_market(app: Starlette) -> Hold:
+    hold = Hold()
 
     def slow(candles: object) -> Outputs:
-        started.set()
-        time.sleep(SLOW_SECONDS)
+        hold.started.set()
+        hold.release.wait(HOLD_SECONDS)
         return {"value": np.ones(len(candles))}  # type: ignore[arg-type]
 
-    spec = IndicatorSpec("slow", slow, (), ("value",), "takes 1.5 s")
+    spec = IndicatorSpec("slow", slow, (), ("value",), "runs until released")
     market = MarketData(ReplayFeed(CANDLES_DIR, speed=None, warmup=10**6), KlineStore(depth=300))
     await market.feed.run(market.store)
     market.indicators = IndicatorCache(market.store, registry={**INDICATORS, "slow": spec})
     app.state.runtime.market = market
-    return started
+    return hold
 
 
 async def test_a_heavy_klines_request_does_not_block_healthz(
-    alice: Caller, slow_market: threading.Event
+    alice: Caller, slow_market: Hold
 ) -> None:
     heavy = asyncio.create_task(alice.data(QUERY))
-    assert await asyncio.to_thread(slow_market.wait, 10)
+    assert await asyncio.to_thread(slow_market.started.wait, 10)
 
     for _ in range(5):
         started = time.perf_counter()
@@ -59,6 +66,7 @@ async def test_a_heavy_klines_request_does_not_block_healthz(
         assert probe.json() == {"status": "ok"}
         assert time.perf_counter() - started < PROBE_BOUND
     assert not heavy.done()
+    slow_market.release.set()
 
     data = await heavy
     slow, rsi = data["klines"]["indicators"]
