@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from app.core.events import Event, InProcessEventBus
 from app.db.models import Signal, Trader
 from app.domain.bounds import MAX_SIGNAL_INDICATORS
 from app.domain.enums import Side
 from app.engine.sandbox import FilterMatch, FilterOutcome
 from app.services.signals import SignalManager
 from app.services.users import create_user
-
-
-class RecordingBus(InProcessEventBus):
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: list[Event] = []
-
-    async def publish(self, event: Event) -> None:
-        self.events.append(event)
-        await super().publish(event)
+from tests.screening.test_engine import RecordingBus
 
 
 async def test_a_filter_reading_hundreds_of_indicators_stores_the_first_few(db: str) -> None:
