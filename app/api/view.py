@@ -33,7 +33,7 @@ from strawberry.types import ExecutionResult
 
 from app.api.context import Context
 from app.db.models import User
-from app.domain.bounds import json_problem, unicode_problem
+from app.domain.bounds import json_problem
 from app.services.runtime import Runtime
 from app.services.users import authenticate, bearer_token
 
@@ -138,7 +138,7 @@ class GraphQLView(GraphQL[Context, None]):
             raise
         except ValueError as exc:  # invalid UTF-8, an integer of over 4,300 digits
             raise UnacceptableJSON(str(exc)) from None
-        problem = json_problem(value, max_depth=MAX_REQUEST_JSON_DEPTH, check_text=unicode_problem)
+        problem = json_problem(value, max_depth=MAX_REQUEST_JSON_DEPTH, storable=False)
         if problem is not None:
             raise UnacceptableJSON(problem)
         return value

@@ -6,7 +6,8 @@ surrogate ("\\ud800" is a valid JSON escape, but no UTF-8 string holds it). Chec
 bad value is a clear error naming its field instead of a database error after the fact.
 
 JSON from a client must be JSON a database accepts (finite numbers: PostgreSQL has no NaN in
-`jsonb`), nested no deeper than the code that walks it can go, and small. The values a filter
+`jsonb`; integers within 64 bits: Tortoise encodes JSON columns with orjson), nested no deeper
+than the code that walks it can go, and small. The values a filter
 read, stored with each of its signals, come from untrusted filter code: `cap_indicators`
 keeps a bounded number of them, in the order the filter read them.
 """
@@ -16,14 +17,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 MAX_SIGNAL_INDICATORS = 32
 MAX_SIGNAL_INDICATORS_BYTES = 4096
+INT64 = range(-(2**63), 2**63)
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-TextCheck = Callable[[str], str | None]
 
 
 def unicode_problem(text: str) -> str | None:
@@ -42,17 +42,23 @@ def text_problem(text: str) -> str | None:
     return unicode_problem(text)
 
 
+def _number_problem(number: int | float) -> str | None:
+    if isinstance(number, float) and not math.isfinite(number):
+        return f"must hold finite numbers only, not {number}"
+    if isinstance(number, int) and not isinstance(number, bool) and number not in INT64:
+        return f"must hold integers within 64 bits, not one of {len(str(abs(number)))} digits"
+    return None
+
+
 def json_problem(
-    value: object,
-    *,
-    max_depth: int,
-    max_bytes: int | None = None,
-    check_text: TextCheck = text_problem,
+    value: object, *, max_depth: int, max_bytes: int | None = None, storable: bool = True
 ) -> str | None:
-    """Why `value` (decoded JSON) cannot be stored, or None: nesting deeper than `max_depth`
-    (a scalar is depth 0, `[1]` depth 1), a number that is not finite, a key or string that
-    `check_text` refuses, or more than `max_bytes` once encoded. Iterative, so a value nested
-    too deep for recursion is refused rather than crashing the walk."""
+    """Why `value` (decoded JSON) cannot be taken, or None: nesting deeper than `max_depth`
+    (a scalar is depth 0, `[1]` depth 1), a key or string that is not Unicode, or more than
+    `max_bytes` once encoded. With `storable` (to be stored, not only parsed) also a key or
+    string that `text_problem` refuses and a number no database column takes. Iterative, so a
+    value nested too deep for recursion is refused rather than crashing the walk."""
+    check_text = text_problem if storable else unicode_problem
     pending: list[tuple[object, int]] = [(value, 0)]
     while pending:
         item, depth = pending.pop()
@@ -70,10 +76,10 @@ def json_problem(
         elif isinstance(item, str):
             if (problem := check_text(item)) is not None:
                 return f"a string {problem}"
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                return f"must hold finite numbers only, not {item}"
-        elif item is not None and not isinstance(item, int):
+        elif isinstance(item, int | float):
+            if storable and (problem := _number_problem(item)) is not None:
+                return problem
+        elif item is not None:
             return f"holds a {type(item).__name__}, which is not JSON"
     if max_bytes is not None:
         size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())

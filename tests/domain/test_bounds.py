@@ -69,8 +69,20 @@ def test_json_problem_size_is_counted_in_utf8_bytes() -> None:
     )
 
 
-def test_json_problem_with_a_text_check_of_its_own() -> None:
-    assert json_problem(["a\x00"], max_depth=1, check_text=unicode_problem) is None
+def test_json_problem_for_json_not_stored_checks_unicode_and_depth_only() -> None:
+    assert json_problem(["a\x00", float("nan"), 2**70], max_depth=1, storable=False) is None
+    assert json_problem(["\ud800"], max_depth=1, storable=False) is not None
+    assert json_problem([[1]], max_depth=1, storable=False) is not None
+
+
+def test_json_problem_integers_must_fit_64_bits() -> None:
+    assert json_problem([2**63 - 1, -(2**63)], max_depth=1) is None
+    assert json_problem([2**63], max_depth=1) == (
+        "must hold integers within 64 bits, not one of 19 digits"
+    )
+    assert json_problem({"big": -(10**400)}, max_depth=1) == (
+        "must hold integers within 64 bits, not one of 401 digits"
+    )
 
 
 def test_cap_indicators_keeps_the_first_entries_in_reading_order() -> None:
