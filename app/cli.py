@@ -38,6 +38,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
         port=args.port or settings.port,
         log_level=settings.log_level.lower(),
         ws_ping_interval=20,
+        ws_max_size=settings.max_body_bytes,
     )
 
 

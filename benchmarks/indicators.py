@@ -24,7 +24,7 @@ from app.domain.indicators import INDICATORS
 from app.engine.indicators import IndicatorCache
 from app.engine.klines import KlineStore
 
-CANDLES = Path(__file__).resolve().parents[2] / "shared/data/candles/ETH_BTC-5m.csv"
+CANDLES = Path(__file__).resolve().parents[1] / "tests/data/candles/ETH_BTC-5m.csv"
 SYMBOL, INTERVAL = "ETH/BTC", "5m"
 SCREEN = (("rsi", {}), ("ema", {"period": 50}), ("bbands", {}), ("atr", {}), ("vwap", {}))
 

@@ -6,7 +6,9 @@ its metrics, and with no exchange reachable the market runs on the simulated fee
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 
 from app.api.app import create_app
 from app.core.settings import Settings
@@ -78,8 +81,8 @@ def test_fresh_server_serves_graphiql_traders_and_the_simulated_market(
         return body["data"]  # type: ignore[no-any-return]
 
     created = graphql('mutation { createTrader(input: {name: "first"}) { id } }')
-    listed = graphql("{ traders { id name metrics { totalPnL winRate } } }")
-    assert listed["traders"] == [
+    listed = graphql("{ traders { nodes { id name metrics { totalPnL winRate } } } }")
+    assert listed["traders"]["nodes"] == [
         {
             "id": created["createTrader"]["id"],
             "name": "first",
@@ -89,6 +92,32 @@ def test_fresh_server_serves_graphiql_traders_and_the_simulated_market(
     market = graphql("{ market { source symbols intervals } }")["market"]
     assert market["source"] == "simulated"
     assert market["symbols"]
+
+
+def test_the_running_server_refuses_oversized_bodies_and_messages(
+    server: tuple[str, dict[str, str]],
+) -> None:
+    """TRADERS_MAX_BODY_BYTES (1 MiB by default) bounds HTTP bodies and websocket messages."""
+    base, _ = server
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(
+            b"POST /graphql HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 209715200\r\n\r\n"
+        )
+        answer = connection.recv(65536)  # answered without a byte of the 200 MiB sent
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b"request body over the limit of 1,048,576 bytes" in answer
+
+    async def oversized_message() -> int | None:
+        url = base.replace("http://", "ws://") + "/graphql"
+        async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:
+            await ws.send("x" * (2 * 1024 * 1024))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+        return closed.value.rcvd.code if closed.value.rcvd else None
+
+    assert asyncio.run(oversized_message()) == 1009
 
 
 async def test_a_failed_start_stops_what_had_started(

@@ -1,8 +1,12 @@
 import os
+import re
+from pathlib import Path
 
 import pytest
 
-from app.core.settings import SettingsError, load_settings
+from app.core.settings import ENV_PREFIX, Settings, SettingsError, load_settings
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,3 +40,10 @@ def test_malformed_value_is_named(
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError, match=variable):
         load_settings()
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    section = README.read_text().split("## Settings", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = set(re.findall(rf"`({ENV_PREFIX}[A-Z_]+)`", "\n".join(rows)))
+    assert documented == {ENV_PREFIX + name.upper() for name in Settings.model_fields}

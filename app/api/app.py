@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from tortoise.connection import get_connection
 
+from app.api.body_limit import BodySizeLimit
 from app.api.prometheus import metrics
 from app.api.schema import build_schema
 from app.api.view import GraphQLView
@@ -68,6 +70,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             Route("/graphql", view, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", view),
         ],
+        middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)],
         lifespan=lifespan,
     )
     app.state.runtime = runtime

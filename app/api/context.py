@@ -25,7 +25,9 @@ class Context:
 
     @property
     def traders(self) -> TraderManager:
-        return TraderManager(self.runtime.bus)
+        return TraderManager(
+            self.runtime.bus, max_traders_per_user=self.runtime.settings.max_traders_per_user
+        )
 
     def require_user(self) -> User:
         if self.user is None:

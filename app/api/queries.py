@@ -11,8 +11,20 @@ from tortoise.queryset import QuerySet
 from app.api.filter_check import FilterQuery
 from app.api.market import MarketQuery
 from app.api.pagination import Connection, paginate
-from app.api.types import Info, Signal, SignalStatus, Trade, Trader, TradeStatus, TradingMode, User
+from app.api.types import (
+    Info,
+    Signal,
+    SignalStatus,
+    Trade,
+    Trader,
+    TraderStatus,
+    TradeStatus,
+    TradingMode,
+    User,
+)
 from app.db import models
+from app.domain.trader_rules import FieldError, check_symbol
+from app.services.errors import InvalidInputError
 
 M = TypeVar("M", bound=Model)
 
@@ -24,10 +36,20 @@ class Query(FilterQuery, MarketQuery):
         return User.from_model(info.context.require_user())
 
     @strawberry.field(description="The caller's traders, newest first")
-    async def traders(self, info: Info) -> list[Trader]:
+    async def traders(
+        self,
+        info: Info,
+        enabled: bool | None = None,
+        mode: TradingMode | None = None,
+        status: TraderStatus | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> Connection[Trader]:
         user = info.context.require_user()
-        rows = await models.Trader.filter(owner_id=user.id).order_by("-created_at", "-id")
-        return [Trader.from_model(row) for row in rows]
+        query = models.Trader.filter(
+            owner_id=user.id, **_given(enabled=enabled, mode=mode, status=status)
+        )
+        return await paginate(query, "created_at", first, after, Trader.from_model)
 
     @strawberry.field
     async def trader(self, info: Info, id: strawberry.ID) -> Trader:
@@ -44,6 +66,8 @@ class Query(FilterQuery, MarketQuery):
         first: int = 50,
         after: str | None = None,
     ) -> Connection[Signal]:
+        if symbol is not None and (problem := check_symbol(symbol)) is not None:
+            raise InvalidInputError([FieldError("symbol", problem)])
         query = await _owned(info, models.Signal, trader_id, status=status, symbol=symbol)
         return await paginate(query, "created_at", first, after, Signal.from_model)
 
@@ -70,4 +94,9 @@ async def _owned(
     query = model.filter(trader__owner_id=user.id)
     if trader_id is not None:
         query = query.filter(trader_id=(await info.context.traders.get(user, trader_id)).id)
-    return query.filter(**{name: value for name, value in equal.items() if value is not None})
+    return query.filter(**_given(**equal))
+
+
+def _given(**equal: object) -> dict[str, object]:
+    """The filters a client gave: `None` means "any"."""
+    return {name: value for name, value in equal.items() if value is not None}

@@ -9,6 +9,7 @@ import strawberry
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 
+from app.api.cost import QueryCostLimiter
 from app.api.errors import ApiErrors
 from app.api.loaders import Loaders
 from app.api.mutations import Mutation
@@ -62,6 +63,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         extensions=[
             lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
             lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+            lambda: QueryCostLimiter(max_cost=settings.max_query_cost),
             ApiErrors,
             FreshLoaders,
         ],

@@ -204,7 +204,8 @@ class Trader:
     updated_at: datetime
 
     @classmethod
-    def from_model(cls, trader: models.Trader) -> Trader:
+    def from_model(cls, trader: object) -> Trader:
+        assert isinstance(trader, models.Trader)
         return cls(
             id=strawberry.ID(str(trader.id)),
             name=trader.name,

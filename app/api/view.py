@@ -6,31 +6,53 @@ document does not parse or validate, so execution never starts) is answered with
 no `data` entry, while a response that executed, even with field errors, stays 200. Clients
 that accept only `application/json` keep the legacy behaviour. A client that accepts
 neither gets 406, a mutation over GET gets 405, and a bad bearer token gets 401.
+
+A request whose JSON this API will not take is a 400 naming the problem, never a crash
+later on: a body that is not a JSON object (a number, a string, null), JSON that is not
+Unicode (a lone surrogate, invalid UTF-8), NaN or Infinity (not JSON, and no database stores
+them), or nesting deeper than `MAX_REQUEST_JSON_DEPTH`. Websocket messages are decoded by the
+same `decode_json`; one it refuses is an invalid message to the subscription protocols.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema import BaseSchema
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
 from app.api.context import Context
 from app.db.models import User
+from app.domain.bounds import json_problem
 from app.services.runtime import Runtime
 from app.services.users import authenticate, bearer_token
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
+MAX_REQUEST_JSON_DEPTH = 64
+JSON_WHITESPACE = b" \t\r\n"
+
+
+class UnacceptableJSON(json.JSONDecodeError):
+    """JSON that parses, or nearly, but that this API does not take; the message says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "", 0)
+        self.args = (message,)
+
+
+def _no_constants(name: str) -> object:
+    raise UnacceptableJSON(f"{name} is not a JSON number")
 
 
 def negotiate(accept: str | None) -> str | None:
@@ -104,6 +126,44 @@ class GraphQLView(GraphQL[Context, None]):
         return JSONResponse(
             {"errors": [{"message": message}]}, status, headers, media_type=media_type
         )
+
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            value = json.loads(data, parse_constant=_no_constants)
+        except RecursionError:
+            raise UnacceptableJSON(
+                f"must not nest deeper than {MAX_REQUEST_JSON_DEPTH} levels"
+            ) from None
+        except json.JSONDecodeError:
+            raise
+        except ValueError as exc:  # invalid UTF-8, an integer of over 4,300 digits
+            raise UnacceptableJSON(str(exc)) from None
+        problem = json_problem(value, max_depth=MAX_REQUEST_JSON_DEPTH, storable=False)
+        if problem is not None:
+            raise UnacceptableJSON(problem)
+        return value
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            return self.decode_json(data)
+        except UnacceptableJSON as exc:
+            raise HTTPException(400, f"Unacceptable JSON in the request: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise HTTPException(400, "Unable to parse request body as JSON") from exc
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        """A JSON body is a GraphQL request: an object (or a batch, an array, which this
+        API does not enable); Strawberry would crash on any other JSON value."""
+        if request.method == "POST" and JSON in (request.content_type or ""):
+            body = await request.get_body()
+            if body.lstrip(JSON_WHITESPACE)[:1] not in (b"{", b"["):
+                raise HTTPException(
+                    400,
+                    'The request body must be a JSON object such as {"query": "{ me { name } }"}',
+                )
+        return await super().parse_http_body(request)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         context = Context(request=request, runtime=self.runtime)

@@ -56,8 +56,28 @@ class Settings(BaseSettings):
         description="embedded runs the trading engine inside the API process; off serves only",
     )
     kline_depth: int = Field(default=500, ge=50, le=100_000)
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        le=1_073_741_824,
+        description="largest HTTP request body and websocket message; larger bodies get 413",
+    )
+    max_indicator_candles: int = Field(
+        default=10_000,
+        ge=1,
+        le=100_000_000,
+        description="per klines request: indicators asked for x the stored candles each is "
+        "computed over (20 indicators over the default 500 candles)",
+    )
     max_query_depth: int = Field(default=12, ge=2, le=100)
     max_aliases: int = Field(default=30, ge=1, le=1000)
+    max_traders_per_user: int = Field(default=100, ge=1, le=1_000_000)
+    max_query_cost: int = Field(
+        default=20_000,
+        ge=1,
+        le=100_000_000,
+        description="estimated fields an operation may resolve; page sizes multiply",
+    )
 
     @field_validator("database_url")
     @classmethod

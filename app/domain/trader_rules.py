@@ -8,19 +8,27 @@ paths onto these names and back, so its errors still name the GraphQL field.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from app.domain.bounds import json_problem, text_problem
 from app.domain.enums import TradingMode
 from app.domain.filter_validation import validate_filter_code
 from app.domain.intervals import INTERVALS
 
 MAX_NAME_LENGTH = 200
+MAX_DESCRIPTION_LENGTH = 2_000
+MAX_INSTRUCTIONS_LENGTH = 10_000
+MAX_FILTER_DESCRIPTIONS = 20
+MAX_FILTER_DESCRIPTION_LENGTH = 500
+MAX_INDICATORS_CONFIG_BYTES = 16_384
+MAX_INDICATORS_CONFIG_DEPTH = 8
 MAX_SYMBOLS = 1000
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}(:[A-Z0-9]{1,20})?$")
+PERCENT_PLACES = 4
+PERCENT_QUANTUM = Decimal(1).scaleb(-PERCENT_PLACES)
 
 Check = Callable[[object], str | None]
 
@@ -39,7 +47,40 @@ def _check_name(value: object) -> str | None:
         return "must not be empty"
     if len(value) > MAX_NAME_LENGTH:
         return f"must be at most {MAX_NAME_LENGTH} characters"
+    return text_problem(value)
+
+
+def _text_check(max_length: int) -> Check:
+    """Free text: a string of at most `max_length` characters that every database can store."""
+
+    def check(value: object) -> str | None:
+        if not isinstance(value, str):
+            return "must be a string"
+        if len(value) > max_length:
+            return f"must be at most {max_length:,} characters, got {len(value):,}"
+        return text_problem(value)
+
+    return check
+
+
+_check_filter_description_line = _text_check(MAX_FILTER_DESCRIPTION_LENGTH)
+
+
+def _check_filter_description(value: object) -> str | None:
+    if not isinstance(value, list | tuple):
+        return "must be a list of strings"
+    if len(value) > MAX_FILTER_DESCRIPTIONS:
+        return f"must hold at most {MAX_FILTER_DESCRIPTIONS} lines, got {len(value)}"
+    for index, line in enumerate(value):
+        if (problem := _check_filter_description_line(line)) is not None:
+            return f"line {index + 1} {problem}"
     return None
+
+
+def _check_filter_indicators(value: object) -> str | None:
+    return json_problem(
+        value, max_depth=MAX_INDICATORS_CONFIG_DEPTH, max_bytes=MAX_INDICATORS_CONFIG_BYTES
+    )
 
 
 def _check_interval(value: object) -> str | None:
@@ -54,21 +95,32 @@ def _check_mode(value: object) -> str | None:
     return None
 
 
+def check_symbol(value: object) -> str | None:
+    """One market symbol, as a trader lists it or a query filters by it."""
+    if not isinstance(value, str) or not SYMBOL_PATTERN.match(value):
+        return f"invalid symbol {value!r}; expected BASE/QUOTE such as BTC/USDT"
+    return None
+
+
 def _check_symbols(value: object) -> str | None:
     if not isinstance(value, list | tuple):
         return "must be a list of symbols such as BTC/USDT"
     if len(value) > MAX_SYMBOLS:
         return f"must hold at most {MAX_SYMBOLS} symbols"
-    bad = [s for s in value if not isinstance(s, str) or not SYMBOL_PATTERN.match(s)]
-    if bad:
-        return f"invalid symbol {bad[0]!r}; expected BASE/QUOTE such as BTC/USDT"
+    if bad := next((problem for s in value if (problem := check_symbol(s))), None):
+        return bad
     if len(set(value)) != len(value):
         return "must not repeat a symbol"
     return None
 
 
 def _percent_check(low: Decimal, high: Decimal, *, high_inclusive: bool) -> Check:
+    """The range holds for the value as stored (`PERCENT_QUANTUM`), not only as sent: 0.00001
+    would be stored as 0 and 99.99999 as 100."""
     closing = "]" if high_inclusive else ")"
+
+    def within(number: Decimal) -> bool:
+        return number > low and (number <= high if high_inclusive else number < high)
 
     def check(value: object) -> str | None:
         if value is None:
@@ -79,10 +131,14 @@ def _percent_check(low: Decimal, high: Decimal, *, high_inclusive: bool) -> Chec
             return f"must be a number, got {value!r}"
         if number.is_nan():
             return f"must be a number, got {number}"
-        above_low = number > low
-        below_high = number <= high if high_inclusive else number < high
-        if not (above_low and below_high):
+        if not within(number):
             return f"must be in ({low}, {high}{closing}, got {number}"
+        stored = number.quantize(PERCENT_QUANTUM)
+        if not within(stored):
+            return (
+                f"must be in ({low}, {high}{closing} once rounded to {PERCENT_PLACES} decimal "
+                f"places, got {number}, which rounds to {stored}"
+            )
         return None
 
     return check
@@ -95,30 +151,14 @@ def _check_filter_code(value: object) -> str | None:
         return "must be a string"
     if not value.strip():
         return None
+    if (problem := text_problem(value)) is not None:
+        return problem
     errors = validate_filter_code(value)
     return "; ".join(str(error) for error in errors) if errors else None
 
 
-def _check_text(value: object) -> str | None:
-    return None if isinstance(value, str) else "must be a string"
-
-
 def _check_enabled(value: object) -> str | None:
     return None if isinstance(value, bool) else "must be true or false"
-
-
-def _check_lines(value: object) -> str | None:
-    if not isinstance(value, list | tuple) or not all(isinstance(line, str) for line in value):
-        return "must be a list of strings"
-    return None
-
-
-def _check_json(value: object) -> str | None:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        return f"must be plain JSON: {exc}"
-    return None
 
 
 def _check_max_positions(value: object) -> str | None:
@@ -132,11 +172,11 @@ def _check_max_positions(value: object) -> str | None:
 # Every field a user may set, with its rule: the trader's writable vocabulary.
 RULES: dict[str, Check] = {
     "name": _check_name,
-    "description": _check_text,
+    "description": _text_check(MAX_DESCRIPTION_LENGTH),
     "enabled": _check_enabled,
-    "filter_description": _check_lines,
-    "filter_indicators": _check_json,
-    "strategy_instructions": _check_text,
+    "filter_description": _check_filter_description,
+    "filter_indicators": _check_filter_indicators,
+    "strategy_instructions": _text_check(MAX_INSTRUCTIONS_LENGTH),
     "interval": _check_interval,
     "mode": _check_mode,
     "symbols": _check_symbols,
@@ -163,7 +203,6 @@ def validate_trader_fields(changes: Mapping[str, object]) -> list[FieldError]:
 
 
 PERCENT_FIELDS = frozenset({"stop_loss", "take_profit", "position_size_percent", "max_drawdown"})
-PERCENT_QUANTUM = Decimal("0.0001")
 
 
 def normalize_trader_fields(changes: Mapping[str, object]) -> dict[str, object]:

@@ -7,6 +7,10 @@ When a series gets a new candle, its older entries are dropped on the next looku
 stays one candle's worth of indicators per series. Parameters come from API requests, so
 one candle can see any number of distinct ones: past `max_entries` in all, the cache starts
 over. Results are read-only arrays shared by every caller.
+
+The cache itself belongs to the event loop (it is not thread-safe). Work too slow for the
+loop is split: `cached` on the loop, `compute` on a snapshot of the series in a thread, then
+`insert` back on the loop, which keeps the result only if the series has not moved on.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from app.domain.indicators import INDICATORS, IndicatorSpec, Outputs
-from app.engine.klines import KlineStore
+from app.engine.klines import Candles, KlineStore
 
 MAX_ENTRIES = 4096
 IndicatorValue = np.ndarray | Mapping[str, np.ndarray]
@@ -32,6 +36,19 @@ def lookup(name: str, registry: Mapping[str, IndicatorSpec] = INDICATORS) -> Ind
         return registry[name]
     except KeyError:
         raise UnknownIndicator(f"unknown indicator {name!r}") from None
+
+
+def _key(name: str, bound: Mapping[str, int | float]) -> _Key:
+    return (name, tuple(sorted(bound.items())))
+
+
+def compute(spec: IndicatorSpec, candles: Candles, bound: Mapping[str, int | float]) -> Outputs:
+    """The indicator on one snapshot of a series, as read-only arrays. It reads nothing but
+    its arguments, so it may run in a worker thread while the event loop appends candles."""
+    result = spec.compute(candles, **bound)
+    for array in result.values():
+        array.flags.writeable = False
+    return result
 
 
 class IndicatorCache:
@@ -52,26 +69,50 @@ class IndicatorCache:
         """Every named output of the indicator on the stored series."""
         spec = lookup(name, self.registry)
         bound = spec.bind(params)
-        key = (name, tuple(sorted(bound.items())))
-        last_time = self.store.last_time(symbol, interval)
+        result = self.cached(symbol, interval, name, bound)
+        if result is None:
+            candles = self.store.candles(symbol, interval)
+            result = compute(spec, candles, bound)
+            self.insert(symbol, interval, candles.last_time, name, bound, result)
+        return result
+
+    def cached(
+        self, symbol: str, interval: str, name: str, bound: Mapping[str, int | float]
+    ) -> Outputs | None:
+        """The result for the series as it is now, if one was kept; `bound` is the indicator's
+        parameters after `IndicatorSpec.bind`."""
+        entry = self._entries.get((symbol, interval))
+        if entry is None or entry[0] != self.store.last_time(symbol, interval):
+            return None
+        return entry[1].get(_key(name, bound))
+
+    def insert(
+        self,
+        symbol: str,
+        interval: str,
+        last_time: int | None,
+        name: str,
+        bound: Mapping[str, int | float],
+        result: Outputs,
+    ) -> None:
+        """Keep a result computed on the series up to the candle at `last_time`. A result
+        computed elsewhere (in a thread) on a candle the series has moved past is not kept."""
+        self.computations += 1
+        if last_time != self.store.last_time(symbol, interval):
+            return
         cached = self._entries.get((symbol, interval))
         if cached is None or cached[0] != last_time:
             if cached is not None:
                 self._size -= len(cached[1])
             cached = self._entries[(symbol, interval)] = (last_time, {})
-        entries = cached[1]
-        result = entries.get(key)
-        if result is None:
-            if self._size >= self.max_entries:
-                self.clear()
-                self._entries[(symbol, interval)] = (last_time, entries := {})
-            result = spec.compute(self.store.candles(symbol, interval), **bound)
-            for array in result.values():
-                array.flags.writeable = False
-            entries[key] = result
-            self._size += 1
-            self.computations += 1
-        return result
+        key = _key(name, bound)
+        if key in cached[1]:
+            return
+        if self._size >= self.max_entries:
+            self.clear()
+            cached = self._entries[(symbol, interval)] = (last_time, {})
+        cached[1][key] = result
+        self._size += 1
 
     def get(self, symbol: str, interval: str, name: str, **params: object) -> IndicatorValue:
         """The single output array, or the mapping of outputs of a multi-output indicator."""

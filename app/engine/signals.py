@@ -18,6 +18,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 
+from app.domain.bounds import cap_indicators
 from app.domain.signal import Signal, price_of
 from app.domain.signal_rules import (
     RunHistory,
@@ -49,7 +50,7 @@ def new_signal(spec: TraderSpec, match: FilterMatch, now: int) -> Signal:
         candle_time=match.candle_time,
         created_at=now,
         score=match.score,
-        indicators=match.indicators,
+        indicators=cap_indicators(match.indicators),
     )
 
 

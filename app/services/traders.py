@@ -3,6 +3,14 @@
 Every method is scoped to the owner: another user's trader is "not found". Changes are
 validated before anything is written, and events are published only after the
 transaction has committed, so no subscriber ever hears of a change that did not happen.
+
+A user owns at most `max_traders_per_user` traders. The count and the insert share one
+transaction, and concurrent creations for one owner cannot both pass it: on PostgreSQL the
+transaction first locks the owner's row (`SELECT ... FOR UPDATE`), so creations for one user
+queue up across every API process and each counts the traders committed before it; on SQLite
+Tortoise runs one transaction at a time per process, and the database lets one writer commit
+at a time (a second process's racing write fails with "database is locked" instead of passing
+the cap).
 """
 
 from __future__ import annotations
@@ -11,7 +19,9 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from app.core.events import Event, EventBus, EventType
 from app.db.models import Trader, User
@@ -44,8 +54,10 @@ def status_event(trader: Trader, kind: str = "updated") -> Event:
 
 
 class TraderManager:
-    def __init__(self, bus: EventBus) -> None:
+    def __init__(self, bus: EventBus, max_traders_per_user: int | None = None) -> None:
+        """`max_traders_per_user`: None for no cap (the engine, which creates no traders)."""
         self.bus = bus
+        self.max_traders_per_user = max_traders_per_user
 
     async def get(self, owner: User, trader_id: str | uuid.UUID) -> Trader:
         trader = await Trader.get_or_none(id=parse_id(trader_id, "trader"), owner_id=owner.id)
@@ -62,9 +74,20 @@ class TraderManager:
             raise InvalidInputError(errors)
         columns = normalize_trader_fields(fields)
         columns["status"] = TraderStatus.RUNNING if fields.get("enabled") else TraderStatus.PAUSED
-        trader = await Trader.create(owner=owner, **columns)
+        async with in_transaction() as connection:
+            await self._check_room(owner, connection)
+            trader = await Trader.create(owner=owner, using_db=connection, **columns)
         await self.bus.publish(status_event(trader, "created"))
         return trader
+
+    async def _check_room(self, owner: User, connection: BaseDBAsyncClient) -> None:
+        limit = self.max_traders_per_user
+        if limit is None:
+            return
+        await User.filter(id=owner.id).select_for_update().only("id").using_db(connection)
+        if await Trader.filter(owner_id=owner.id).using_db(connection).count() >= limit:
+            message = f"a user may have at most {limit} traders: delete one to create another"
+            raise InvalidInputError([FieldError("input", message)])
 
     async def update(self, owner: User, trader_id: str, fields: Mapping[str, Any]) -> Trader:
         trader = await self.get(owner, trader_id)

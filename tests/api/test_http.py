@@ -130,7 +130,7 @@ async def test_depth_and_alias_limits(alice: Caller) -> None:
     nested = "trader { id }"
     for _ in range(4):
         nested = f"trader {{ signals {{ nodes {{ {nested} }} }} }}"
-    deep = f"{{ traders {{ signals {{ nodes {{ {nested} }} }} }} }}"
+    deep = f"{{ traders {{ nodes {{ signals {{ nodes {{ {nested} }} }} }} }} }}"
     body = (await _post(alice.client, alice.token, deep, "application/json")).json()
     assert "exceeds maximum operation depth" in body["errors"][0]["message"]
     aliases = "{ " + " ".join(f"a{i}: me {{ name }}" for i in range(31)) + " }"

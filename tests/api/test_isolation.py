@@ -49,8 +49,14 @@ async def test_other_users_objects_are_not_found(alice: Caller, bob: Caller) -> 
         assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND", name
         assert body["errors"][0]["message"] == "trader not found", name
 
-    lists = await bob.data("{ traders { id } signals { nodes { id } } trades { nodes { id } } }")
-    assert lists == {"traders": [], "signals": {"nodes": []}, "trades": {"nodes": []}}
+    lists = await bob.data(
+        "{ traders { nodes { id } } signals { nodes { id } } trades { nodes { id } } }"
+    )
+    assert lists == {
+        "traders": {"nodes": []},
+        "signals": {"nodes": []},
+        "trades": {"nodes": []},
+    }
 
     unchanged = await Trader.get(id=trader.id)
     assert (unchanged.name, unchanged.enabled) == ("alice-trader", False)
@@ -66,6 +72,6 @@ async def test_malformed_ids_are_not_found(alice: Caller) -> None:
 
 
 async def test_requests_without_a_token_get_no_data(client) -> None:  # type: ignore[no-untyped-def]
-    response = await client.post("/graphql", json={"query": "{ traders { id } }"})
+    response = await client.post("/graphql", json={"query": "{ traders { nodes { id } } }"})
     assert response.status_code == 200
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"

@@ -18,12 +18,12 @@ from app.services.runtime import Runtime
 from app.services.users import create_user
 from tests.api.conftest import Caller
 
-QUERY = """{ traders {
+QUERY = """{ traders(first: 100) { nodes {
     id name
     metrics { totalSignals totalPnL winRate demoMetrics { totalPnL } liveMetrics { totalPnL } }
     signals(first: 5) { edges { node { id symbol trader { name } } } pageInfo { hasNextPage } }
     trades(first: 3) { nodes { id pnl } }
-} }"""
+} } }"""
 STATEMENTS = ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")
 
 
@@ -82,14 +82,14 @@ async def _count(alice: Caller) -> tuple[int, dict]:  # type: ignore[type-arg]
 async def test_query_count_is_the_same_for_5_and_50_traders(alice: Caller) -> None:
     await _make_traders(alice.user_id, 5)
     few, data = await _count(alice)
-    assert len(data["traders"]) == 5
-    assert all(len(t["signals"]["edges"]) == 5 for t in data["traders"])
-    assert all(t["signals"]["pageInfo"]["hasNextPage"] for t in data["traders"])
+    assert len(data["traders"]["nodes"]) == 5
+    assert all(len(t["signals"]["edges"]) == 5 for t in data["traders"]["nodes"])
+    assert all(t["signals"]["pageInfo"]["hasNextPage"] for t in data["traders"]["nodes"])
 
     await _make_traders(alice.user_id, 45)
     many, data = await _count(alice)
-    assert len(data["traders"]) == 50
-    assert all(t["metrics"]["totalSignals"] == 7 for t in data["traders"])
+    assert len(data["traders"]["nodes"]) == 50
+    assert all(t["metrics"]["totalSignals"] == 7 for t in data["traders"]["nodes"])
     assert few == many
     assert 3 <= few <= 8
 
@@ -104,7 +104,7 @@ async def test_operations_sharing_a_context_do_not_share_loaded_rows(db: str) ->
         user=owner,
     )
     schema = build_schema(Settings())
-    query = "{ traders { metrics { totalSignals } } }"
+    query = "{ traders { nodes { metrics { totalSignals } } } }"
 
     first = await schema.execute(query, context_value=context)
     trader = await Trader.get(owner_id=owner.id)
@@ -117,5 +117,5 @@ async def test_operations_sharing_a_context_do_not_share_loaded_rows(db: str) ->
     )
     second = await schema.execute(query, context_value=context)
 
-    assert first.data == {"traders": [{"metrics": {"totalSignals": 7}}]}
-    assert second.data == {"traders": [{"metrics": {"totalSignals": 8}}]}
+    assert first.data == {"traders": {"nodes": [{"metrics": {"totalSignals": 7}}]}}
+    assert second.data == {"traders": {"nodes": [{"metrics": {"totalSignals": 8}}]}}

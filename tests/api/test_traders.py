@@ -23,8 +23,10 @@ async def test_create_then_list_with_metrics(alice: Caller) -> None:
     )
     assert created["status"] == "PAUSED"
     assert created["strategy"]["riskManagement"]["stopLoss"] == "2"
-    data = await alice.data("{ traders { id name metrics { totalPnL winRate totalSignals } } }")
-    assert data["traders"] == [
+    data = await alice.data(
+        "{ traders { nodes { id name metrics { totalPnL winRate totalSignals } } } }"
+    )
+    assert data["traders"]["nodes"] == [
         {
             "id": created["id"],
             "name": "momentum",
@@ -141,3 +143,30 @@ async def test_signals_and_trades_paginate_by_cursor(alice: Caller) -> None:
         {"id": created["id"]},
     )
     assert only["signals"]["nodes"] == [{"symbol": "S3/USDT"}]
+
+
+async def test_traders_paginate_by_cursor_and_filter(alice: Caller, bob: Caller) -> None:
+    names = [f"t{index}" for index in range(5)]
+    for name in names:
+        await create_trader(alice, name=name)
+    await create_trader(bob, name="not alice's")
+    running = await create_trader(alice, name="running", enabled=True)
+    query = """query($after: String, $enabled: Boolean, $status: TraderStatus) {
+        traders(first: 2, after: $after, enabled: $enabled, status: $status, mode: DEMO) {
+            edges { cursor node { name } } pageInfo { hasNextPage endCursor } } }"""
+    seen: list[str] = []
+    after = None
+    for _ in range(5):
+        page = (await alice.data(query, {"after": after, "enabled": False}))["traders"]
+        seen += [edge["node"]["name"] for edge in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == names[::-1]
+
+    enabled = await alice.data(query, {"enabled": True})
+    assert [e["node"]["name"] for e in enabled["traders"]["edges"]] == [running["name"]]
+    status = await alice.data(query, {"status": "RUNNING"})
+    assert status == enabled
+    live = await alice.data("{ traders(mode: LIVE) { nodes { id } } }")
+    assert live["traders"]["nodes"] == []

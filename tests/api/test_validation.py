@@ -12,11 +12,29 @@ from app.db.models import Trader
 from tests.api.conftest import CREATE_TRADER, Caller, create_trader
 
 RISK = "strategy.riskManagement."
+NESTED_9: object = 1
+for _ in range(9):
+    NESTED_9 = [NESTED_9]
 INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("empty name", {"name": "  "}, "name"),
     ("stopLoss zero", {"strategy": {"riskManagement": {"stopLoss": "0"}}}, RISK + "stopLoss"),
     ("stopLoss 100", {"strategy": {"riskManagement": {"stopLoss": 100}}}, RISK + "stopLoss"),
     ("stopLoss negative", {"strategy": {"riskManagement": {"stopLoss": "-1"}}}, RISK + "stopLoss"),
+    (
+        "stopLoss rounds to 0",
+        {"strategy": {"riskManagement": {"stopLoss": "0.00001"}}},
+        RISK + "stopLoss",
+    ),
+    (
+        "stopLoss rounds to 100",
+        {"strategy": {"riskManagement": {"stopLoss": "99.99999"}}},
+        RISK + "stopLoss",
+    ),
+    (
+        "maxDrawdown rounds to 0",
+        {"strategy": {"riskManagement": {"maxDrawdown": "0.00004"}}},
+        RISK + "maxDrawdown",
+    ),
     (
         "positionSizePercent zero",
         {"strategy": {"riskManagement": {"positionSizePercent": "0"}}},
@@ -34,6 +52,41 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("unknown interval", {"interval": "7m"}, "interval"),
     ("bad symbol", {"symbols": ["btc-usdt"]}, "symbols"),
+    ("name too long", {"name": "x" * 201}, "name"),
+    ("description too long", {"description": "x" * 2001}, "description"),
+    (
+        "instructions too long",
+        {"strategy": {"instructions": "x" * 10_001}},
+        "strategy.instructions",
+    ),
+    (
+        "too many filter description lines",
+        {"filter": {"description": ["a"] * 21}},
+        "filter.description",
+    ),
+    (
+        "filter description line too long",
+        {"filter": {"description": ["ok", "x" * 501]}},
+        "filter.description",
+    ),
+    ("filter code too long", {"filter": {"code": "#" * 20_001}}, "filter.code"),
+    ("indicators nested too deep", {"filter": {"indicators": NESTED_9}}, "filter.indicators"),
+    (
+        "indicators too large",
+        {"filter": {"indicators": {"notes": "x" * 16_384}}},
+        "filter.indicators",
+    ),
+    ("NUL in name", {"name": "a\x00b"}, "name"),
+    ("NUL in description", {"description": "a\x00b"}, "description"),
+    (
+        "NUL in instructions",
+        {"strategy": {"instructions": "buy\x00"}},
+        "strategy.instructions",
+    ),
+    ("NUL in a filter description", {"filter": {"description": ["\x00"]}}, "filter.description"),
+    ("NUL in filter code", {"filter": {"code": "return True\x00"}}, "filter.code"),
+    ("NUL in indicators", {"filter": {"indicators": {"k": "a\x00"}}}, "filter.indicators"),
+    ("NUL in an indicators key", {"filter": {"indicators": {"\x00": 1}}}, "filter.indicators"),
 ]
 
 
@@ -142,3 +195,32 @@ async def test_a_cursor_not_from_this_api_is_bad_input(alice: Caller, time: str)
 
         assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", body
         assert body["errors"][0]["extensions"]["fields"][0]["field"] == "after"
+
+
+async def test_a_percentage_is_checked_as_it_will_be_stored(alice: Caller) -> None:
+    body = await alice.gql(
+        CREATE_TRADER,
+        {"input": {"name": "x", "strategy": {"riskManagement": {"stopLoss": "0.00001"}}}},
+    )
+    message = body["errors"][0]["extensions"]["fields"][0]["message"]
+    assert "rounds to 0.0000" in message
+
+    kept = await create_trader(
+        alice, strategy={"riskManagement": {"stopLoss": "99.99994", "positionSizePercent": "100"}}
+    )
+    risk = kept["strategy"]["riskManagement"]
+    assert (risk["stopLoss"], risk["positionSizePercent"]) == ("99.9999", "100")
+
+
+async def test_inputs_at_their_limits_are_accepted(alice: Caller) -> None:
+    created = await create_trader(
+        alice,
+        name="n" * 200,
+        description="d" * 2000,
+        filter={
+            "description": ["x" * 500] * 20,
+            "indicators": [[[[[[[[1]]]]]]]],
+        },
+        strategy={"instructions": "i" * 10_000},
+    )
+    assert created["filter"]["description"] == ["x" * 500] * 20

@@ -1,4 +1,4 @@
-"""Shared fixtures of the market tests: the recorded candles of the shared data directory."""
+"""Shared fixtures of the market tests: the recorded candles in `tests/data/candles`."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-CANDLES_DIR = Path(__file__).resolve().parents[3] / "shared/data/candles"
+CANDLES_DIR = Path(__file__).resolve().parents[1] / "data/candles"
 
 
 @pytest.fixture(scope="session")
 def candles_dir() -> Path:
     if not CANDLES_DIR.is_dir():
-        pytest.fail(f"shared candle data missing at {CANDLES_DIR}")
+        pytest.fail(f"recorded candle data missing at {CANDLES_DIR}")
     return CANDLES_DIR
 
 

@@ -34,11 +34,17 @@ async def market(candles_dir: Path) -> MarketData:
     return data
 
 
-async def run(market: MarketData | None, query: str, user: Any = True, **variables: Any) -> Any:
+async def run(
+    market: MarketData | None,
+    query: str,
+    user: Any = True,
+    settings: Settings | None = None,
+    **variables: Any,
+) -> Any:
     context = Context(
         request=None,  # type: ignore[arg-type]
         runtime=Runtime(
-            settings=Settings(),
+            settings=settings or Settings(),
             bus=InProcessEventBus(),
             market=RemoteMarket() if market is None else EmbeddedMarket(market),
         ),
@@ -132,6 +138,49 @@ async def test_bad_input_is_a_clear_error(
     error = result.errors[0]
     assert error.extensions["code"] == "BAD_USER_INPUT"
     assert [f["field"] for f in error.extensions["fields"]] == [field]
+
+
+async def test_indicator_work_per_request_is_bounded(market: MarketData) -> None:
+    """Indicators x stored candles: 300 candles here, so a budget of 1,000 allows 3."""
+    settings = Settings(max_indicator_candles=1_000)
+    three = [{"name": "sma", "params": [{"name": "period", "value": p}]} for p in (5, 6, 7)]
+    window = {"symbol": "ETH/BTC", "interval": "5m", "limit": 5}
+    ok = await run(market, KLINES, settings=settings, **window, indicators=three)
+    assert ok.errors is None and len(ok.data["klines"]["indicators"]) == 3
+
+    four = [*three, {"name": "rsi"}]
+    refused = await run(market, KLINES, settings=settings, **window, indicators=four)
+    error = refused.errors[0]
+    assert error.extensions["code"] == "BAD_USER_INPUT"
+    assert error.extensions["fields"] == [
+        {
+            "field": "indicators",
+            "message": "4 indicators over the 300 stored candles are 1,200 candle computations, "
+            "over the limit of 1,000 per request: ask for at most 3",
+        }
+    ]
+
+
+async def test_every_bad_indicator_is_named(market: MarketData) -> None:
+    indicators = [
+        {"name": "magic"},
+        {"name": "rsi"},
+        {"name": "rsi", "params": [{"name": "x", "value": 1}]},
+    ]
+    result = await run(
+        market, KLINES, symbol="ETH/BTC", interval="5m", limit=5, indicators=indicators
+    )
+    fields = [f["field"] for f in result.errors[0].extensions["fields"]]
+    assert fields == ["indicators[0].name", "indicators[2].params"]
+
+
+async def test_results_computed_for_a_request_are_cached(market: MarketData) -> None:
+    request = {"symbol": "ETH/BTC", "interval": "5m", "limit": 5, "indicators": [{"name": "ema"}]}
+    first = await run(market, KLINES, **request)
+    computations = market.indicators.computations
+    second = await run(market, KLINES, **request)
+    assert market.indicators.computations == computations
+    assert first.data == second.data
 
 
 async def test_authentication_is_required(market: MarketData) -> None:

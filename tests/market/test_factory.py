@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -123,8 +124,12 @@ async def test_explicit_choices(candles_dir: Path) -> None:
 
 
 @pytest.fixture
-async def market(candles_dir: Path) -> AsyncIterator[MarketData]:
-    data = MarketData(ReplayFeed(candles_dir, speed=None, warmup=100), KlineStore(depth=300))
+async def market(candles_dir: Path, tmp_path: Path) -> AsyncIterator[MarketData]:
+    """Two of the recorded series (the whole directory took 5-7 s to replay, past the
+    test's bound when the machine was loaded)."""
+    for name in ("ETH_BTC-5m.csv", "XRP_USDT-1h-futures.csv"):
+        shutil.copy(candles_dir / name, tmp_path)
+    data = MarketData(ReplayFeed(tmp_path, speed=None, warmup=100), KlineStore(depth=300))
     yield data
     await data.stop()
 

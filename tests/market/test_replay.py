@@ -38,7 +38,7 @@ async def test_store_holds_exactly_the_file(eth_dir: Path, eth_btc: np.ndarray, 
     assert float(feed.tickers()["ETH/BTC"].last) == pytest.approx(eth_btc[-1, 4])
 
 
-async def test_whole_shared_directory_in_close_order(candles_dir: Path) -> None:
+async def test_whole_recorded_directory_in_close_order(candles_dir: Path) -> None:
     feed = ReplayFeed(candles_dir, speed=None, warmup=50)
     assert "XRP/USDT:USDT" in feed.symbols and "ETH/BTC" in feed.symbols
     assert feed.intervals == ["1m", "5m", "1h"]
