@@ -107,10 +107,16 @@ class _Series:
 
 
 class KlineStore:
-    def __init__(self, depth: int = DEFAULT_DEPTH, queue_size: int = 10_000) -> None:
+    """`source_id` names this store's candle history for the filter sandbox, whose workers
+    keep one replica per source: the live store is "live", a backtest's its own."""
+
+    def __init__(
+        self, depth: int = DEFAULT_DEPTH, queue_size: int = 10_000, source_id: str = "live"
+    ) -> None:
         if depth < 1:
             raise ValueError("depth must be positive")
         self.depth = depth
+        self.source_id = source_id
         self._queue_size = queue_size
         self._series: dict[tuple[str, str], _Series] = {}
         self._subscribers: list[asyncio.Queue[CandleClosed]] = []

@@ -100,8 +100,12 @@ class SignalManager:
         self._history.pop(trader_id, None)
 
     async def record_run(self, trader: Trader, outcome: FilterOutcome) -> list[Signal]:
-        """Apply one screening run of `trader`: new signals, or one more failure."""
+        """Apply one screening run of `trader`: new signals, or one more failure; a run the
+        sandbox lost (no fault of the trader's, no complete result) changes nothing."""
         key = str(trader.id)
+        if outcome.lost is not None:
+            log.warning("trader %s run lost: %s", key, outcome.lost)
+            return []
         history = self.history(trader)
         if outcome.failure is not None:
             history = after_failure(history)
