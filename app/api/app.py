@@ -61,6 +61,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
                 engine = await Engine.create(settings, runtime.bus)
                 started.push_async_callback(engine.stop)
                 runtime.market, runtime.screener = engine.market, engine.screener
+                runtime.filter_checker = engine.checker
                 await engine.start()
                 logger.info("engine embedded; market data source: %s", engine.market.source)
             yield

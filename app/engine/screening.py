@@ -18,7 +18,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,7 +38,6 @@ from app.engine.sandbox import (
 log = logging.getLogger(__name__)
 
 MAX_PROGRAMS = 10_000
-DRY_RUN = "dry-run"
 
 
 class RunSink(Protocol):
@@ -213,24 +212,6 @@ class ScreenerEngine:
             for symbol, ticker in self.tickers().items()
             if (values := ticker_values(ticker)) is not None
         }
-
-    async def dry_run(
-        self, code: str, interval: str, symbols: Sequence[str] | None = None
-    ) -> FilterOutcome:
-        """Run a filter that belongs to no trader on the current candles; nothing is recorded.
-
-        Raises `FilterValidationError` when the code does not pass validation.
-        """
-        program = parse_filter(code, interval)
-        job = FilterJob(
-            DRY_RUN,
-            code,
-            interval,
-            tuple(symbols) if symbols is not None else self.universe(interval),
-            program.timeframes,
-            {"interval": interval},
-        )
-        return (await self.sandbox.run([job], self.store, self.ticker_values()))[DRY_RUN]
 
     async def screen(self, interval: str) -> ScreenReport:
         """Screen every running trader of `interval` on the latest candles, once."""

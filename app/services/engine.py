@@ -13,27 +13,35 @@ from app.core.settings import Settings
 from app.engine.market import MarketData
 from app.engine.sandbox import FilterSandbox
 from app.engine.screening import ScreenerEngine
+from app.services.filter_check import FilterChecker
 from app.services.signals import SignalManager
 from app.services.traders import TraderManager
 
 
 class Engine:
-    def __init__(self, market: MarketData, screener: ScreenerEngine) -> None:
+    def __init__(
+        self, market: MarketData, screener: ScreenerEngine, checker: FilterChecker
+    ) -> None:
         self.market = market
         self.screener = screener
+        self.checker = checker
 
     @classmethod
     async def create(cls, settings: Settings, bus: EventBus) -> Engine:
         market = await MarketData.create(settings)
         sandbox = FilterSandbox(workers=os.cpu_count() or 1)
         signals = SignalManager(bus, TraderManager(bus))
-        return cls(market, ScreenerEngine(market.store, sandbox, signals, market.tickers))
+        screener = ScreenerEngine(market.store, sandbox, signals, market.tickers)
+        return cls(market, screener, FilterChecker.from_settings(screener, settings))
 
     async def start(self) -> None:
-        """The screener (with its sandbox workers) listens before the feed starts filling."""
+        """The screener (with its sandbox workers) listens before the feed starts filling;
+        dry runs have workers of their own."""
         await self.screener.start()
+        await self.checker.start()
         await self.market.start()
 
     async def stop(self) -> None:
         await self.market.stop()
+        await self.checker.close()
         await self.screener.stop()

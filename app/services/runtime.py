@@ -15,6 +15,7 @@ from app.core.settings import Settings
 if TYPE_CHECKING:
     from app.engine.market import MarketData
     from app.engine.screening import ScreenerEngine
+    from app.services.filter_check import FilterChecker
 
 
 @dataclass
@@ -23,3 +24,4 @@ class Runtime:
     bus: EventBus
     market: MarketData | None = None
     screener: ScreenerEngine | None = None
+    filter_checker: FilterChecker | None = None

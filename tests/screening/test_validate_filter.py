@@ -9,13 +9,14 @@ from app.engine.feeds.simulated import SimulatedFeed
 from app.engine.klines import KlineStore
 from app.engine.sandbox import FilterSandbox
 from app.engine.screening import ScreenerEngine
-from app.services.filter_check import validate_filter
+from app.services.filter_check import FilterChecker, validate_filter
 from app.services.signals import SignalManager
 from tests.screening.conftest import SYMBOLS
 
 
-def _screener(store: KlineStore, sandbox: FilterSandbox, feed: SimulatedFeed) -> ScreenerEngine:
-    return ScreenerEngine(store, sandbox, SignalManager(InProcessEventBus()), feed.tickers)
+def _checker(store: KlineStore, sandbox: FilterSandbox, feed: SimulatedFeed) -> FilterChecker:
+    screener = ScreenerEngine(store, sandbox, SignalManager(InProcessEventBus()), feed.tickers)
+    return FilterChecker(screener, sandbox)
 
 
 async def test_a_syntax_error_is_reported_with_its_line_and_column() -> None:
@@ -43,7 +44,7 @@ async def test_a_valid_filter_returns_the_symbols_it_matches_now(
         s for s in SYMBOLS if talib.RSI(store.candles(s, "1h").close, timeperiod=14)[-1] > 50
     )
 
-    check = await validate_filter(code, screener=_screener(store, sandbox, feed))
+    check = await validate_filter(code, checker=_checker(store, sandbox, feed))
 
     assert check.valid and check.ran
     assert list(check.matches) == expected
@@ -58,7 +59,7 @@ async def test_the_dry_run_is_limited_to_the_symbols_asked_for(
     check = await validate_filter(
         "return True",
         ["ETH/USDT", "NOPE/USDT"],
-        screener=_screener(store, sandbox, feed),
+        checker=_checker(store, sandbox, feed),
     )
 
     assert check.matches == ("ETH/USDT",)
@@ -70,7 +71,7 @@ async def test_a_run_time_failure_is_an_error_at_the_line_that_raised(
 ) -> None:
     check = await validate_filter(
         "x = 0\nif x == 0:\n    return len(candles.close) // x\nreturn False",
-        screener=_screener(store, sandbox, feed),
+        checker=_checker(store, sandbox, feed),
     )
 
     [error] = check.errors
