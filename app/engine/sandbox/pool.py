@@ -17,11 +17,12 @@ part's run is lost (`FilterOutcome.lost`), for its jobs only.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -126,7 +127,7 @@ class FilterSandbox:
         workers, self._workers = self._workers, []
         for worker in workers:
             worker.hang_up()
-        await asyncio.to_thread(lambda: [worker.stop() for worker in workers])
+        await asyncio.to_thread(_each, workers, WorkerProcess.stop)
         if self._empty_root is not None:
             shutil.rmtree(self._empty_root, ignore_errors=True)
             self._empty_root = None
@@ -197,8 +198,8 @@ class FilterSandbox:
         """Drop every replica of `source_id` (a backtest that ended), in the engine and the
         workers; a later run of that source ships its candles again."""
         async with self._lock:
-            workers = list(self._workers)
-            await asyncio.to_thread(lambda: [worker.forget(source_id) for worker in workers])
+            forget = functools.partial(WorkerProcess.forget, source=source_id)
+            await asyncio.to_thread(_each, list(self._workers), forget)
 
     def _partition(
         self, jobs: Sequence[FilterJob], source: CandleSource, tickers: Mapping[str, TickerValues]
@@ -301,6 +302,11 @@ class FilterSandbox:
         if worker.ready is not None and worker.ready.isolation != self.isolation:
             self.isolation = worker.ready.isolation
             log.info("filter workers isolated by: %s", ", ".join(self.isolation))
+
+
+def _each(workers: Iterable[WorkerProcess], action: Callable[[WorkerProcess], None]) -> None:
+    for worker in workers:
+        action(worker)
 
 
 def _merge(

@@ -33,7 +33,7 @@ def frame(message: Any, arrays: Sequence[np.ndarray] = ()) -> bytes:
     document = json.dumps(message, separators=(",", ":")).encode()
     blobs = [np.ascontiguousarray(array) for array in arrays]
     header = HEADER.pack(len(document), sum(blob.nbytes for blob in blobs))
-    return b"".join([header, document, *blobs])
+    return b"".join([header, document, *(blob.data for blob in blobs)])
 
 
 def _refuse_constant(name: str) -> None:
