@@ -36,6 +36,8 @@ VIOLATIONS = [
     "unknown-job",
     "unknown-task",
     "foreign-match",
+    "bad-reading",
+    "negative-time",
     "unknown-abort",
     "extra-field",
     "nan",

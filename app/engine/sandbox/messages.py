@@ -233,13 +233,6 @@ def _is_int(value: Any) -> bool:
     return type(value) is int
 
 
-def _number(value: Any, what: str) -> float:
-    _check(type(value) in (int, float), f"{what} is not a number")
-    number = float(value)
-    _check(math.isfinite(number), f"{what} is not finite")
-    return number
-
-
 def _text(value: Any, limit: int, what: str) -> str:
     _check(type(value) is str and len(value) <= limit, f"{what} is not a string of <= {limit}")
     return str(value)
@@ -260,35 +253,54 @@ def decode_ready(message: Any) -> Ready:
     return Ready(tuple(_text(layer, MAX_LABEL, "an isolation layer") for layer in layers))
 
 
-def _reading(value: Any) -> Any:
-    if value is None:
-        return None
-    if type(value) is dict:
-        _check(len(value) <= MAX_READS, "an indicator has too many outputs")
-        return {
-            _text(name, MAX_LABEL, "an output name"): None
-            if output is None
-            else _number(output, "an output")
-            for name, output in value.items()
-        }
-    return _number(value, "an indicator value")
+def _finite(value: Any) -> bool:
+    kind = type(value)
+    return (kind is float or kind is int) and math.isfinite(value)
+
+
+def _readings_problem(reads: Any) -> str:
+    """What is wrong with a match's indicator readings: each is a label with a number, None,
+    or an object of them (several outputs); nothing when they are right."""
+    if type(reads) is not dict or len(reads) > MAX_READS:
+        return f"a match's readings are not an object of at most {MAX_READS}"
+    for label, value in reads.items():
+        if len(label) > MAX_LABEL:
+            return "a reading's label is too long"
+        if value is None or _finite(value):
+            continue
+        if type(value) is not dict or len(value) > MAX_READS:
+            return "a reading is not a number"
+        for name, output in value.items():
+            if len(name) > MAX_LABEL or not (output is None or _finite(output)):
+                return "a reading's output is not a number"
+    return ""
+
+
+def _match_problem(raw: Any, job: int, screeners: list[frozenset[int]], seen: set[int]) -> str:
+    """What is wrong with a match, or nothing (checked inline: there are thousands)."""
+    if type(raw) is not list or len(raw) != 4:
+        return "a match is not [task, side, score, reads]"
+    task, side, score, reads = raw
+    if type(task) is not int or not 0 <= task < len(screeners):
+        return "a match names an unknown task"
+    if job not in screeners[task]:
+        return "a match for a symbol its job did not screen"
+    if task in seen:
+        return "two matches of one job for one symbol"
+    if type(side) is not str or side not in SIDES:
+        return "a match has an unknown side"
+    if score is not None and not _finite(score):
+        return "a score is not a finite number"
+    return _readings_problem(reads)
 
 
 def _match(raw: Any, job: int, screeners: list[frozenset[int]], seen: set[int]) -> MatchRecord:
-    _check(type(raw) is list and len(raw) == 4, "a match is not [task, side, score, reads]")
+    problem = _match_problem(raw, job, screeners, seen)
+    if problem:
+        raise ProtocolViolation(problem)
     task, side, score, reads = raw
-    _check(_is_int(task) and 0 <= task < len(screeners), "a match names an unknown task")
-    _check(job in screeners[task], "a match for a symbol its job did not screen")
-    _check(task not in seen, "two matches of one job for one symbol")
     seen.add(task)
-    _check(type(side) is str and side in SIDES, "a match has an unknown side")
-    _check(type(reads) is dict and len(reads) <= MAX_READS, "a match's reads are not an object")
-    return MatchRecord(
-        task,
-        SIDES[side],
-        None if score is None else _number(score, "a score"),
-        {_text(label, MAX_LABEL, "a label"): _reading(value) for label, value in reads.items()},
-    )
+    return MatchRecord(task, SIDES[side], None if score is None else float(score), reads)
 
 
 def _result(raw: Any, job: int, screeners: list[frozenset[int]], screened: int) -> JobResult:
@@ -296,11 +308,12 @@ def _result(raw: Any, job: int, screeners: list[frozenset[int]], screened: int) 
     failure, evaluated, spent, matches = raw
     _check(_is_int(evaluated) and 0 <= evaluated <= screened, "a result has an impossible count")
     _check(type(matches) is list and len(matches) <= screened, "a result has too many matches")
+    _check(_finite(spent) and spent >= 0, "a result's time is not a duration")
     seen: set[int] = set()
     return JobResult(
         None if failure is None else _text(failure, MAX_FAILURE, "a failure"),
         evaluated,
-        max(0.0, _number(spent, "a time")),
+        float(spent),
         tuple(_match(match, job, screeners, seen) for match in matches),
     )
 

@@ -77,6 +77,16 @@ def _answer(mode: str, batch: Batch) -> bytes:
                 for job in range(len(batch.jobs))
             ],
         },
+        "bad-reading": {
+            "type": "answer",
+            "held": 0,
+            "results": _results(batch, [None, 1, 0, [[0, "long", None, {"1h.rsi(14)": "x"}]]]),
+        },
+        "negative-time": {
+            "type": "answer",
+            "held": 0,
+            "results": _results(batch, [None, 0, -1, []]),
+        },
         "unknown-abort": {"type": "abort", "reason": "import os"},
         "extra-field": {"type": "answer", "held": 0, "results": [], "code": "x"},
     }
