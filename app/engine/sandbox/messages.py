@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -109,8 +109,10 @@ class Ready:
     isolation: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class MatchRecord:
+class MatchRecord(NamedTuple):
+    """One match: a typed record that is also its own wire form (JSON encodes it as
+    `[task, side, score, indicators]`), there being thousands per candle close."""
+
     task: int
     side: Side
     score: float | None
@@ -217,7 +219,7 @@ def answer_message(answer: Answer | Abort) -> dict[str, Any]:
                 result.failure,
                 result.evaluated,
                 result.spent,
-                [[m.task, m.side.value, m.score, m.indicators] for m in result.matches],
+                list(result.matches),
             ]
             for result in answer.results
         ],

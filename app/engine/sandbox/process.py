@@ -25,7 +25,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +43,7 @@ from app.engine.sandbox.messages import (
     decode_ready,
     forget_message,
 )
-from app.engine.sandbox.progress import BEAT, JOB, STARTED, create_progress, progress_view
+from app.engine.sandbox.progress import BEAT, JOB, create_progress, progress_view
 
 WORKER_MODULE = "app.engine.sandbox.worker"
 PROJECT_ROOT = str(Path(__file__).resolve().parents[3])
@@ -96,6 +95,30 @@ def worker_environment() -> dict[str, str]:
     return {**kept, **ONE_THREAD}
 
 
+class _Watchdog:
+    """What `wire` calls while it waits on a worker: raises when the worker died, stalled or
+    ran out of wall time. `moved` is when its heartbeat was last seen to move (within a poll
+    interval of when the evaluation in flight began), which is what a killed job is charged."""
+
+    def __init__(self, worker: WorkerProcess, stall_seconds: float, deadline: float) -> None:
+        self.worker = worker
+        self.stall_seconds = stall_seconds
+        self.deadline = deadline
+        self.beat, self.moved = worker.progress[BEAT], time.monotonic()
+
+    def __call__(self) -> None:
+        if self.worker.process.poll() is not None:
+            raise _Lost(killed=False)
+        now = time.monotonic()
+        if now > self.deadline:
+            raise _Lost(killed=True, reason="batch wall time exceeded (worker killed)")
+        beat = self.worker.progress[BEAT]
+        if beat != self.beat:
+            self.beat, self.moved = beat, now
+        elif now - self.moved > self.stall_seconds:
+            raise _Lost(killed=True)
+
+
 class WorkerProcess:
     """One worker process and the engine's bookkeeping of what its replicas hold."""
 
@@ -131,34 +154,15 @@ class WorkerProcess:
         self.held = 0
         self.ready: Ready | None = None
 
-    def _watchdog(self, stall_seconds: float, deadline: float) -> Callable[[], None]:
-        """What `wire` calls while it waits: raises when the worker died, stalled or ran out
-        of wall time."""
-        beat, moved = self.progress[BEAT], time.monotonic()
-
-        def wait() -> None:
-            nonlocal beat, moved
-            if self.process.poll() is not None:
-                raise _Lost(killed=False)
-            now = time.monotonic()
-            if now > deadline:
-                raise _Lost(killed=True, reason="batch wall time exceeded (worker killed)")
-            if self.progress[BEAT] != beat:
-                beat, moved = self.progress[BEAT], now
-            elif now - moved > stall_seconds:
-                raise _Lost(killed=True)
-
-        return wait
-
     def start(self) -> Ready | Crash | Violation:
         """Wait for the worker's first message (its imports take a while)."""
         if self.ready is not None:
             return self.ready
-        wait = self._watchdog(STARTUP_SECONDS, time.monotonic() + STARTUP_SECONDS)
+        wait = _Watchdog(self, STARTUP_SECONDS, time.monotonic() + STARTUP_SECONDS)
         try:
             self.ready = decode_ready(wire.receive(self.sock, MAX_ANSWER_BYTES, wait))
         except (_Lost, EOFError, OSError):
-            return self._crash(batch=None, killed=False, reason="worker did not start")
+            return self._crash(None, wait, killed=False, reason="worker did not start")
         except (wire.FrameError, ProtocolViolation) as exc:
             return self._violation(exc)
         return self.ready
@@ -171,19 +175,19 @@ class WorkerProcess:
         self.progress[JOB] = -1
         stall = self.limits.eval_seconds + self.limits.grace_seconds
         deadline = time.monotonic() + 2 * self.limits.batch_cpu_seconds
-        wait = self._watchdog(stall, deadline)
+        wait = _Watchdog(self, stall, deadline)
         message, arrays = batch_message(batch)
         try:
             wire.send(self.sock, wire.frame(message, arrays), wait)
             answer = decode_answer(wire.receive(self.sock, MAX_ANSWER_BYTES, wait), batch)
         except _Lost as lost:
-            return self._crash(batch, lost.killed, lost.reason)
+            return self._crash(batch, wait, lost.killed, lost.reason)
         except (EOFError, OSError):
-            return self._crash(batch, killed=False)
+            return self._crash(batch, wait, killed=False)
         except (wire.FrameError, ProtocolViolation) as exc:
             return self._violation(exc)
         if isinstance(answer, Abort):
-            return self._crash(batch, killed=False, reason=answer.reason)
+            return self._crash(batch, wait, killed=False, reason=answer.reason)
         self.held = answer.held
         return answer
 
@@ -192,7 +196,7 @@ class WorkerProcess:
         self.sent = {key: time for key, time in self.sent.items() if key[0] != source}
         if self.ready is None or self.process.poll() is not None:
             return
-        wait = self._watchdog(self.limits.eval_seconds + self.limits.grace_seconds, math.inf)
+        wait = _Watchdog(self, self.limits.eval_seconds + self.limits.grace_seconds, math.inf)
         with contextlib.suppress(_Lost, OSError):
             wire.send(self.sock, wire.frame(forget_message(Forget(source))), wait)
 
@@ -200,15 +204,17 @@ class WorkerProcess:
         self.stop(kill=True)
         return Violation(str(exc)[:200])
 
-    def _crash(self, batch: Batch | None, killed: bool, reason: str | None = None) -> Crash:
-        """Kill the worker; blame the job it was evaluating, if it is one of the batch's."""
-        job_index, started = int(self.progress[JOB]), int(self.progress[STARTED])
+    def _crash(
+        self, batch: Batch | None, wait: _Watchdog, killed: bool, reason: str | None = None
+    ) -> Crash:
+        """Kill the worker; blame the job it was evaluating, if it is one of the batch's, and
+        charge it the time since the heartbeat last moved."""
+        job_index = int(self.progress[JOB])
         self.stop(kill=True)
         reason = reason or crash_reason(self.process.returncode, killed)
         if batch is None or not any(job_index in task.jobs for task in batch.tasks):
             return Crash(-1, reason)
-        spent = max(0.0, (time.monotonic_ns() - started) / 1e9) if started > 0 else 0.0
-        return Crash(job_index, reason, min(spent, 2.0 * self.limits.batch_cpu_seconds))
+        return Crash(job_index, reason, time.monotonic() - wait.moved)
 
     def hang_up(self) -> None:
         """Close the engine's end of the socket: the worker exits when it reads EOF."""

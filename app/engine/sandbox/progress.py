@@ -1,10 +1,10 @@
 """The counters a worker shares with its supervisor, in a memfd both map.
 
-Three int64: the index of the job being evaluated (-1 between evaluations), a counter
-bumped at every step (the supervisor kills a worker whose counter stops moving), and the
-CLOCK_MONOTONIC time in ns at which the current evaluation started (what a killed job is
-charged). The memfd is sealed at its size before the worker gets it, so a worker cannot
-shrink it under the engine's mapping (which would make the engine fault on its next read).
+Two int64: the index of the job being evaluated (-1 between evaluations), and a counter
+bumped at every step (the supervisor kills a worker whose counter stops moving, and charges
+the job it blames the time since the counter last moved). The memfd is sealed at its size
+before the worker gets it, so a worker cannot shrink it under the engine's mapping (which
+would make the engine fault on its next read).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import fcntl
 import mmap
 import os
 
-JOB, BEAT, STARTED = 0, 1, 2
-PROGRESS_BYTES = 3 * 8
+JOB, BEAT = 0, 1
+PROGRESS_BYTES = 2 * 8
 
 
 def create_progress() -> int:

@@ -66,7 +66,7 @@ from app.engine.sandbox.namespace import (
     sanitize,
     warm_up,
 )
-from app.engine.sandbox.progress import BEAT, JOB, STARTED, progress_view
+from app.engine.sandbox.progress import BEAT, JOB, progress_view
 
 MAX_COMPILED = 1000
 
@@ -214,6 +214,7 @@ class WorkerState:
         reads = self.indicators.reads
         progress = self.progress
         eval_seconds = self.limits.eval_seconds
+        clock = time.perf_counter
         for index in task.jobs:
             function, run, job = functions[index], runs[index], jobs[index]
             if function is None or run.failure is not None or not job.timeframes <= frames.keys():
@@ -224,16 +225,16 @@ class WorkerState:
                 continue
             arguments = (timeframes, frames[job.interval], task.ticker, job.params, task.symbol)
             progress[JOB] = index
-            progress[STARTED] = time.monotonic_ns()
             progress[BEAT] += 1
-            started = time.perf_counter()
-            result, failure = _evaluate(function, arguments, allowed, reads)
+            started = clock()
+            result, failure = _evaluate(function, arguments, allowed)
             if failure == MEMORY_EXCEEDED:
                 gc.collect()
-                remaining = allowed - (time.perf_counter() - started)
+                reads.clear()
+                remaining = allowed - (clock() - started)
                 if remaining > 0:
-                    result, failure = _evaluate(function, arguments, remaining, reads)
-            run.spent += time.perf_counter() - started
+                    result, failure = _evaluate(function, arguments, remaining)
+            run.spent += clock() - started
             run.evaluated += 1
             progress[JOB] = -1
             if failure is not None:
@@ -249,14 +250,10 @@ class WorkerState:
 
 
 def _evaluate(
-    function: Callable[..., Any],
-    arguments: tuple[Any, ...],
-    allowed: float,
-    reads: dict[str, Any],
+    function: Callable[..., Any], arguments: tuple[Any, ...], allowed: float
 ) -> tuple[Interpreted | None, str | None]:
     """Run one evaluation under the timer: its reading, or why it failed. Nothing it built
     outlives this call (no exception, traceback or return value is kept)."""
-    reads.clear()
     try:
         Alarm.armed = True
         signal.setitimer(signal.ITIMER_REAL, allowed)
