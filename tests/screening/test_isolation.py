@@ -102,3 +102,15 @@ async def test_a_real_worker_keeps_only_its_socket_and_memfd_and_no_privileges(
         assert {"network namespace", "chroot", f"uid {NOBODY_ID}"} <= set(sandbox.isolation)
         assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
         assert os.readlink(f"/proc/{pid}/root") != "/"
+
+
+async def test_a_worker_skips_the_layers_the_system_does_not_offer(store: KlineStore) -> None:
+    pool = FilterSandbox(workers=1, limits=LIMITS, worker_module="tests.screening.workers.degraded")
+    async with pool:
+        outcome = (await pool.run([JOB], store, {}))["probe"]
+
+    assert outcome.failure is None and len(outcome.matches) == 1
+    assert not any(layer.startswith(("landlock", "network")) for layer in pool.isolation)
+    assert {"no_new_privs", "not dumpable", "stdio to /dev/null"} <= set(pool.isolation)
+    if AS_ROOT:
+        assert {"chroot", f"uid {NOBODY_ID}"} <= set(pool.isolation)
