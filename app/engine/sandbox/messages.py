@@ -15,8 +15,10 @@ indicators read); its price and candle time come from the engine's own snapshot.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from types import MappingProxyType
@@ -334,10 +336,7 @@ def decode_answer(message: Any, batch: Batch) -> Answer | Abort:
     _check(_is_int(held) and held >= 0, "held is not a count")
     _check(type(results) is list and len(results) == len(batch.jobs), "not one result per job")
     screeners = [frozenset(task.jobs) for task in batch.tasks]
-    screened = [0] * len(batch.jobs)
-    for task in batch.tasks:
-        for job in task.jobs:
-            screened[job] += 1
+    screened = Counter(itertools.chain.from_iterable(task.jobs for task in batch.tasks))
     return Answer(
         tuple(_result(raw, job, screeners, screened[job]) for job, raw in enumerate(results)),
         held,
