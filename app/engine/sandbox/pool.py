@@ -262,6 +262,8 @@ class FilterSandbox:
         skipped = set(skip)
         tasks = tuple(
             Task(task.symbol, task.ticker, tuple(i for i in task.jobs if i not in skipped))
+            if skipped
+            else task
             for task in part.tasks
         )
         return Batch(source_id, tuple(updates), specs, tasks)
