@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.settings import ENV_PREFIX
 from app.engine.sandbox import wire
 from app.engine.sandbox.jobs import SandboxLimits
 from app.engine.sandbox.messages import (
@@ -47,7 +48,6 @@ from app.engine.sandbox.progress import BEAT, JOB, create_progress, progress_vie
 
 WORKER_MODULE = "app.engine.sandbox.worker"
 PROJECT_ROOT = str(Path(__file__).resolve().parents[3])
-ENV_PREFIX = "TRADERS_"
 POLL_SECONDS = 0.02
 STARTUP_SECONDS = 60.0
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
