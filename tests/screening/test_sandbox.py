@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from app.core import settings
 from app.domain.filter_validation import FilterValidationError, parse_filter
 from app.engine.feeds.simulated import SimulatedFeed
 from app.engine.klines import KlineStore
-from app.engine.sandbox import FilterJob, FilterSandbox, SandboxLimits, TickerValues
+from app.engine.sandbox import FilterJob, FilterSandbox, SandboxLimits, TickerValues, process
 from app.engine.sandbox.messages import Ready
 from app.engine.sandbox.process import WorkerProcess
 from app.engine.screening import ticker_values
@@ -168,6 +169,7 @@ async def test_symbols_without_candles_leave_no_trace_in_the_pool(
 
 
 def test_workers_do_not_inherit_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert process.ENV_PREFIX == settings.ENV_PREFIX
     monkeypatch.setenv("TRADERS_SECRET_KEY", "not-for-filters")
 
     worker = WorkerProcess(LIMITS)

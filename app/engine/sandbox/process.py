@@ -28,7 +28,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.settings import ENV_PREFIX
 from app.engine.sandbox import wire
 from app.engine.sandbox.jobs import SandboxLimits
 from app.engine.sandbox.messages import (
@@ -50,6 +49,9 @@ WORKER_MODULE = "app.engine.sandbox.worker"
 PROJECT_ROOT = str(Path(__file__).resolve().parents[3])
 POLL_SECONDS = 0.02
 STARTUP_SECONDS = 60.0
+# app.core.settings.ENV_PREFIX (a test keeps them equal), not imported: every worker imports
+# this package, and the settings would load pydantic into each of them for one string
+ENV_PREFIX = "TRADERS_"
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
