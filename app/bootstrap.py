@@ -22,6 +22,7 @@ from app.engine.sandbox import FilterSandbox
 from app.engine.screening import ScreenerEngine
 from app.engine.signals import SignalManager
 from app.engine.workflow import Workflow
+from app.services.filter_check import FilterChecker
 from app.services.market import EmbeddedMarket, record_heartbeat
 from app.services.notifier import BusNotifier
 from app.services.repositories.signals import DbSignalRepository
@@ -53,11 +54,17 @@ def build_runtime(settings: Settings) -> Runtime:
 
 @asynccontextmanager
 async def engine_running(runtime: Runtime) -> AsyncIterator[LiveEngine]:
-    """Run the live engine inside this process for the duration of the block."""
+    """Run the live engine inside this process for the duration of the block, with the
+    dry-run lane of `validateFilter` beside it on the same market."""
     engine = await build_engine(runtime.settings, runtime.bus)
+    checker = FilterChecker.from_settings(engine.market, runtime.settings)
     try:
         await engine.start()
+        await checker.start()
         runtime.engine, runtime.market = engine, EmbeddedMarket(engine.market)
+        runtime.filter_checker = checker
         yield engine
     finally:
+        runtime.filter_checker = None
+        await checker.close()
         await engine.stop()

@@ -12,7 +12,7 @@ from typing import Any
 from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from app.services.errors import InvalidInputError, NotFoundError
+from app.services.errors import BusyError, InvalidInputError, NotFoundError
 from app.services.market import EngineUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ def _extensions(original: Exception) -> dict[str, Any] | None:
         return {"code": "UNAUTHENTICATED"}
     if isinstance(original, EngineUnavailableError):
         return {"code": "ENGINE_UNAVAILABLE"}
+    if isinstance(original, BusyError):
+        return {"code": "TOO_MANY_REQUESTS"}
     return None
 
 

@@ -1,7 +1,8 @@
 """`validateFilter`: the filter check as GraphQL, a root query field through `Query`.
 
 Errors are data here, not GraphQL errors: an invalid filter is the expected answer of a
-check, with every problem located by line and column.
+check, with every problem located by line and column. A check refused because the caller
+already has one running is a GraphQL error with the code TOO_MANY_REQUESTS.
 """
 
 from __future__ import annotations
@@ -71,8 +72,12 @@ class FilterQuery:
             str, strawberry.argument(description="interval the filter runs at")
         ] = "1h",
     ) -> FilterValidation:
-        info.context.require_user()
+        user = info.context.require_user()
         check = await validate_filter(
-            code, symbols, interval=interval, engine=info.context.runtime.engine
+            code,
+            symbols,
+            interval=interval,
+            checker=info.context.runtime.filter_checker,
+            user_id=user.id,
         )
         return FilterValidation.from_check(check)

@@ -69,6 +69,22 @@ class Settings(BaseSettings):
         description="per klines request: indicators asked for x the stored candles each is "
         "computed over (20 indicators over the default 500 candles)",
     )
+    dry_run_eval_seconds: float = Field(
+        default=0.25, gt=0, le=5, description="time limit of one symbol in a validateFilter dry run"
+    )
+    dry_run_seconds: float = Field(
+        default=1.5,
+        gt=0,
+        le=30,
+        description="evaluation time of one validateFilter dry run, in all",
+    )
+    dry_run_wait_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=60,
+        description="how long a dry run waits for a free dry-run worker before it is refused",
+    )
+    dry_run_workers: int = Field(default=1, ge=1, le=8, description="workers of the dry-run lane")
     max_query_depth: int = Field(default=12, ge=2, le=100)
     max_aliases: int = Field(default=30, ge=1, le=1000)
     max_traders_per_user: int = Field(default=100, ge=1, le=1_000_000)

@@ -234,19 +234,42 @@ def _error(node: ast.AST, message: str) -> FilterError:
     return FilterError(getattr(node, "lineno", 1), getattr(node, "col_offset", 0) + 1, message)
 
 
-def _stored_names(tree: ast.AST) -> set[str]:
-    return {
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _names(node: ast.AST) -> list[ast.Name]:
+    return [name for name in ast.walk(node) if isinstance(name, ast.Name)]
+
+
+def _scopes(tree: ast.AST) -> tuple[set[str], dict[int, set[str]]]:
+    """The names the filter binds in its own scope, and for each name read inside a
+    comprehension the loop variables visible there. A comprehension's loop variables exist
+    only inside it (its first iterable is evaluated outside); `:=` binds in the filter's
+    scope even inside a comprehension."""
+    loop_targets: set[int] = set()
+    visible: dict[int, set[str]] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, _COMPREHENSIONS):
+            continue
+        targets = [name for generator in node.generators for name in _names(generator.target)]
+        loop_targets.update(id(name) for name in targets)
+        outside = {id(name) for name in _names(node.generators[0].iter)}
+        for name in _names(node):
+            if id(name) not in outside:
+                visible.setdefault(id(name), set()).update(target.id for target in targets)
+    bound = {
         node.id
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+        for node in _names(tree)
+        if isinstance(node.ctx, ast.Store) and id(node) not in loop_targets
     }
+    return bound, visible
 
 
 class _Checker:
     def __init__(self, tree: ast.Module, helpers: Collection[str]) -> None:
         self.helpers = frozenset(helpers)
         self.reserved = SAFE_BUILTIN_NAMES | self.helpers | frozenset(INPUT_NAMES)
-        self.locals = _stored_names(tree)
+        self.locals, self.comprehension_names = _scopes(tree)
         self.errors: list[FilterError] = []
         self.timeframes: set[str] = set()
         self.helpers_used: set[str] = set()
@@ -303,7 +326,11 @@ class _Checker:
             self.errors.append(
                 _error(node, "timeframes must be indexed with a literal interval, e.g. ['1h']")
             )
-        elif name not in self.reserved and name not in self.locals:
+        elif (
+            name not in self.reserved
+            and name not in self.locals
+            and name not in self.comprehension_names.get(id(node), ())
+        ):
             self.errors.append(_error(node, f"unknown name '{name}'"))
 
     def _check_attribute(self, node: ast.Attribute) -> None:
@@ -360,6 +387,14 @@ def parse_filter(
     checker.check(tree)
     if checker.errors:
         raise FilterValidationError(sorted(set(checker.errors), key=lambda e: (e.line, e.column)))
+    try:
+        compile(_wrapped(tree), "<filter>", "exec")
+    except SyntaxError as exc:  # what only the compiler sees: `break` outside a loop, ...
+        raise FilterValidationError(
+            [FilterError(exc.lineno or 1, exc.offset or 1, f"syntax error: {exc.msg}")]
+        ) from None
+    except (ValueError, MemoryError, RecursionError) as exc:
+        raise FilterValidationError([FilterError(1, 1, f"cannot compile: {exc}")]) from None
     timeframes = set(checker.timeframes)
     if interval is not None:
         timeframes.add(interval)
@@ -380,7 +415,10 @@ def filter_module(code: str) -> ast.Module:
 
     Line and column numbers stay those of the user's code, so runtime errors point at it.
     """
-    tree = ast.parse(code, filename="<filter>", mode="exec")
+    return _wrapped(ast.parse(code, filename="<filter>", mode="exec"))
+
+
+def _wrapped(tree: ast.Module) -> ast.Module:
     arguments = ast.arguments(
         posonlyargs=[],
         args=[ast.arg(arg=name) for name in INPUT_NAMES],

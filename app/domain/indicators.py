@@ -29,12 +29,20 @@ Outputs = dict[str, np.ndarray]
 
 
 class CandleArrays(Protocol):
-    time: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
+    """Read-only columns: a frozen snapshot (the kline store's `Candles`) is one too."""
+
+    @property
+    def time(self) -> np.ndarray: ...
+    @property
+    def open(self) -> np.ndarray: ...
+    @property
+    def high(self) -> np.ndarray: ...
+    @property
+    def low(self) -> np.ndarray: ...
+    @property
+    def close(self) -> np.ndarray: ...
+    @property
+    def volume(self) -> np.ndarray: ...
 
 
 @dataclass(frozen=True, slots=True)

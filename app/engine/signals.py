@@ -80,7 +80,11 @@ class SignalManager:
         self._history.pop(trader_id, None)
 
     async def record_run(self, spec: TraderSpec, outcome: FilterOutcome) -> list[Signal]:
-        """Apply one screening run of the trader: new signals, or one more failure."""
+        """Apply one screening run of the trader: new signals, or one more failure; a run the
+        sandbox lost (no fault of the trader's, no complete result) changes nothing."""
+        if outcome.lost is not None:
+            log.warning("trader %s run lost: %s", spec.id, outcome.lost)
+            return []
         history = self.history(spec)
         if outcome.failure is not None:
             history = after_failure(history)

@@ -21,3 +21,8 @@ class InvalidInputError(ValueError):
     def __init__(self, errors: Sequence[FieldError]) -> None:
         super().__init__("; ".join(str(error) for error in errors))
         self.errors = list(errors)
+
+
+class BusyError(RuntimeError):
+    """The request cannot be served now (the caller already has one in flight, or the work
+    queue is full); nothing was done, and the same request may be sent again later."""

@@ -1,5 +1,8 @@
 """The filter language as documented: every example in docs/filters.md is accepted and runs,
-and the pure rules behind signals hold."""
+every builtin, helper and method the validator accepts runs inside a real worker (the lists
+are checked against the validator's registries, so a new name cannot go untested), the
+documentation names exactly those, the validator rejects what the compiler would, and the
+pure rules behind signals hold."""
 
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ from app.domain.signal_rules import (
 )
 from app.engine.feeds.simulated import SimulatedFeed
 from app.engine.klines import KlineStore
-from app.engine.sandbox import PLAIN_HELPERS, FilterJob, FilterSandbox
+from app.engine.sandbox import FilterJob, FilterSandbox
+from app.engine.sandbox.namespace import PLAIN_HELPERS
 from app.engine.screening import ticker_values
 from tests.screening.conftest import SYMBOLS
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from app.core import settings
 from app.domain.filter_validation import FilterValidationError, parse_filter
 from app.engine.feeds.simulated import SimulatedFeed
 from app.engine.klines import KlineStore
-from app.engine.sandbox import FilterJob, FilterSandbox, SandboxLimits, TickerValues, _Worker
+from app.engine.sandbox import FilterJob, FilterSandbox, SandboxLimits, TickerValues, process
+from app.engine.sandbox.messages import Ready
+from app.engine.sandbox.process import WorkerProcess
 from app.engine.screening import ticker_values
 from tests.screening.conftest import LIMITS, SYMBOLS
 
@@ -52,7 +56,7 @@ STOPPED_AT_RUN_TIME = {
     "C loop": ("return sum(range(10**14)) > 0", "time limit exceeded (worker killed)"),
     "huge allocation": ("return len([0] * 10**10) > 0", "memory limit exceeded"),
     "deep recursion": (
-        "x = []\nfor i in range(200000):\n    x = [x]\nreturn len(str(x)) > 0",
+        "x = []\nfor i in range(20000):\n    x = [x]\nreturn len(str(x)) > 0",
         "RecursionError",
     ),
     "in-place write on candles": ("c = candles.close\nc += 1\nreturn True", "read-only"),
@@ -165,11 +169,12 @@ async def test_symbols_without_candles_leave_no_trace_in_the_pool(
 
 
 def test_workers_do_not_inherit_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert process.ENV_PREFIX == settings.ENV_PREFIX
     monkeypatch.setenv("TRADERS_SECRET_KEY", "not-for-filters")
 
-    worker = _Worker(LIMITS)
+    worker = WorkerProcess(LIMITS)
     try:
-        assert worker._wait_ready()
+        assert isinstance(worker.start(), Ready)
         environ = Path(f"/proc/{worker.process.pid}/environ").read_bytes()
     finally:
         worker.stop(kill=True)
@@ -187,7 +192,7 @@ def test_a_worker_that_cannot_start_leaves_no_descriptor_open(
     before = sorted(os.listdir("/proc/self/fd"))
 
     with pytest.raises(OSError, match="fork refused"):
-        _Worker(LIMITS)
+        WorkerProcess(LIMITS)
 
     assert sorted(os.listdir("/proc/self/fd")) == before
 
@@ -203,4 +208,102 @@ async def test_a_trader_has_a_time_budget_per_candle_close(
 
     assert outcomes["slow"].failure == "run time limit exceeded (0.2 s per candle close)"
     assert outcomes["slow"].evaluated == 1
+    assert len(outcomes["always"].matches) == len(SYMBOLS)
+
+
+LEAKY_FAILURES = {
+    "operator on candles": ("return candles + 1 > 0", "for +: 'candles' and 'int'"),
+    "comparing indicator outputs": ("return macd(candles) > 1", "'indicator outputs' and 'int'"),
+    "len of candles": ("return len(candles) > 0", "object of type 'candles' has no len()"),
+    "float of the ticker": ("return float(ticker) > 0", "not 'ticker'"),
+    "operator on params": ("return params + 1", "for +: 'mapping' and 'int'"),
+    "text of candles": ("return int(str(candles)) > 0", "'<candles>'"),
+    "text of a helper": ("return float(str(rsi)) > 0", "'<function rsi>'"),
+    "text of outputs": ("return int(str(bbands(candles))) > 0", "'<indicator outputs>'"),
+}
+INTERNALS = re.compile(
+    r"0x[0-9a-fA-F]{4,}|FilterCandles|IndicatorOutputs|TickerValues|mappingproxy|app\.engine"
+    r"|_Candles|<locals>|Indicators"
+)
+
+
+async def test_failure_reasons_carry_no_addresses_nor_internal_names(
+    sandbox: FilterSandbox, store: KlineStore, feed: SimulatedFeed
+) -> None:
+    jobs = [_job(name, code) for name, (code, _) in LEAKY_FAILURES.items()]
+
+    outcomes = await sandbox.run(jobs, store, _tickers(feed))
+
+    for name, (_, shown) in LEAKY_FAILURES.items():
+        failure = outcomes[name].failure
+        assert failure is not None and shown in failure, (name, failure)
+        assert not INTERNALS.search(failure), (name, failure)
+
+
+BIG = "[0] * 20_000_000"  # 160 MB of pointers: two of them do not fit in the limit below
+MEMORY_LIMITS = SandboxLimits(eval_seconds=5.0, run_seconds=30.0, memory_bytes=256 * 1024**2)
+NEXT_TRADER = "y = [1] * 20_000_000\nreturn len(y) > 0"
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        pytest.param(f"x = {BIG}\nreturn x", id="returns a huge value"),
+        pytest.param(f"x = {BIG}\nreturn x, 'long'", id="matches with a huge value"),
+        pytest.param(f"x = {BIG}\ny = [x]\ny.append(y)\nreturn True", id="leaves a huge cycle"),
+    ],
+)
+async def test_a_trader_holding_much_memory_does_not_make_the_next_one_fail(
+    first: str, store: KlineStore, feed: SimulatedFeed
+) -> None:
+    symbols = ("BTC/USDT", "ETH/USDT")
+    jobs = [
+        FilterJob("first", first, "1h", symbols, frozenset({"1h"})),
+        FilterJob("next", NEXT_TRADER, "1h", symbols, frozenset({"1h"})),
+    ]
+
+    async with FilterSandbox(workers=1, limits=MEMORY_LIMITS) as pool:
+        outcomes = await pool.run(jobs, store, _tickers(feed))
+
+    assert outcomes["next"].failure is None, outcomes["next"].failure
+    assert len(outcomes["next"].matches) == len(symbols)
+    if "return x\n" not in first + "\n":
+        assert outcomes["first"].failure is None and len(outcomes["first"].matches) == 2
+
+
+SLOW = "for i in range(10**10):\n    pass\nreturn True"
+
+
+async def test_a_job_has_its_own_budget_and_reports_the_time_it_spent(
+    store: KlineStore, feed: SimulatedFeed
+) -> None:
+    limits = SandboxLimits(eval_seconds=5.0, run_seconds=10.0, grace_seconds=1.0)
+    symbols = tuple(SYMBOLS)
+    jobs = [
+        FilterJob("tight", SLOW, "1h", symbols, frozenset({"1h"}), budget_seconds=0.3),
+        FilterJob("quick", "return True", "1h", symbols, frozenset({"1h"}), budget_seconds=0.3),
+        FilterJob("default", "return True", "1h", symbols, frozenset({"1h"})),
+    ]
+
+    async with FilterSandbox(workers=1, limits=limits) as pool:
+        outcomes = await pool.run(jobs, store, _tickers(feed))
+
+    tight, quick = outcomes["tight"], outcomes["quick"]
+    assert tight.failure == "run time limit exceeded (0.3 s per candle close)"
+    assert tight.evaluated == 1
+    assert 0.3 <= tight.spent_seconds < 1.5
+    assert quick.failure is None and len(quick.matches) == len(SYMBOLS)
+    assert 0 < quick.spent_seconds < 0.3
+    assert outcomes["default"].failure is None and outcomes["default"].spent_seconds > 0
+
+
+async def test_a_job_whose_worker_was_killed_is_charged_the_time_until_the_kill(
+    sandbox: FilterSandbox, store: KlineStore, feed: SimulatedFeed
+) -> None:
+    stuck = _job("stuck", "return sum(range(10**14)) > 0")
+
+    outcomes = await sandbox.run([stuck, _job("always", "return True")], store, _tickers(feed))
+
+    assert outcomes["stuck"].failure == "time limit exceeded (worker killed)"
+    assert outcomes["stuck"].spent_seconds >= LIMITS.eval_seconds + LIMITS.grace_seconds
     assert len(outcomes["always"].matches) == len(SYMBOLS)

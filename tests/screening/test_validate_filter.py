@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import talib
 
 from app.engine.feeds.simulated import SimulatedFeed
 from app.engine.klines import KlineStore
 from app.engine.market import MarketData
 from app.engine.sandbox import FilterSandbox
-from app.engine.screening import ScreenerEngine
-from app.services.filter_check import validate_filter
+from app.services.filter_check import FilterChecker, validate_filter
 from tests.screening.conftest import SYMBOLS
 
 
-@dataclass
-class _Engine:
-    market: MarketData
-    screener: ScreenerEngine
-
-
-def _engine(store: KlineStore, sandbox: FilterSandbox, feed: SimulatedFeed) -> _Engine:
-    return _Engine(MarketData(feed, store), ScreenerEngine(sandbox))
+def _checker(store: KlineStore, sandbox: FilterSandbox, feed: SimulatedFeed) -> FilterChecker:
+    return FilterChecker(MarketData(feed, store), sandbox)
 
 
 async def test_a_syntax_error_is_reported_with_its_line_and_column() -> None:
@@ -50,7 +41,7 @@ async def test_a_valid_filter_returns_the_symbols_it_matches_now(
         s for s in SYMBOLS if talib.RSI(store.candles(s, "1h").close, timeperiod=14)[-1] > 50
     )
 
-    check = await validate_filter(code, engine=_engine(store, sandbox, feed))
+    check = await validate_filter(code, checker=_checker(store, sandbox, feed))
 
     assert check.valid and check.ran
     assert list(check.matches) == expected
@@ -65,7 +56,7 @@ async def test_the_dry_run_is_limited_to_the_symbols_asked_for(
     check = await validate_filter(
         "return True",
         ["ETH/USDT", "NOPE/USDT"],
-        engine=_engine(store, sandbox, feed),
+        checker=_checker(store, sandbox, feed),
     )
 
     assert check.matches == ("ETH/USDT",)
@@ -77,7 +68,7 @@ async def test_a_run_time_failure_is_an_error_at_the_line_that_raised(
 ) -> None:
     check = await validate_filter(
         "x = 0\nif x == 0:\n    return len(candles.close) // x\nreturn False",
-        engine=_engine(store, sandbox, feed),
+        checker=_checker(store, sandbox, feed),
     )
 
     [error] = check.errors

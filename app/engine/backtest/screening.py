@@ -49,17 +49,18 @@ async def screen_history(
         SignalManager(signals, traders, CollectingNotifier(), clock),
     )
     reports = []
-    for moment, intervals in market.closes({spec.interval for spec in specs}, start, end):
-        clock.advance(moment)
-        market.reveal(moment)
-        view = market.view()
-        for interval in intervals:
-            report = await workflow.on_close(
-                CandleClose(interval, moment - interval_ms(interval)), view
-            )
-            if report is not None:
-                reports.append(report)
-        await workflow.drain(view)
+    try:
+        for moment, intervals in market.closes({spec.interval for spec in specs}, start, end):
+            clock.advance(moment)
+            market.reveal(moment)
+            view = market.view()
+            for interval in intervals:
+                close = CandleClose(interval, moment - interval_ms(interval))
+                if (report := await workflow.on_close(close, view)) is not None:
+                    reports.append(report)
+            await workflow.drain(view)
+    finally:
+        await sandbox.forget_source(market.source_id)
     return ScreeningResult(
         tuple(signals.all()),
         tuple(reports),

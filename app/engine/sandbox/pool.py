@@ -1,0 +1,360 @@
+"""FilterSandbox: a pool of filter workers; `run` screens many jobs at once, a bad job fails alone.
+
+Why it is fast: symbols are split between workers (a symbol always goes to the same one),
+and each worker keeps a replica of its symbols' candles per candle source, updated
+incrementally: the engine remembers, per worker, source and series, the newest candle it
+sent, and only newer rows travel. One message per worker per candle close carries all the
+jobs' evaluations of its symbols; the worker computes each symbol's indicators once for
+every job that reads them, and compiles each filter once.
+
+Why it is safe: what a worker answers is plain data, checked against the batch (see
+`messages`). When a worker dies or stalls in a filter, that job is blamed and a fresh worker
+finishes the part without it. When a worker breaks the protocol or is lost outside any
+filter, nobody is blamed: the part is retried once on a fresh worker, and a second time the
+part's run is lost (`FilterOutcome.lost`), for its jobs only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.domain.indicators import CandleArrays
+from app.engine.sandbox.isolation import DEFAULT_USER
+from app.engine.sandbox.jobs import (
+    CandleSource,
+    FilterJob,
+    FilterMatch,
+    FilterOutcome,
+    SandboxError,
+    SandboxLimits,
+    TickerValues,
+)
+from app.engine.sandbox.messages import Answer, Batch, JobResult, JobSpec, SeriesUpdate, Task
+from app.engine.sandbox.namespace import sanitize
+from app.engine.sandbox.process import WORKER_MODULE, Crash, WorkerProcess
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Part:
+    """What one worker screens in a run: its symbols' series that have candles, and each
+    symbol with the jobs that screen it."""
+
+    snapshots: dict[tuple[str, str], CandleArrays] = field(default_factory=dict)
+    tasks: list[Task] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _PartResult:
+    """A part's answer (one result per job), the jobs blamed for a crash, or why it was lost;
+    and what it took: the workers replaced, the candle rows sent."""
+
+    results: tuple[JobResult, ...]
+    crashed: Mapping[int, Crash]
+    lost: str | None
+    replaced: int
+    rows_sent: int
+
+
+class FilterSandbox:
+    """A pool of filter workers. `run` screens many jobs at once; a bad job fails alone.
+
+    `worker_module` is what each worker runs (`python -m`), `user` who a worker started as
+    root becomes once it is ready."""
+
+    def __init__(
+        self,
+        workers: int = 2,
+        limits: SandboxLimits | None = None,
+        *,
+        worker_module: str = WORKER_MODULE,
+        user: str | None = DEFAULT_USER,
+    ) -> None:
+        self.size = max(1, workers)
+        self.limits = limits or SandboxLimits()
+        self.worker_module = worker_module
+        self.user = user
+        self.replaced = 0
+        self.rows_sent = 0
+        self.isolation: tuple[str, ...] = ()
+        self._workers: list[WorkerProcess] = []
+        self._owner: dict[str, int] = {}
+        self._lock = asyncio.Lock()
+        self._empty_root: str | None = None
+
+    @property
+    def held_series(self) -> int:
+        """How many series the workers' replicas held at their last answer, all sources."""
+        return sum(worker.held for worker in self._workers)
+
+    def _spawn(self) -> WorkerProcess:
+        try:
+            return WorkerProcess(self.limits, self.worker_module, self._empty_root, self.user)
+        except OSError as exc:
+            raise SandboxError(f"cannot start a filter worker: {exc}") from exc
+
+    async def start(self) -> None:
+        """Start the workers and wait until they are ready (they import in parallel), so the
+        first run does not wait for them; one that fails to start is replaced at its first run."""
+        if not self._workers:
+            self._empty_root = self._empty_root or tempfile.mkdtemp(prefix="traders-sandbox-")
+            self._workers = await asyncio.to_thread(self._start_workers)
+
+    def _start_workers(self) -> list[WorkerProcess]:
+        workers: list[WorkerProcess] = []
+        try:
+            workers.extend(self._spawn() for _ in range(self.size))
+        except SandboxError:
+            for worker in workers:
+                worker.stop(kill=True)
+            raise
+        for worker in workers:
+            worker.start()
+            self._note_isolation(worker)
+        return workers
+
+    async def close(self) -> None:
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.hang_up()
+        await asyncio.to_thread(_each, workers, WorkerProcess.stop)
+        if self._empty_root is not None:
+            shutil.rmtree(self._empty_root, ignore_errors=True)
+            self._empty_root = None
+
+    async def __aenter__(self) -> FilterSandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _slot(self, symbol: str) -> int:
+        slot = self._owner.get(symbol)
+        if slot is None:
+            slot = self._owner[symbol] = len(self._owner) % self.size
+        return slot
+
+    async def run(
+        self,
+        jobs: Sequence[FilterJob],
+        source: CandleSource,
+        tickers: Mapping[str, TickerValues],
+    ) -> dict[str, FilterOutcome]:
+        """Run every job over its symbols that have candles; one outcome per job.
+
+        A symbol without a ticker gets its last close as price and NaN 24 h statistics.
+
+        Snapshots are taken here, on the event loop, so the source may keep changing while
+        workers run; runs are serialised because each worker holds one replica per source.
+        A run that is cancelled, or fails (`SandboxError`: no worker could be started), still
+        lets all its workers finish before the next run may use them.
+        """
+        async with self._lock:
+            await self.start()
+            specs = tuple(
+                JobSpec(
+                    job.code,
+                    job.interval,
+                    job.timeframes | {job.interval},
+                    job.params,
+                    self.limits.run_seconds if job.budget_seconds is None else job.budget_seconds,
+                )
+                for job in jobs
+            )
+            parts = [part for part in self._partition(jobs, source, tickers) if part[1].tasks]
+            gathered = asyncio.gather(
+                *(
+                    asyncio.to_thread(self._run_part, slot, part, source.source_id, specs)
+                    for slot, part in parts
+                ),
+                return_exceptions=True,
+            )
+            try:
+                answers = await asyncio.shield(gathered)
+            except asyncio.CancelledError:
+                await asyncio.wait([gathered])
+                raise
+        results = []
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+            results.append(answer)
+        self.replaced += sum(result.replaced for result in results)
+        self.rows_sent += sum(result.rows_sent for result in results)
+        return _merge(jobs, [part for _, part in parts], results)
+
+    async def forget_source(self, source_id: str) -> None:
+        """Drop every replica of `source_id` (a backtest that ended), in the engine and the
+        workers; a later run of that source ships its candles again."""
+        async with self._lock:
+            forget = functools.partial(WorkerProcess.forget, source=source_id)
+            await asyncio.to_thread(_each, list(self._workers), forget)
+
+    def _partition(
+        self, jobs: Sequence[FilterJob], source: CandleSource, tickers: Mapping[str, TickerValues]
+    ) -> list[tuple[int, _Part]]:
+        parts = [_Part() for _ in range(self.size)]
+        by_symbol: dict[str, list[int]] = {}
+        for index, job in enumerate(jobs):
+            for symbol in job.symbols:
+                by_symbol.setdefault(symbol, []).append(index)
+        for symbol in sorted(by_symbol):
+            series: dict[str, CandleArrays] = {}
+            job_indexes = []
+            for index in by_symbol[symbol]:
+                missing = False
+                for interval in jobs[index].timeframes:
+                    if interval not in series:
+                        series[interval] = source.candles(symbol, interval)
+                    missing = missing or not len(series[interval].time)
+                if not missing:
+                    job_indexes.append(index)
+            if not job_indexes:
+                continue
+            part = parts[self._slot(symbol)]
+            part.snapshots.update(
+                ((symbol, interval), candles)
+                for interval, candles in series.items()
+                if len(candles.time)
+            )
+            ticker = tickers.get(symbol) or TickerValues(
+                float(series[jobs[job_indexes[0]].interval].close[-1]), math.nan, math.nan
+            )
+            part.tasks.append(Task(symbol, ticker, tuple(job_indexes)))
+        return list(enumerate(parts))
+
+    def _batch(
+        self,
+        worker: WorkerProcess,
+        part: _Part,
+        source_id: str,
+        specs: tuple[JobSpec, ...],
+        skip: Iterable[int],
+    ) -> Batch:
+        updates = []
+        for (symbol, interval), candles in part.snapshots.items():
+            sent = worker.sent.get((source_id, symbol, interval), -1)
+            start = int(np.searchsorted(candles.time, sent, side="right"))
+            if start < len(candles.time):
+                values = np.vstack(
+                    (
+                        candles.open[start:],
+                        candles.high[start:],
+                        candles.low[start:],
+                        candles.close[start:],
+                        candles.volume[start:],
+                    )
+                )
+                updates.append(
+                    SeriesUpdate(symbol, interval, candles.time[start:], values, len(candles.time))
+                )
+        skipped = set(skip)
+        tasks = tuple(
+            Task(task.symbol, task.ticker, tuple(i for i in task.jobs if i not in skipped))
+            if skipped
+            else task
+            for task in part.tasks
+        )
+        return Batch(source_id, tuple(updates), specs, tasks)
+
+    def _run_part(
+        self, slot: int, part: _Part, source_id: str, specs: tuple[JobSpec, ...]
+    ) -> _PartResult:
+        """Run one worker's share; on a crash blame the job, replace the worker, go again.
+
+        A worker that broke the protocol or was lost outside any filter gets one more try on
+        a fresh worker, then the part is lost: no trader is to blame for that.
+        """
+        crashed: dict[int, Crash] = {}
+        unexplained = replaced = rows_sent = 0
+        while True:
+            worker = self._workers[slot]
+            batch = self._batch(worker, part, source_id, specs, crashed)
+            rows_sent += sum(len(update.time) for update in batch.updates)
+            answer = worker.call(batch)
+            if isinstance(answer, Answer):
+                for (symbol, interval), candles in part.snapshots.items():
+                    worker.sent[(source_id, symbol, interval)] = int(candles.time[-1])
+                self._note_isolation(worker)
+                return _PartResult(answer.results, crashed, None, replaced, rows_sent)
+            self._workers[slot] = self._spawn()
+            replaced += 1
+            if isinstance(answer, Crash) and answer.job_index >= 0:
+                crashed[answer.job_index] = answer
+                continue
+            kind = "lost outside any filter" if isinstance(answer, Crash) else "broke the protocol"
+            log.warning("filter worker %s: %s", kind, answer.reason)
+            unexplained += 1
+            if unexplained > 1:
+                lost = f"filter worker {kind}: {answer.reason}"
+                return _PartResult((), crashed, lost, replaced, rows_sent)
+
+    def _note_isolation(self, worker: WorkerProcess) -> None:
+        if worker.ready is not None and worker.ready.isolation != self.isolation:
+            self.isolation = worker.ready.isolation
+            log.info("filter workers isolated by: %s", ", ".join(self.isolation))
+
+
+def _each(workers: Iterable[WorkerProcess], action: Callable[[WorkerProcess], None]) -> None:
+    for worker in workers:
+        action(worker)
+
+
+def _merge(
+    jobs: Sequence[FilterJob], parts: Sequence[_Part], results: Sequence[_PartResult]
+) -> dict[str, FilterOutcome]:
+    """One outcome per job from every part: a failure wins, then a loss, then the matches."""
+    matches: list[list[FilterMatch]] = [[] for _ in jobs]
+    failures: list[str | None] = [None] * len(jobs)
+    lost: list[str | None] = [None] * len(jobs)
+    evaluated = [0] * len(jobs)
+    spent = [0.0] * len(jobs)
+    for part, result in zip(parts, results, strict=True):
+        for index, crash in result.crashed.items():
+            failures[index] = failures[index] or crash.reason
+            spent[index] += crash.spent
+        if result.lost is not None:
+            for task in part.tasks:
+                for index in task.jobs:
+                    lost[index] = lost[index] or f"the sandbox lost this run: {result.lost}"
+        for index, job_result in enumerate(result.results):
+            if job_result.failure is not None:
+                failures[index] = failures[index] or sanitize(job_result.failure)
+            evaluated[index] += job_result.evaluated
+            spent[index] += job_result.spent
+            interval = jobs[index].interval
+            for match in job_result.matches:
+                symbol = part.tasks[match.task].symbol
+                candles = part.snapshots[(symbol, interval)]
+                matches[index].append(
+                    FilterMatch(
+                        symbol,
+                        match.side,
+                        match.score,
+                        float(candles.close[-1]),
+                        int(candles.time[-1]),
+                        match.indicators,
+                    )
+                )
+    return {
+        job.key: FilterOutcome(
+            job.key,
+            () if failures[index] or lost[index] else tuple(matches[index]),
+            failures[index],
+            evaluated[index],
+            spent[index],
+            None if failures[index] else lost[index],
+        )
+        for index, job in enumerate(jobs)
+    }
