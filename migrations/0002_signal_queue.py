@@ -55,6 +55,17 @@ class Migration(migrations.Migration):
             model_name='Signal',
             index=Index(fields=['status', 'lease_until']),
         ),
+        # Hand-written: altering a column rebuilds the table on SQLite, and Tortoise does not
+        # recreate the table's indexes then (PostgreSQL keeps them).
+        ops.RunSQL(
+            [
+                'CREATE INDEX IF NOT EXISTS "idx_signals_trader__a6d113" '
+                'ON "signals" ("trader_id", "created_at")',
+                'CREATE INDEX IF NOT EXISTS "idx_signals_trader__28db02" '
+                'ON "signals" ("trader_id", "symbol", "status")',
+            ],
+            reverse_sql=[],
+        ),
         # Hand-written: the autodetector cannot express a partial unique index on SQLite.
         # At most one active signal per trader and symbol, whatever process inserts it; the
         # statuses are app.domain.enums.ACTIVE_SIGNAL_STATUSES (tests/test_signal_queue.py

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from tortoise.cli.cli import tortoise_cli_context
+from tortoise.connection import get_connection
 from tortoise.migrations.api import migrate
 from tortoise.migrations.autodetector import MigrationAutodetector
 
-from app.db.config import close_db, tortoise_config
+from app.db.config import close_db, init_db, tortoise_config
 
 
 async def test_models_and_migrations_agree() -> None:
@@ -26,3 +30,41 @@ async def test_downgrade_then_upgrade(database_url: str) -> None:
         await migrate(config=config)
     finally:
         await close_db()
+
+
+async def _indexes(database_url: str) -> set[tuple[str, str]]:
+    """(table, index) of every index the migrations created by name, on one back end."""
+    await init_db(database_url)
+    try:
+        connection = get_connection("default")
+        if database_url.startswith("sqlite"):
+            rows = await connection.execute_query_dict(
+                "SELECT tbl_name AS tablename, name AS indexname FROM sqlite_master "
+                "WHERE type = 'index' AND sql IS NOT NULL"
+            )
+        else:
+            rows = await connection.execute_query_dict(
+                "SELECT tablename, indexname FROM pg_indexes WHERE schemaname = 'public' "
+                "AND indexname NOT LIKE '%\\_pkey' AND indexname NOT LIKE '%\\_key'"
+            )
+    finally:
+        await close_db()
+    return {
+        (row["tablename"], row["indexname"])
+        for row in rows
+        if row["tablename"] != "tortoise_migrations"
+    }
+
+
+@pytest.fixture
+def both_databases(database_url_for: Any) -> tuple[str, str]:
+    return database_url_for("sqlite"), database_url_for("postgres")
+
+
+async def test_both_back_ends_end_with_the_same_indexes(both_databases: tuple[str, str]) -> None:
+    """Tortoise rebuilds an SQLite table to alter a column and forgets its indexes then; a
+    migration that alters a column must recreate them (0002 does)."""
+    sqlite_url, postgres_url = both_databases
+    sqlite, postgres = await _indexes(sqlite_url), await _indexes(postgres_url)
+    assert ("signals", "signals_one_active") in postgres
+    assert sqlite == postgres
