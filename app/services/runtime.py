@@ -3,7 +3,7 @@ every request.
 
 The API reaches the engine only through this object: the market port answers with the
 engine embedded or without it (`TRADERS_ENGINE=off`), and `engine` is None when it runs
-elsewhere.
+elsewhere. `llm` is the process's model client (None without a Gemini key).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from app.services.market import MarketReader, RemoteMarket
 
 if TYPE_CHECKING:
     from app.engine.live import LiveEngine
+    from app.engine.llm.client import LlmClient
 
 
 @dataclass
@@ -25,3 +26,4 @@ class Runtime:
     bus: EventBus
     market: MarketReader = field(default_factory=RemoteMarket)
     engine: LiveEngine | None = None
+    llm: LlmClient | None = None

@@ -1,0 +1,159 @@
+"""The analyzer stage: every new signal gets a recorded decision and moves on.
+
+It claims new signals (a lease in the signal store, owned by this process, so two engine
+processes never analyze one signal and a crashed one's claims run out), analyzes a batch of
+them at once (the model client bounds how many calls run per user and in all, so a burst
+of signals waits for slots instead of flooding the quota), records each decision, and moves
+its signal by what was decided: `enter_trade` -> ready (for the trade stage),
+`good_setup` -> watching (parked until its next candle closes, for the signal monitor),
+`bad_setup` -> rejected. It runs in its own task live, so a model that takes seconds never
+delays the next screen; a backtest drains it after each close.
+
+`Analyst` is what the analyzer and the signal monitor share: decide on a signal with its
+context, record the decision, and move the signal accordingly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+from app.domain.decision import AnalysisEngineKind, Decision, DecisionAction
+from app.domain.enums import SignalStatus
+from app.domain.intervals import interval_ms
+from app.domain.signal import Signal
+from app.domain.signal_lifecycle import status_after
+from app.domain.trader_spec import TraderSpec
+from app.engine.analysis.base import AnalysisContext, AnalysisEngine
+from app.engine.analysis.context import ContextBuilder
+from app.engine.clock import Clock
+from app.engine.ports import DecisionRepository, Notifier, SignalRepository, TraderRepository
+from app.engine.screening import CandleClose, MarketView
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEASE_MS = 600_000
+DEFAULT_BATCH = 40
+
+
+def failed_decision(context: AnalysisContext, engine: AnalysisEngine, error: Exception) -> Decision:
+    """A bug in an engine rejects the signal it was analyzing, never the engine."""
+    return Decision(
+        id=uuid.uuid4(),
+        signal_id=context.signal.id,
+        trader_id=context.trader.id,
+        action=DecisionAction.BAD_SETUP,
+        direction=context.signal.side,
+        confidence=0.0,
+        reasoning="The analysis failed; nothing is traded.",
+        created_at=context.now,
+        engine=getattr(engine, "kind", AnalysisEngineKind.RULES),
+        invalid_reason=f"analysis failed: {type(error).__name__}: {error}",
+        as_of=context.as_of,
+    )
+
+
+class Analyst:
+    def __init__(
+        self,
+        engine: AnalysisEngine,
+        contexts: ContextBuilder,
+        decisions: DecisionRepository,
+        signals: SignalRepository,
+        notifier: Notifier,
+        clock: Clock,
+    ) -> None:
+        self.engine = engine
+        self.contexts = contexts
+        self.decisions = decisions
+        self.signals = signals
+        self.notifier = notifier
+        self.clock = clock
+
+    async def decide(self, signal: Signal, spec: TraderSpec, view: MarketView) -> Decision:
+        """Analyze and record; an engine that raises gives a recorded rejection."""
+        context = await self.contexts.build(signal, spec, view)
+        try:
+            decision = await self.engine.analyze(context)
+        except Exception as exc:
+            log.exception("analysis of signal %s failed", signal.id)
+            decision = failed_decision(context, self.engine, exc)
+        await self.decisions.add(decision)
+        return decision
+
+    async def settle(self, signal: Signal, decision: Decision, owner: str) -> Signal | None:
+        """Move the signal as the decision says; a watched one waits for its next candle."""
+        status, reason = status_after(decision)
+        if status == signal.status:
+            parked = await self.signals.defer(signal, owner, self.next_check(signal, decision))
+            return signal if parked else None
+        return await self.move(
+            signal,
+            status,
+            reason,
+            owner,
+            self.next_check(signal, decision) if status == SignalStatus.WATCHING else None,
+        )
+
+    async def move(
+        self,
+        signal: Signal,
+        status: SignalStatus,
+        reason: str,
+        owner: str,
+        not_before: int | None = None,
+    ) -> Signal | None:
+        moved = await self.signals.transition(
+            signal, status, reason, owner, at=self.clock.now(), not_before=not_before
+        )
+        if moved is None:
+            log.info("signal %s moved meanwhile; %s not applied", signal.id, status)
+            return None
+        await self.notifier.signal_changed(moved)
+        return moved
+
+    @staticmethod
+    def next_check(signal: Signal, decision: Decision) -> int:
+        """When the next candle of the signal's interval after the decision closes."""
+        return decision.as_of + interval_ms(signal.interval)
+
+
+class AnalyzerStage:
+    name = "analyzer"
+
+    def __init__(
+        self,
+        analyst: Analyst,
+        traders: TraderRepository,
+        *,
+        owner: str,
+        batch: int = DEFAULT_BATCH,
+        lease_ms: int = DEFAULT_LEASE_MS,
+    ) -> None:
+        self.analyst = analyst
+        self.traders = traders
+        self.owner = owner
+        self.batch = batch
+        self.lease_ms = lease_ms
+
+    async def on_close(self, close: CandleClose, view: MarketView) -> None:
+        """New signals are the queue; a close adds to it through the signal stage."""
+
+    async def run(self, view: MarketView) -> int:
+        now = self.analyst.clock.now()
+        claimed = await self.analyst.signals.claim(
+            SignalStatus.NEW, self.owner, now, now + self.lease_ms, self.batch
+        )
+        await asyncio.gather(*(self._analyze(signal, view) for signal in claimed))
+        return len(claimed)
+
+    async def _analyze(self, signal: Signal, view: MarketView) -> None:
+        try:
+            spec = await self.traders.spec(signal.trader_id)
+            if spec is None:
+                return
+            decision = await self.analyst.decide(signal, spec, view)
+            await self.analyst.settle(signal, decision, self.owner)
+        except Exception:
+            log.exception("signal %s: analysis not recorded; its lease runs out", signal.id)
