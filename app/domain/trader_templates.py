@@ -299,10 +299,10 @@ TEMPLATES: dict[str, StrategyTemplate] = {
             summary="Catches exhausted selling: price makes a lower low, MACD a higher one.",
             code=(
                 "m = macd(candles, $fast, $slow, $signal)\n"
-                "recent_low = candles.low[-$window:].min()\n"
-                "earlier_low = candles.low[-2 * $window:-$window].min()\n"
-                "recent_macd = m.macd[-$window:].min()\n"
-                "earlier_macd = m.macd[-2 * $window:-$window].min()\n"
+                "recent_low = min(candles.low[-$window:])\n"
+                "earlier_low = min(candles.low[-2 * $window:-$window])\n"
+                "recent_macd = min(m.macd[-$window:])\n"
+                "earlier_macd = min(m.macd[-2 * $window:-$window])\n"
                 "turning = m.hist[-1] > m.hist[-2]\n"
                 "return recent_low < earlier_low and recent_macd > earlier_macd and turning"
             ),
