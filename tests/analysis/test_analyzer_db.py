@@ -4,6 +4,7 @@ rejection that trades nothing, while the stage goes on with the next signal."""
 
 from __future__ import annotations
 
+import uuid
 from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
@@ -13,8 +14,9 @@ import pytest
 from app.core.events import InProcessEventBus
 from app.db.models import Decision as DecisionRow
 from app.db.models import LlmCall, Signal, SignalTransition, Trader, User
-from app.domain.decision import AnalysisEngineKind, DecisionAction
-from app.domain.enums import SignalStatus
+from app.domain.decision import AnalysisEngineKind, Decision, DecisionAction, KeyLevels
+from app.domain.decision_quality import Outcome
+from app.domain.enums import Side, SignalStatus
 from app.domain.llm import CallOutcome
 from app.domain.signal_lifecycle import InvalidTransitionError
 from app.domain.trader_spec import TraderSpec
@@ -22,16 +24,27 @@ from app.engine.analysis.context import ContextBuilder
 from app.engine.analysis.gemini import GeminiAnalysisEngine
 from app.engine.analysis.rules import RuleAnalysisEngine
 from app.engine.analyzer import Analyst, AnalyzerStage
-from app.engine.clock import RealtimeClock
+from app.engine.clock import RealtimeClock, ReplayClock, to_datetime
+from app.engine.klines import KlineStore
 from app.engine.llm.client import LlmLimits
 from app.engine.memory import CollectingNotifier
+from app.engine.outcomes import OutcomeStage
 from app.engine.ports import NoPositions
+from app.services.analysis import analysis_quality
 from app.services.repositories.decisions import DbDecisionRepository
 from app.services.repositories.llm import DbCallLog, DbResponseCache
 from app.services.repositories.signals import DbSignalRepository
 from app.services.repositories.traders import DbTraderRepository, spec_of
 from app.services.traders import TraderManager
-from tests.analysis.conftest import Clients, signal_on, simulated_store, view_of
+from tests.analysis.conftest import (
+    HOUR,
+    START,
+    Clients,
+    scripted_rows,
+    signal_on,
+    simulated_store,
+    view_of,
+)
 from tests.fakes.gemini import (
     FakeGemini,
     Received,
@@ -210,3 +223,48 @@ async def test_a_leased_signal_is_not_claimed_twice_and_a_parked_one_waits(db: s
         "from_status", "to_status", "at"
     )
     assert [(a, b) for a, b, _ in moves] == [(SignalStatus.NEW, SignalStatus.WATCHING)]
+
+
+async def test_the_outcome_stage_judges_stored_decisions_on_later_candles(db: str) -> None:
+    owner = await User.create(name="alice")
+    spec = await trader(owner, "x")
+    store = KlineStore(depth=200, source_id="scripted")
+    store.append("BTC/USDT", "1h", scripted_rows([100.0] * 80))
+    at = START + 80 * HOUR
+    view = view_of(store, at)
+    signal = signal_on(spec, view)
+    await DbSignalRepository().add(signal)
+    decisions = DbDecisionRepository()
+    made = Decision(
+        id=uuid.uuid4(),
+        signal_id=signal.id,
+        trader_id=spec.id,
+        action=DecisionAction.BAD_SETUP,
+        direction=Side.LONG,
+        confidence=0.3,
+        reasoning="weak",
+        created_at=at,
+        levels=KeyLevels(Decimal(100), Decimal(98), (Decimal(104),)),
+        as_of=at,
+    )
+    await decisions.add(made)
+    clock = ReplayClock(at)
+    stage = OutcomeStage(decisions, clock, horizon=24)
+    assert await stage.run(view) == 1
+    assert await stage.run(view) == 0
+    row = await DecisionRow.get(id=made.id)
+    assert row.outcome is None and row.outcome_check_at == to_datetime(at + HOUR)
+
+    store.append("BTC/USDT", "1h", scripted_rows([101.0, 104.5], start=at))
+    clock.advance(at + 2 * HOUR)
+    assert await stage.run(view_of(store, at + 2 * HOUR)) == 1
+    row = await DecisionRow.get(id=made.id)
+    assert (row.outcome, row.outcome_candles, row.outcome_at) == (
+        Outcome.TARGET,
+        2,
+        to_datetime(at + HOUR),
+    )
+    report = await analysis_quality(spec.id, None, None)
+    [counts] = report.counts
+    assert (counts.action, counts.target, counts.hit_rate) == (DecisionAction.BAD_SETUP, 1, 1.0)
+    assert await stage.run(view_of(store, at + 2 * HOUR)) == 0
