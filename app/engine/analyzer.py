@@ -1,9 +1,11 @@
 """The analyzer stage: every new signal gets a recorded decision and moves on.
 
 It claims new signals (a lease in the signal store, owned by this process, so two engine
-processes never analyze one signal and a crashed one's claims run out), analyzes a batch of
-them at once (the model client bounds how many calls run per user and in all, so a burst
-of signals waits for slots instead of flooding the quota), records each decision, and moves
+processes never analyze one signal and a crashed one's claims run out), analyzes up to
+`batch` of them at once and claims more as each one finishes (`work_through`: one slow
+model answer never holds up the rest; the model client bounds how many calls run per user
+and in all, so a burst of signals waits for slots instead of flooding the quota), records
+each decision, and moves
 its signal by what was decided: `enter_trade` -> ready (for the trade stage),
 `good_setup` -> watching (parked until its next candle closes, for the signal monitor),
 `bad_setup` -> rejected. It runs in its own task live, so a model that takes seconds never
@@ -18,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
-from app.domain.decision import AnalysisEngineKind, Decision, DecisionAction
+from app.domain.decision import Decision, DecisionAction
 from app.domain.enums import SignalStatus
 from app.domain.intervals import interval_ms
 from app.domain.signal import Signal
@@ -48,10 +52,33 @@ def failed_decision(context: AnalysisContext, engine: AnalysisEngine, error: Exc
         confidence=0.0,
         reasoning="The analysis failed; nothing is traded.",
         created_at=context.now,
-        engine=getattr(engine, "kind", AnalysisEngineKind.RULES),
+        engine=engine.kind,
         invalid_reason=f"analysis failed: {type(error).__name__}: {error}",
         as_of=context.as_of,
     )
+
+
+async def work_through(
+    claim: Callable[[int], Awaitable[list[Signal]]],
+    handle: Callable[[Signal], Coroutine[Any, Any, bool]],
+    limit: int,
+) -> int:
+    """Handle claimed signals, `limit` at a time, claiming more whenever one finishes,
+    until none is left to claim; how many were handled (`handle` says whether it did)."""
+    handled = 0
+    running: set[asyncio.Task[bool]] = set()
+    try:
+        while True:
+            if len(running) < limit:
+                for signal in await claim(limit - len(running)):
+                    running.add(asyncio.create_task(handle(signal)))
+            if not running:
+                return handled
+            done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            handled += sum(task.result() for task in done)
+    finally:
+        for task in running:
+            task.cancel()
 
 
 class Analyst:
@@ -141,19 +168,22 @@ class AnalyzerStage:
         """New signals are the queue; a close adds to it through the signal stage."""
 
     async def run(self, view: MarketView) -> int:
-        now = self.analyst.clock.now()
-        claimed = await self.analyst.signals.claim(
-            SignalStatus.NEW, self.owner, now, now + self.lease_ms, self.batch
-        )
-        await asyncio.gather(*(self._analyze(signal, view) for signal in claimed))
-        return len(claimed)
+        async def claim(limit: int) -> list[Signal]:
+            now = self.analyst.clock.now()
+            return await self.analyst.signals.claim(
+                SignalStatus.NEW, self.owner, now, now + self.lease_ms, limit
+            )
 
-    async def _analyze(self, signal: Signal, view: MarketView) -> None:
+        return await work_through(claim, lambda signal: self._analyze(signal, view), self.batch)
+
+    async def _analyze(self, signal: Signal, view: MarketView) -> bool:
         try:
             spec = await self.traders.spec(signal.trader_id)
             if spec is None:
-                return
+                return False
             decision = await self.analyst.decide(signal, spec, view)
             await self.analyst.settle(signal, decision, self.owner)
         except Exception:
             log.exception("signal %s: analysis not recorded; its lease runs out", signal.id)
+            return False
+        return True

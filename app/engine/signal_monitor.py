@@ -14,7 +14,6 @@ stopped for that symbol).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from decimal import Decimal
 
@@ -22,7 +21,7 @@ from app.domain.decision import DecisionAction
 from app.domain.enums import SignalStatus
 from app.domain.intervals import interval_ms
 from app.domain.signal import Signal, price_of
-from app.engine.analyzer import DEFAULT_BATCH, DEFAULT_LEASE_MS, Analyst
+from app.engine.analyzer import DEFAULT_BATCH, DEFAULT_LEASE_MS, Analyst, work_through
 from app.engine.ports import TraderRepository
 from app.engine.screening import CandleClose, MarketView
 
@@ -61,12 +60,13 @@ class SignalMonitorStage:
         """Watched signals are parked until their next close: the time is in the store."""
 
     async def run(self, view: MarketView) -> int:
-        now = self.analyst.clock.now()
-        claimed = await self.analyst.signals.claim(
-            SignalStatus.WATCHING, self.owner, now, now + self.lease_ms, self.batch
-        )
-        handled = await asyncio.gather(*(self._check(signal, view) for signal in claimed))
-        return sum(handled)
+        async def claim(limit: int) -> list[Signal]:
+            now = self.analyst.clock.now()
+            return await self.analyst.signals.claim(
+                SignalStatus.WATCHING, self.owner, now, now + self.lease_ms, limit
+            )
+
+        return await work_through(claim, lambda signal: self._check(signal, view), self.batch)
 
     async def _check(self, signal: Signal, view: MarketView) -> bool:
         """Whether the signal was re-checked (False: its candle is not in yet)."""

@@ -9,7 +9,6 @@ trader's filter reads (a filter that looked at the 4h trend is analyzed with the
 from __future__ import annotations
 
 from app.domain.filter_validation import FilterValidationError
-from app.domain.indicators import CandleArrays
 from app.domain.signal import Signal
 from app.domain.trader_spec import TraderSpec
 from app.engine.analysis.base import AnalysisContext
@@ -42,7 +41,7 @@ class ContextBuilder:
             read = frozenset()
         return [signal.interval, *sorted(read - {signal.interval})]
 
-    def window(self, view: MarketView, symbol: str, interval: str) -> CandleArrays:
+    def window(self, view: MarketView, symbol: str, interval: str) -> Candles:
         series = view.candles(symbol, interval)
         last = slice(-self.candles, None)
         return Candles(

@@ -33,6 +33,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Generic, Protocol, TypeVar
 
 import aiohttp
@@ -91,6 +92,21 @@ def schema_parser(schema: type[BaseModel]) -> Callable[[str], Any]:
     return parse
 
 
+@lru_cache(maxsize=64)
+def json_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    """The answer schema as JSON Schema, built once per schema (it is costly to build, and a
+    burst of analyses builds it for every request)."""
+    return schema.model_json_schema()
+
+
+@lru_cache(maxsize=64)
+def response_schema(schema: type[BaseModel]) -> types.Schema:
+    """The answer schema in Gemini's `response_schema` form, converted once per schema."""
+    return types.Schema.from_json_schema(
+        json_schema=types.JSONSchema.model_validate(json_schema(schema))
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class LlmRequest:
     purpose: Purpose
@@ -105,7 +121,7 @@ class LlmRequest:
     temperature: float = 0.2
 
     def digest(self) -> str:
-        return prompt_hash(self.system, self.prompt, self.schema.model_json_schema())
+        return prompt_hash(self.system, self.prompt, json_schema(self.schema))
 
     def repair(self, answer_text: str, problems: str) -> LlmRequest:
         """This request once more, with the model's answer and what is wrong with it."""
@@ -368,7 +384,7 @@ class LlmClient:
         config = types.GenerateContentConfig(
             system_instruction=request.system,
             response_mime_type="application/json",
-            response_schema=request.schema,
+            response_schema=response_schema(request.schema),
             temperature=request.temperature,
         )
         started = time.perf_counter()
@@ -443,42 +459,40 @@ def _read(response: types.GenerateContentResponse) -> _Attempt:
     """The outcome of a 200 answer: its text, or why there is none (a blocked prompt, an
     answer stopped for safety or cut off at the token limit)."""
     usage = response.usage_metadata
-    input_tokens = (usage.prompt_token_count or 0) if usage else 0
-    output_tokens = (
-        ((usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)) if usage else 0
+    spent = _Attempt(
+        CallOutcome.OK,
+        input_tokens=(usage.prompt_token_count or 0) if usage else 0,
+        output_tokens=(
+            (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0) if usage else 0
+        ),
     )
-    spent = {"input_tokens": input_tokens, "output_tokens": output_tokens}
     feedback = response.prompt_feedback
     if feedback is not None and feedback.block_reason is not None:
-        reason = (
-            feedback.block_reason.value
-            if hasattr(feedback.block_reason, "value")
-            else feedback.block_reason
-        )
-        message = feedback.block_reason_message or ""
-        return _Attempt(
-            CallOutcome.BLOCKED,
-            error=f"the prompt was blocked: {reason} {message}".strip(),
-            **spent,
+        reason = f"{_name(feedback.block_reason)} {feedback.block_reason_message or ''}".strip()
+        return replace(
+            spent, outcome=CallOutcome.BLOCKED, error=f"the prompt was blocked: {reason}"
         )
     if not response.candidates:
-        return _Attempt(CallOutcome.BLOCKED, error="the answer has no candidates", **spent)
+        return replace(spent, outcome=CallOutcome.BLOCKED, error="the answer has no candidates")
     candidate = response.candidates[0]
-    finish = candidate.finish_reason
-    finish_name = (finish.value if hasattr(finish, "value") else str(finish)) if finish else None
-    if finish_name in BLOCKING_FINISH:
-        return _Attempt(
-            CallOutcome.BLOCKED, error=f"the answer was stopped: {finish_name}", **spent
+    finish = _name(candidate.finish_reason) if candidate.finish_reason else None
+    if finish in BLOCKING_FINISH:
+        return replace(
+            spent, outcome=CallOutcome.BLOCKED, error=f"the answer was stopped: {finish}"
         )
+    if finish == "MAX_TOKENS":
+        error = "the answer was cut off at the token limit"
+        return replace(spent, outcome=CallOutcome.TRUNCATED, error=error)
     parts = candidate.content.parts if candidate.content and candidate.content.parts else []
     text = "".join(part.text for part in parts if part.text and not part.thought)
-    if finish_name == "MAX_TOKENS":
-        return _Attempt(
-            CallOutcome.TRUNCATED, error="the answer was cut off at the token limit", **spent
-        )
     if not text.strip():
-        return _Attempt(CallOutcome.INVALID_ANSWER, error="the answer is empty", **spent)
-    return _Attempt(CallOutcome.OK, text=text, **spent)
+        return replace(spent, outcome=CallOutcome.INVALID_ANSWER, error="the answer is empty")
+    return replace(spent, text=text)
+
+
+def _name(value: object) -> str:
+    """An enum of the SDK by its API name (unknown values arrive as plain strings)."""
+    return str(getattr(value, "value", value))
 
 
 def _api_error(exc: errors.APIError) -> _Attempt:
@@ -504,7 +518,8 @@ def _server_delay(exc: errors.APIError) -> float | None:
             if delay is not None:
                 return delay
     headers = getattr(exc.response, "headers", None) or {}
+    after = headers.get("Retry-After")
     try:
-        return float(headers.get("Retry-After"))
-    except (TypeError, ValueError):
+        return float(after) if isinstance(after, str) else None
+    except ValueError:
         return None
