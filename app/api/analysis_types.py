@@ -17,6 +17,8 @@ from app.domain.decision_quality import CalibrationBucket as BucketValue
 from app.domain.decision_quality import Outcome as OutcomeValue
 from app.domain.decision_quality import OutcomeCounts as CountsValue
 from app.domain.decision_quality import QualityReport
+from app.engine.clock import to_datetime
+from app.services.repositories.decisions import decision_of
 
 DecisionAction = strawberry.enum(
     ActionValue, description="enter_trade: trade now; good_setup: watch; bad_setup: reject"
@@ -33,10 +35,6 @@ DecisionOutcome = strawberry.enum(
     description="target: the first take profit came first; stop: the stop came first; "
     "neither: not within the horizon; unlabelled: no levels to judge",
 )
-
-
-def _decimals(values: list[str]) -> list[Decimal]:
-    return [Decimal(value) for value in values]
 
 
 @strawberry.type
@@ -87,33 +85,37 @@ class Analysis:
 
     @classmethod
     def from_model(cls, row: models.Decision) -> Analysis:
+        decision = decision_of(row)
+        levels = decision.levels
         return cls(
-            id=strawberry.ID(str(row.id)),
-            decision=row.action,
-            direction=row.direction,
-            confidence=row.confidence,
-            reasoning=row.reasoning,
-            trade_plan=TradePlan(setup=row.setup, invalidation=row.invalidation),
-            key_levels=KeyLevels(
-                entry=row.entry,
-                stop_loss=row.stop_loss,
-                take_profit=_decimals(row.take_profits),
-                support=_decimals(row.supports),
-                resistance=_decimals(row.resistances),
+            id=strawberry.ID(str(decision.id)),
+            decision=decision.action,
+            direction=decision.direction,
+            confidence=decision.confidence,
+            reasoning=decision.reasoning,
+            trade_plan=TradePlan(
+                setup=decision.trade_plan.setup, invalidation=decision.trade_plan.invalidation
             ),
-            risk_reward=row.risk_reward,
-            engine=row.engine,
-            model=row.model,
-            schema_version=row.schema_version,
-            prompt_hash=row.prompt_hash,
-            input_tokens=row.input_tokens,
-            output_tokens=row.output_tokens,
-            latency_ms=row.latency_ms,
-            fallback_reason=row.fallback_reason,
-            invalid_reason=row.invalid_reason,
-            repairs=row.repairs,
-            as_of=row.as_of,
-            created_at=row.created_at,
+            key_levels=KeyLevels(
+                entry=levels.entry,
+                stop_loss=levels.stop_loss,
+                take_profit=list(levels.take_profits),
+                support=list(levels.supports),
+                resistance=list(levels.resistances),
+            ),
+            risk_reward=decision.risk_reward,
+            engine=decision.engine,
+            model=decision.model,
+            schema_version=decision.schema_version,
+            prompt_hash=decision.prompt_hash,
+            input_tokens=decision.input_tokens,
+            output_tokens=decision.output_tokens,
+            latency_ms=decision.latency_ms,
+            fallback_reason=decision.fallback_reason,
+            invalid_reason=decision.invalid_reason,
+            repairs=decision.repairs,
+            as_of=to_datetime(decision.as_of),
+            created_at=to_datetime(decision.created_at),
             outcome=row.outcome,
             outcome_at=row.outcome_at,
         )

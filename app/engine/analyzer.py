@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from app.domain.decision import Decision, DecisionAction
+from app.domain.decision import Decision
 from app.domain.enums import SignalStatus
 from app.domain.intervals import interval_ms
 from app.domain.signal import Signal
 from app.domain.signal_lifecycle import status_after
 from app.domain.trader_spec import TraderSpec
-from app.engine.analysis.base import AnalysisContext, AnalysisEngine
+from app.engine.analysis.base import AnalysisEngine, rejection
 from app.engine.analysis.context import ContextBuilder
 from app.engine.clock import Clock
 from app.engine.ports import DecisionRepository, Notifier, SignalRepository, TraderRepository
@@ -39,23 +38,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LEASE_MS = 600_000
 DEFAULT_BATCH = 40
-
-
-def failed_decision(context: AnalysisContext, engine: AnalysisEngine, error: Exception) -> Decision:
-    """A bug in an engine rejects the signal it was analyzing, never the engine."""
-    return Decision(
-        id=uuid.uuid4(),
-        signal_id=context.signal.id,
-        trader_id=context.trader.id,
-        action=DecisionAction.BAD_SETUP,
-        direction=context.signal.side,
-        confidence=0.0,
-        reasoning="The analysis failed; nothing is traded.",
-        created_at=context.now,
-        engine=engine.kind,
-        invalid_reason=f"analysis failed: {type(error).__name__}: {error}",
-        as_of=context.as_of,
-    )
 
 
 async def work_through(
@@ -105,7 +87,10 @@ class Analyst:
             decision = await self.engine.analyze(context)
         except Exception as exc:
             log.exception("analysis of signal %s failed", signal.id)
-            decision = failed_decision(context, self.engine, exc)
+            reason = f"analysis failed: {type(exc).__name__}: {exc}"
+            decision = rejection(
+                context, self.engine.kind, "The analysis failed; nothing is traded.", reason
+            )
         await self.decisions.add(decision)
         return decision
 

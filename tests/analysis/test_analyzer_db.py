@@ -49,6 +49,7 @@ from tests.fakes.gemini import (
     FakeGemini,
     Received,
     Reply,
+    analysis_answer,
     answer,
     blocked_prompt,
     rate_limited,
@@ -56,15 +57,10 @@ from tests.fakes.gemini import (
     slow,
     stopped,
     trade,
+    wrong_side,
 )
 
 LIMITS = LlmLimits(timeout_seconds=0.5, initial_backoff=0.01, max_backoff=0.02)
-
-
-def wrong_side(request: Received) -> Reply:
-    body = trade(request)
-    body["key_levels"]["stop_loss"] = body["key_levels"]["entry"] * 1.02
-    return answer(body)
 
 
 def missing_fields(request: Received) -> Reply:
@@ -79,10 +75,6 @@ def wrong_types(request: Received) -> Reply:
     return answer(body)
 
 
-def valid(request: Received) -> Reply:
-    return answer(trade(request))
-
-
 GARBAGE: dict[str, list[Reply | Callable[[Received], Reply]]] = {
     "invalid json": [answer("{not json"), answer("BUY NOW")],
     "missing fields": [missing_fields, missing_fields],
@@ -92,7 +84,7 @@ GARBAGE: dict[str, list[Reply | Callable[[Received], Reply]]] = {
     "safety stop": [stopped("SAFETY")],
     "repeated 500s": [server_error(500)] * 4,
     "timeout": [slow(answer("{}"), 5.0)],
-    "429 then success": [rate_limited("0.05s"), valid],
+    "429 then success": [rate_limited("0.05s"), analysis_answer],
 }
 
 
@@ -126,7 +118,7 @@ async def test_an_analysis_is_stored_on_its_signal_with_its_tokens(
     spec = await trader(owner, "dip buyer")
     signal = signal_on(spec, view)
     assert await wiring.signals.add(signal)
-    gemini.then(valid)
+    gemini.then(analysis_answer)
 
     assert await wiring.stage.run(view) == 1
     row = await Signal.get(id=signal.id)
@@ -194,7 +186,7 @@ async def test_garbage_from_the_model_trades_nothing_and_the_stage_goes_on(
 
     late = signal_on(await trader(owner, "after the storm"), view)
     await wiring.signals.add(late)
-    gemini.respond = valid
+    gemini.respond = analysis_answer
     assert await wiring.stage.run(view) == 1
     assert (await Signal.get(id=late.id)).status == SignalStatus.READY
 

@@ -30,6 +30,7 @@ from tests.fakes.gemini import (
     FakeGemini,
     Received,
     Reply,
+    analysis_answer,
     answer,
     blocked_prompt,
     rate_limited,
@@ -37,6 +38,7 @@ from tests.fakes.gemini import (
     slow,
     stopped,
     trade,
+    wrong_side,
 )
 
 MODEL = "gemini-2.5-flash"
@@ -51,20 +53,8 @@ async def context(filter_code: str = MULTI_TIMEFRAME) -> AnalysisContext:
     return await builder.build(signal_on(trader, view), trader, view)
 
 
-def wrong_side(request: Received) -> Reply:
-    """A long whose stop is above its entry."""
-    body = trade(request)
-    levels = body["key_levels"]
-    levels["stop_loss"] = levels["entry"] * 1.02
-    return answer(body)
-
-
 def too_little_reward(request: Received) -> Reply:
     return answer(trade(request, multiples=(1.0, 1.2)))
-
-
-def valid(request: Received) -> Reply:
-    return answer(trade(request))
 
 
 def engine_on(
@@ -77,7 +67,7 @@ def engine_on(
 async def test_the_model_decides_on_the_whole_context(gemini: FakeGemini, clients: Clients) -> None:
     calls = MemoryCallLog()
     ctx = await context()
-    gemini.then(valid)
+    gemini.then(analysis_answer)
     decision = await engine_on(clients, calls).analyze(ctx)
 
     assert decision.action == DecisionAction.ENTER_TRADE
@@ -101,7 +91,7 @@ async def test_levels_on_the_wrong_side_get_one_repair(
     gemini: FakeGemini, clients: Clients
 ) -> None:
     calls = MemoryCallLog()
-    gemini.then(wrong_side, valid)
+    gemini.then(wrong_side, analysis_answer)
     decision = await engine_on(clients, calls).analyze(await context())
     assert decision.action == DecisionAction.ENTER_TRADE
     assert decision.repairs == 1
@@ -113,7 +103,7 @@ async def test_levels_on_the_wrong_side_get_one_repair(
 
 
 async def test_invalid_json_gets_one_repair(gemini: FakeGemini, clients: Clients) -> None:
-    gemini.then(answer("Sure! Here is my analysis: BUY"), valid)
+    gemini.then(answer("Sure! Here is my analysis: BUY"), analysis_answer)
     decision = await engine_on(clients, MemoryCallLog()).analyze(await context())
     assert (decision.action, decision.repairs) == (DecisionAction.ENTER_TRADE, 1)
     assert "Your previous answer:\nSure! Here is my analysis: BUY" in gemini.requests[1].prompt
@@ -185,7 +175,7 @@ async def test_429_then_success_is_an_ordinary_decision(
     gemini: FakeGemini, clients: Clients
 ) -> None:
     calls = MemoryCallLog()
-    gemini.then(rate_limited("0.05s"), valid)
+    gemini.then(rate_limited("0.05s"), analysis_answer)
     decision = await engine_on(clients, calls).analyze(await context())
     assert decision.action == DecisionAction.ENTER_TRADE
     assert [c.outcome for c in calls.calls] == [CallOutcome.RATE_LIMITED, CallOutcome.OK]
@@ -222,7 +212,7 @@ async def test_the_same_analysis_twice_makes_one_call(gemini: FakeGemini, client
     calls, cache = MemoryCallLog(), MemoryResponseCache()
     engine = engine_on(clients, calls, cache=cache)
     ctx = await context()
-    gemini.then(valid)
+    gemini.then(analysis_answer)
     first = await engine.analyze(ctx)
     again = await engine.analyze(ctx)
     assert len(gemini.requests) == 1 and len(calls.calls) == 1

@@ -383,6 +383,13 @@ def analysis_answer(request: Received) -> Reply:
     return answer(trade(request))
 
 
+def wrong_side(request: Received) -> Reply:
+    """An analysis answer whose long has its stop above the entry."""
+    body = trade(request)
+    body["key_levels"]["stop_loss"] = body["key_levels"]["entry"] * 1.02
+    return answer(body)
+
+
 async def _serve(port: int, delay: float) -> None:
     fake = FakeGemini(respond=analysis_answer, delay=delay)
     await fake.start(port)

@@ -11,12 +11,13 @@ decisions on this signal.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from app.domain.decision import AnalysisEngineKind, Decision
+from app.domain.decision import AnalysisEngineKind, Decision, DecisionAction
 from app.domain.indicators import CandleArrays
 from app.domain.intervals import interval_ms
 from app.domain.signal import Signal, price_of
@@ -57,6 +58,26 @@ class AnalysisContext:
     @property
     def recheck(self) -> bool:
         return bool(self.earlier)
+
+
+def rejection(
+    context: AnalysisContext, engine: AnalysisEngineKind, reasoning: str, reason: str
+) -> Decision:
+    """A `bad_setup` without levels for an analysis that gave no usable answer (why is
+    `reason`): recorded like any decision, it trades nothing."""
+    return Decision(
+        id=uuid.uuid4(),
+        signal_id=context.signal.id,
+        trader_id=context.trader.id,
+        action=DecisionAction.BAD_SETUP,
+        direction=context.signal.side,
+        confidence=0.0,
+        reasoning=reasoning,
+        created_at=context.now,
+        engine=engine,
+        invalid_reason=reason,
+        as_of=context.as_of,
+    )
 
 
 class AnalysisEngine(Protocol):

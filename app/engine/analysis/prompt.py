@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -42,7 +43,7 @@ from app.domain.indicators import CandleArrays
 from app.domain.llm import Purpose
 from app.domain.signal import price_of
 from app.domain.trader_spec import RISK_FIELDS
-from app.engine.analysis.base import AnalysisContext
+from app.engine.analysis.base import AnalysisContext, rejection
 from app.engine.llm.client import LlmAnswer, LlmError, LlmRequest
 
 SYSTEM = f"""You are the market analyst of an automated crypto trading agent. For one signal \
@@ -257,22 +258,17 @@ def decision_of(
 
 
 def unusable(context: AnalysisContext, model: str, error: LlmError, reason: str) -> Decision:
-    """The record of a model that gave no usable answer: a rejection that trades nothing."""
-    return Decision(
-        id=uuid.uuid4(),
-        signal_id=context.signal.id,
-        trader_id=context.trader.id,
-        action=DecisionAction.BAD_SETUP,
-        direction=context.signal.side,
-        confidence=0.0,
-        reasoning="The model gave no usable answer; nothing is traded.",
-        created_at=context.now,
-        engine=AnalysisEngineKind.GEMINI,
+    """The record of a model that gave no usable answer, with what its requests cost."""
+    return replace(
+        rejection(
+            context,
+            AnalysisEngineKind.GEMINI,
+            "The model gave no usable answer; nothing is traded.",
+            reason,
+        ),
         model=model,
         prompt_hash=error.prompt_hash or None,
         input_tokens=error.input_tokens,
         output_tokens=error.output_tokens,
         latency_ms=error.latency_ms,
-        invalid_reason=reason,
-        as_of=context.as_of,
     )
