@@ -119,8 +119,8 @@ def build_workflow(
 async def build_engine(
     settings: Settings,
     bus: EventBus,
-    clock: Clock | None = None,
     llm: LlmClient | None = None,
+    clock: Clock | None = None,
     **options: int,
 ) -> LiveEngine:
     """The live engine on the configured feed; `options` go to `LiveEngine` (settling)."""
@@ -142,7 +142,7 @@ def build_runtime(settings: Settings) -> Runtime:
 @asynccontextmanager
 async def engine_running(runtime: Runtime) -> AsyncIterator[LiveEngine]:
     """Run the live engine inside this process for the duration of the block."""
-    engine = await build_engine(runtime.settings, runtime.bus, llm=runtime.llm)
+    engine = await build_engine(runtime.settings, runtime.bus, runtime.llm)
     try:
         await engine.start()
         runtime.engine, runtime.market = engine, EmbeddedMarket(engine.market)
