@@ -253,7 +253,8 @@ async def main(args: argparse.Namespace) -> None:
     print(
         f"burst: {created} signals at one close; all decided {decided:.1f} s after the close "
         f"(floor {floor:.0f} s at {args.concurrency} x {args.delay:g} s), "
-        f"{created / decided:.1f} decisions/s; {calls} model calls; engines {sorted(set(engines))}"
+        f"{created / decided:.1f} decisions/s; {calls} model calls; "
+        f"engines {', '.join(sorted({str(e) for e in engines}))}"
     )
     print(
         f"the burst close itself: screen {burst_close[0] * 1000:.1f} ms, whole close "
