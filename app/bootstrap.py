@@ -3,60 +3,133 @@
 Stages know only their ports; this module picks what stands behind each one in a live
 process (the database repositories, the event bus, the wall clock, the configured feed),
 and hands the API its ports to the engine: the embedded engine when it runs here, the
-database heartbeats of engines elsewhere when `TRADERS_ENGINE=off`.
+database heartbeats of engines elsewhere when `TRADERS_ENGINE=off`. The model client is
+built once per process and shared by the analyzer and the API's trader generation, so its
+concurrency limits hold for both; without a Gemini key there is none and the rule engine
+analyzes.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from app.core.bus import create_event_bus
 from app.core.events import EventBus
 from app.core.settings import Settings
+from app.engine.analysis.base import AnalysisEngine
+from app.engine.analysis.gemini import GeminiAnalysisEngine
+from app.engine.analysis.rules import RuleAnalysisEngine
+from app.engine.assembly import Ports, StageOptions, assemble_workflow
 from app.engine.clock import Clock, RealtimeClock
 from app.engine.live import LiveEngine
+from app.engine.llm.client import LlmClient, LlmLimits, gemini_models
 from app.engine.market import MarketData
+from app.engine.ports import NoPositions
 from app.engine.sandbox import FilterSandbox
-from app.engine.screening import ScreenerEngine
-from app.engine.signals import SignalManager
 from app.engine.workflow import Workflow
 from app.services.filter_check import FilterChecker
 from app.services.market import EmbeddedMarket, record_heartbeat
 from app.services.notifier import BusNotifier
+from app.services.repositories.decisions import DbDecisionRepository
+from app.services.repositories.llm import DbCallLog, DbResponseCache
 from app.services.repositories.signals import DbSignalRepository
 from app.services.repositories.traders import DbTraderRepository
 from app.services.runtime import Runtime
 from app.services.traders import TraderManager
 
+# Who holds a lease on a signal: this process, named so an operator can tell which it was.
+PROCESS_ID = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
-def build_workflow(bus: EventBus, clock: Clock, sandbox: FilterSandbox) -> Workflow:
-    traders = DbTraderRepository(TraderManager(bus))
-    signals = SignalManager(DbSignalRepository(), traders, BusNotifier(bus), clock)
-    return Workflow(traders, ScreenerEngine(sandbox), signals)
+
+def llm_limits(settings: Settings) -> LlmLimits:
+    return LlmLimits(
+        timeout_seconds=settings.gemini_timeout_seconds,
+        attempts=settings.gemini_attempts,
+        max_retry_delay=settings.gemini_max_retry_delay_seconds,
+        concurrency=settings.llm_concurrency,
+        concurrency_per_user=settings.llm_concurrency_per_user,
+        daily_tokens_per_user=settings.llm_daily_tokens_per_user,
+    )
+
+
+def build_llm(settings: Settings, clock: Clock) -> LlmClient | None:
+    """The Gemini client on the database's call log and cache; None without a key (or with
+    the rule engine forced), when no model is ever called."""
+    if not settings.uses_gemini or settings.gemini_api_key is None:
+        return None
+    models, close = gemini_models(
+        settings.gemini_api_key.get_secret_value(),
+        settings.gemini_base_url,
+        settings.gemini_timeout_seconds,
+    )
+    return LlmClient(
+        models, DbCallLog(), DbResponseCache(), clock, llm_limits(settings), close=close
+    )
+
+
+def analysis_engine(settings: Settings, llm: LlmClient | None) -> AnalysisEngine:
+    rules = RuleAnalysisEngine()
+    return rules if llm is None else GeminiAnalysisEngine(llm, settings.gemini_model, rules)
+
+
+def build_workflow(
+    bus: EventBus,
+    clock: Clock,
+    sandbox: FilterSandbox,
+    settings: Settings | None = None,
+    llm: LlmClient | None = None,
+) -> Workflow:
+    """The live stages on the database; `settings` default to the embedded defaults."""
+    settings = settings or Settings()
+    ports = Ports(
+        traders=DbTraderRepository(TraderManager(bus)),
+        signals=DbSignalRepository(),
+        decisions=DbDecisionRepository(),
+        positions=NoPositions(),
+        notifier=BusNotifier(bus),
+    )
+    return assemble_workflow(
+        ports,
+        clock,
+        sandbox,
+        analysis_engine(settings, llm),
+        owner=PROCESS_ID,
+        options=StageOptions.from_settings(settings),
+    )
 
 
 async def build_engine(
-    settings: Settings, bus: EventBus, clock: Clock | None = None, **options: int
+    settings: Settings,
+    bus: EventBus,
+    llm: LlmClient | None = None,
+    clock: Clock | None = None,
+    **options: int,
 ) -> LiveEngine:
-    """The live engine on the configured feed; `options` go to `LiveEngine` (settling)."""
-    clock = clock or RealtimeClock()
+    """The live engine on the configured feed, its workflow on the market's clock (the feed's,
+    unless `clock` is given); `options` go to `LiveEngine` (settling)."""
     market = await MarketData.create(settings)
     sandbox = FilterSandbox(workers=os.cpu_count() or 1)
-    workflow = build_workflow(bus, clock, sandbox)
-    return LiveEngine(market, workflow, clock, heartbeat=record_heartbeat, **options)
+    workflow = build_workflow(bus, clock or market.feed.clock, sandbox, settings, llm)
+    return LiveEngine(market, workflow, heartbeat=record_heartbeat, **options)
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    return Runtime(settings=settings, bus=create_event_bus(settings))
+    return Runtime(
+        settings=settings,
+        bus=create_event_bus(settings),
+        llm=build_llm(settings, RealtimeClock()),
+    )
 
 
 @asynccontextmanager
 async def engine_running(runtime: Runtime) -> AsyncIterator[LiveEngine]:
     """Run the live engine inside this process for the duration of the block, with the
     dry-run lane of `validateFilter` beside it on the same market."""
-    engine = await build_engine(runtime.settings, runtime.bus)
+    engine = await build_engine(runtime.settings, runtime.bus, runtime.llm)
     checker = FilterChecker.from_settings(engine.market, runtime.settings)
     try:
         await engine.start()

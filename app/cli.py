@@ -55,6 +55,8 @@ def engine(settings: Settings, args: argparse.Namespace) -> None:
                 await asyncio.Event().wait()
         finally:
             await runtime.bus.stop()
+            if runtime.llm is not None:
+                await runtime.llm.close()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_with_db(settings, work))

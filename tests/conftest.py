@@ -28,6 +28,10 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REDIS_URL = os.environ.get("TRADERS_TEST_REDIS", "redis://127.0.0.1:6379/0")
 BACKENDS = ("sqlite", "postgres")
 TABLES = (
+    "llm_responses",
+    "llm_calls",
+    "decisions",
+    "signal_transitions",
     "trade_audit_log",
     "equity_snapshots",
     "orders",

@@ -57,6 +57,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             await init_db(settings.database_url)
             started.push_async_callback(runtime.bus.stop)
             await runtime.bus.start()
+            if runtime.llm is not None:
+                started.push_async_callback(runtime.llm.close)
             if settings.engine == "embedded":
                 engine = await started.enter_async_context(engine_running(runtime))
                 logger.info("engine embedded; market data source: %s", engine.market.source)

@@ -13,6 +13,7 @@ from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors
 
 from app.services.errors import BusyError, InvalidInputError, NotFoundError
+from app.services.generation import GenerationFailedError
 from app.services.market import EngineUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ def _extensions(original: Exception) -> dict[str, Any] | None:
         return {"code": "ENGINE_UNAVAILABLE"}
     if isinstance(original, BusyError):
         return {"code": "TOO_MANY_REQUESTS"}
+    if isinstance(original, GenerationFailedError):
+        return {"code": "GENERATION_FAILED", "problems": original.problems}
     return None
 
 

@@ -31,6 +31,7 @@ class RiskManagementInput:
     max_positions: int | None = strawberry.UNSET
     position_size_percent: Decimal | None = strawberry.UNSET
     max_drawdown: Decimal | None = strawberry.UNSET
+    min_risk_reward: Decimal | None = strawberry.UNSET
 
 
 @strawberry.input

@@ -8,8 +8,8 @@ from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from app.db.models import Signal, Trade, Trader
-from app.services import reads
+from app.db.models import Decision, Signal, SignalTransition, Trade, Trader
+from app.services import analysis, reads
 
 V = TypeVar("V")
 
@@ -28,6 +28,12 @@ class Loaders:
     def __init__(self) -> None:
         self.trader: DataLoader[uuid.UUID, Trader | None] = _loader(reads.traders_by_id)
         self.metrics: DataLoader[uuid.UUID, reads.TraderMetrics] = _loader(reads.metrics_by_trader)
+        self.decisions: DataLoader[uuid.UUID, list[Decision]] = _loader(
+            analysis.decisions_by_signal, missing=[]
+        )
+        self.transitions: DataLoader[uuid.UUID, list[SignalTransition]] = _loader(
+            analysis.transitions_by_signal, missing=[]
+        )
         self._latest: dict[tuple[str, int], DataLoader[uuid.UUID, list]] = {}  # type: ignore[type-arg]
 
     def latest_signals(self, first: int) -> DataLoader[uuid.UUID, list[Signal]]:

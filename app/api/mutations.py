@@ -6,13 +6,14 @@ from typing import Annotated
 
 import strawberry
 
+from app.api.generation import GenerationMutation
 from app.api.inputs import CreateTraderInput, UpdateTraderInput, api_errors, to_changes
 from app.api.types import Info, Trader, TradingMode
 from app.services.errors import InvalidInputError
 
 
 @strawberry.type
-class Mutation:
+class Mutation(GenerationMutation):
     @strawberry.mutation
     async def create_trader(self, info: Info, input: CreateTraderInput) -> Trader:
         user = info.context.require_user()

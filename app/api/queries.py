@@ -8,7 +8,9 @@ import strawberry
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
+from app.api.analysis import AnalysisQuery
 from app.api.filter_check import FilterQuery
+from app.api.generation import GenerationQuery
 from app.api.market import MarketQuery
 from app.api.pagination import Connection, paginate
 from app.api.types import (
@@ -30,7 +32,7 @@ M = TypeVar("M", bound=Model)
 
 
 @strawberry.type
-class Query(FilterQuery, MarketQuery):
+class Query(FilterQuery, MarketQuery, AnalysisQuery, GenerationQuery):
     @strawberry.field(description="The caller")
     def me(self, info: Info) -> User:
         return User.from_model(info.context.require_user())

@@ -10,6 +10,7 @@ from typing import Annotated
 import strawberry
 from strawberry.scalars import JSON
 
+from app.api.analysis_types import Analysis, SignalTransition
 from app.api.context import Context
 from app.api.pagination import Connection, check_first, page_of
 from app.db import models
@@ -80,6 +81,9 @@ class RiskManagement:
     max_positions: int | None
     position_size_percent: Decimal | None = strawberry.field(description="percent of equity")
     max_drawdown: Decimal | None = strawberry.field(description="percent, pauses the trader")
+    min_risk_reward: Decimal | None = strawberry.field(
+        description="least reward per unit of risk an analysis may propose (default 1.5)"
+    )
 
 
 @strawberry.type
@@ -106,8 +110,8 @@ class Signal:
     score: float | None
     indicators: JSON
     status: SignalStatus
+    status_reason: str | None = strawberry.field(description="Why the signal has its status")
     candle_time: datetime
-    analysis: JSON | None
     created_at: datetime
     updated_at: datetime
 
@@ -124,8 +128,8 @@ class Signal:
             score=signal.score,
             indicators=signal.indicators,
             status=signal.status,
+            status_reason=signal.status_reason,
             candle_time=signal.candle_time,
-            analysis=signal.analysis,
             created_at=signal.created_at,
             updated_at=signal.updated_at,
         )
@@ -135,6 +139,21 @@ class Signal:
         trader = await info.context.loaders.trader.load(uuid.UUID(self.trader_id))
         assert trader is not None
         return Trader.from_model(trader)
+
+    @strawberry.field(description="The latest analysis of this signal (null until analyzed)")
+    async def analysis(self, info: Info) -> Analysis | None:
+        rows = await info.context.loaders.decisions.load(uuid.UUID(self.id))
+        return Analysis.from_model(rows[-1]) if rows else None
+
+    @strawberry.field(description="Every analysis of this signal, oldest first")
+    async def decisions(self, info: Info) -> list[Analysis]:
+        rows = await info.context.loaders.decisions.load(uuid.UUID(self.id))
+        return [Analysis.from_model(row) for row in rows]
+
+    @strawberry.field(description="Every status change, oldest first, with its reason")
+    async def transitions(self, info: Info) -> list[SignalTransition]:
+        rows = await info.context.loaders.transitions.load(uuid.UUID(self.id))
+        return [SignalTransition.from_model(row) for row in rows]
 
 
 @strawberry.type
@@ -230,6 +249,7 @@ class Trader:
                     max_positions=trader.max_positions,
                     position_size_percent=trader.position_size_percent,
                     max_drawdown=trader.max_drawdown,
+                    min_risk_reward=trader.min_risk_reward,
                 ),
             ),
             created_at=trader.created_at,

@@ -26,7 +26,7 @@ class EventType:
     """What changed. Payload keys the subscriptions read (all optional, extra keys ignored):
 
     - SIGNAL: kind ("created", "updated", ...), signal_id, symbol, interval, side, status,
-      price, score, indicators, candle_time (ISO 8601)
+      reason (why it has that status), price, score, indicators, candle_time (ISO 8601)
     - TRADE: kind ("opened", "closed", "updated", ...), trade_id, signal_id, symbol, side,
       status, mode, amount, entry_price, exit_price, pnl, pnl_percent, exit_reason
     - PNL: the trader's metrics after the change, the fields of `app.domain.metrics.Metrics`

@@ -13,7 +13,7 @@ import os
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "TRADERS_"
@@ -37,7 +37,54 @@ class Settings(BaseSettings):
         default=None,
         description="Fernet key that encrypts exchange credentials at rest",
     )
-    gemini_api_key: SecretStr | None = None
+    gemini_api_key: SecretStr | None = Field(
+        default=None, description="Gemini API key; unset, the offline analysis engines answer"
+    )
+    gemini_model: str = Field(
+        default="gemini-2.5-flash", min_length=1, description="model that analyzes signals"
+    )
+    gemini_generation_model: str = Field(
+        default="gemini-2.5-flash", min_length=1, description="model that generates traders"
+    )
+    gemini_base_url: str | None = Field(
+        default=None, description="Gemini API base URL (a proxy, or a fake in tests)"
+    )
+    gemini_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    gemini_attempts: int = Field(
+        default=4,
+        ge=1,
+        le=10,
+        description="attempts per request on 429 and 5xx, the first one included",
+    )
+    gemini_max_retry_delay_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="a longer retry delay asked by the API fails the request instead of waiting",
+    )
+    analysis_engine: Literal["auto", "gemini", "rules"] = Field(
+        default="auto", description="auto: Gemini with a key, the rule engine without one"
+    )
+    llm_daily_tokens_per_user: int = Field(
+        default=2_000_000,
+        ge=0,
+        description="model tokens a user may spend per UTC day; then the rule engine answers",
+    )
+    llm_concurrency: int = Field(default=10, ge=1, le=1000, description="model calls at once")
+    llm_concurrency_per_user: int = Field(default=4, ge=1, le=1000)
+    analysis_candles: int = Field(default=100, ge=20, le=1000)
+    watch_rechecks: int = Field(
+        default=5, ge=1, le=1000, description="re-checks of a watched signal before it expires"
+    )
+    watch_cancel_move_percent: float = Field(
+        default=5.0,
+        gt=0,
+        le=100,
+        description="a watched signal whose price moved more is cancelled",
+    )
+    outcome_horizon_candles: int = Field(
+        default=24, ge=1, le=1000, description="candles after a decision that judge its outcome"
+    )
     feed: str = Field(
         default="auto", description="auto | simulated | ccxt:<exchange> | replay:<directory>"
     )
@@ -110,6 +157,27 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    @field_validator("gemini_base_url")
+    @classmethod
+    def _http_base_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("analysis_engine")
+    @classmethod
+    def _gemini_needs_a_key(cls, value: str, info: ValidationInfo) -> str:
+        if value == "gemini" and info.data.get("gemini_api_key") is None:
+            raise ValueError(f"gemini needs {ENV_PREFIX}GEMINI_API_KEY")
+        return value
+
+    @property
+    def uses_gemini(self) -> bool:
+        """Whether model calls are made: a key, and the rule engine not forced."""
+        return self.gemini_api_key is not None and self.analysis_engine != "rules"
 
     @field_validator("feed")
     @classmethod

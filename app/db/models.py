@@ -12,6 +12,8 @@ from typing import Any
 from tortoise import fields
 from tortoise.models import Model
 
+from app.domain.decision import AnalysisEngineKind, DecisionAction
+from app.domain.decision_quality import Outcome
 from app.domain.enums import (
     OrderSide,
     OrderStatus,
@@ -22,6 +24,7 @@ from app.domain.enums import (
     TradeStatus,
     TradingMode,
 )
+from app.domain.llm import CallOutcome, Purpose
 
 
 def money(**kwargs: Any) -> fields.DecimalField:
@@ -104,6 +107,7 @@ class Trader(Model):
     max_positions = fields.IntField(null=True)
     position_size_percent = percent(null=True)
     max_drawdown = percent(null=True)
+    min_risk_reward = fields.DecimalField(max_digits=12, decimal_places=4, null=True)
     status = fields.CharEnumField(TraderStatus, max_length=8, default=TraderStatus.PAUSED)
     status_reason = fields.TextField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -120,7 +124,9 @@ class Signal(Model):
     At most one signal per trader and symbol is active (new, watching or ready): the partial
     unique index signals_one_active (migration 0002) refuses a second one, whatever engine
     process tries. A stage claims a signal by writing lease_owner and lease_until (times
-    from the engine's clock), so a crashed stage's claims run out and nothing is lost.
+    from the engine's clock), so a crashed stage's claims run out and nothing is lost. A
+    lease_until without an owner parks the signal: no stage takes it before then (a watched
+    signal waits so for its next candle).
     """
 
     id = fields.UUIDField(primary_key=True)
@@ -136,6 +142,9 @@ class Signal(Model):
     status = fields.CharEnumField(SignalStatus, max_length=10, default=SignalStatus.NEW)
     status_reason = fields.TextField(null=True)
     candle_time = fields.DatetimeField()
+    # Unused: analyses live in `decisions`. Kept because dropping a column on SQLite rebuilds
+    # the table, and Tortoise's rebuild drops the table's indexes (signals_one_active among
+    # them); a hand-written migration should drop it.
     analysis: Any = fields.JSONField(null=True)
     lease_owner = fields.CharField(max_length=64, null=True)
     lease_until = fields.DatetimeField(null=True)
@@ -149,6 +158,118 @@ class Signal(Model):
             ("trader_id", "symbol", "status"),
             ("status", "lease_until"),
         )
+
+
+class SignalTransition(Model):
+    """Every status change of a signal, with the engine clock's time and the reason."""
+
+    id = fields.BigIntField(primary_key=True)
+    signal: fields.ForeignKeyRelation[Signal] = fields.ForeignKeyField(
+        "models.Signal", related_name="transitions", on_delete=fields.CASCADE
+    )
+    from_status = fields.CharEnumField(SignalStatus, max_length=10)
+    to_status = fields.CharEnumField(SignalStatus, max_length=10)
+    reason = fields.TextField(null=True)
+    at = fields.DatetimeField()
+
+    class Meta:
+        table = "signal_transitions"
+        indexes = (("signal_id", "at"),)
+
+
+class Decision(Model):
+    """One analysis of a signal (app.domain.decision.Decision): its verdict and levels, the
+    engine and model that gave it and what it cost, and once known its outcome on the
+    candles that followed (app.domain.decision_quality). Take profits, supports and
+    resistances are lists of decimal strings. outcome_check_at is when the outcome stage
+    next looks at an unjudged decision (the next candle close of the signal's interval)."""
+
+    id = fields.UUIDField(primary_key=True)
+    signal: fields.ForeignKeyRelation[Signal] = fields.ForeignKeyField(
+        "models.Signal", related_name="decisions", on_delete=fields.CASCADE
+    )
+    trader: fields.ForeignKeyRelation[Trader] = fields.ForeignKeyField(
+        "models.Trader", related_name="decisions", on_delete=fields.CASCADE
+    )
+    action = fields.CharEnumField(DecisionAction, max_length=12)
+    direction = fields.CharEnumField(Side, max_length=8)
+    confidence = fields.FloatField()
+    reasoning = fields.TextField()
+    setup = fields.TextField(default="")
+    invalidation = fields.TextField(default="")
+    entry = money(null=True)
+    stop_loss = money(null=True)
+    take_profits: Any = fields.JSONField(default=list)
+    supports: Any = fields.JSONField(default=list)
+    resistances: Any = fields.JSONField(default=list)
+    risk_reward = fields.DecimalField(max_digits=16, decimal_places=4, null=True)
+    engine = fields.CharEnumField(AnalysisEngineKind, max_length=8)
+    model = fields.CharField(max_length=100, null=True)
+    schema_version = fields.IntField()
+    prompt_hash = fields.CharField(max_length=64, null=True)
+    input_tokens = fields.IntField(default=0)
+    output_tokens = fields.IntField(default=0)
+    latency_ms = fields.FloatField(default=0)
+    fallback_reason = fields.TextField(null=True)
+    invalid_reason = fields.TextField(null=True)
+    repairs = fields.IntField(default=0)
+    as_of = fields.DatetimeField()
+    created_at = fields.DatetimeField()
+    outcome = fields.CharEnumField(Outcome, max_length=10, null=True)
+    outcome_at = fields.DatetimeField(null=True)
+    outcome_candles = fields.IntField(null=True)
+    outcome_check_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "decisions"
+        indexes = (
+            ("signal_id", "created_at"),
+            ("trader_id", "created_at"),
+            ("outcome_check_at",),
+        )
+
+
+class LlmCall(Model):
+    """One attempt of one model request (app.domain.llm.LlmCall): the record of what was
+    spent and how it ended; the daily token budget is summed from here."""
+
+    id = fields.BigIntField(primary_key=True)
+    owner: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="llm_calls", on_delete=fields.CASCADE
+    )
+    trader_id = fields.UUIDField(null=True, db_index=True)
+    signal_id = fields.UUIDField(null=True)
+    purpose = fields.CharEnumField(Purpose, max_length=20)
+    model = fields.CharField(max_length=100)
+    prompt_hash = fields.CharField(max_length=64)
+    attempt = fields.IntField()
+    outcome = fields.CharEnumField(CallOutcome, max_length=16)
+    error = fields.TextField(null=True)
+    input_tokens = fields.IntField()
+    output_tokens = fields.IntField()
+    latency_ms = fields.FloatField()
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "llm_calls"
+        indexes = (("owner_id", "created_at"),)
+
+
+class LlmResponse(Model):
+    """A model's answer kept by cache key (model, schema version, prompt hash), so the same
+    request, repeated or replayed, is answered without a call."""
+
+    key = fields.CharField(max_length=64, primary_key=True)
+    model = fields.CharField(max_length=100)
+    schema_version = fields.IntField()
+    prompt_hash = fields.CharField(max_length=64)
+    text = fields.TextField()
+    input_tokens = fields.IntField()
+    output_tokens = fields.IntField()
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "llm_responses"
 
 
 class Trade(Model):

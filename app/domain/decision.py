@@ -2,7 +2,10 @@
 
 Every analysis engine (Gemini, the offline rule engine, a recorded answer) answers in this
 one shape, so the stages after it (the signal monitor, the risk manager, the executor) never
-know which engine answered. Prices are Decimals; confidence is a probability in [0, 1].
+know which engine answered. Prices are Decimals; confidence is a probability in [0, 1]: the
+engine's estimate that the setup reaches its first take profit before its stop, whatever it
+decided (a rejected setup has a low one), so that the confidence of every decision can be
+checked against what the market did afterwards (`app.domain.decision_quality`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ class KeyLevels:
     supports: tuple[Decimal, ...] = ()
     resistances: tuple[Decimal, ...] = ()
 
+    @property
+    def first_target(self) -> Decimal | None:
+        return self.take_profits[0] if self.take_profits else None
+
 
 @dataclass(frozen=True, slots=True)
 class TradePlan:
@@ -50,7 +57,11 @@ class TradePlan:
 class Decision:
     """One analysis of one signal, as recorded: the verdict and who gave it, at what cost.
 
-    `created_at` is the engine clock's time (epoch ms) of the decision.
+    `created_at` is the engine clock's time (epoch ms) of the decision; `as_of` the close time
+    of the newest candle of the signal's interval it saw, from which its outcome is judged.
+    `fallback_reason` says why the configured engine did not answer (the rules stood in for
+    a spent token budget); `invalid_reason` why an answer was not usable, which makes the
+    decision a `bad_setup`; `repairs` how many repair requests it took.
     """
 
     id: uuid.UUID
@@ -72,3 +83,6 @@ class Decision:
     output_tokens: int = 0
     latency_ms: float = 0.0
     fallback_reason: str | None = None
+    invalid_reason: str | None = None
+    repairs: int = 0
+    as_of: int = 0

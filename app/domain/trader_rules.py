@@ -114,10 +114,33 @@ def _check_symbols(value: object) -> str | None:
     return None
 
 
-def _percent_check(low: Decimal, high: Decimal, *, high_inclusive: bool) -> Check:
+@dataclass(frozen=True, slots=True)
+class Range:
+    """An open lower bound and an upper bound, inclusive or not: `(0, 100)`, `(0, 100]`."""
+
+    low: Decimal
+    high: Decimal
+    high_inclusive: bool
+
+    def __str__(self) -> str:
+        return f"({self.low}, {self.high}{']' if self.high_inclusive else ')'}"
+
+
+# The numeric risk settings and the values they may take: the rules below check them, and the
+# generation prompt states them, from this one table.
+RISK_RANGES: dict[str, Range] = {
+    "stop_loss": Range(Decimal(0), Decimal(100), high_inclusive=False),
+    "take_profit": Range(Decimal(0), Decimal(10000), high_inclusive=True),
+    "position_size_percent": Range(Decimal(0), Decimal(100), high_inclusive=True),
+    "max_drawdown": Range(Decimal(0), Decimal(100), high_inclusive=True),
+    "min_risk_reward": Range(Decimal(0), Decimal(100), high_inclusive=True),
+}
+
+
+def _range_check(allowed: Range) -> Check:
     """The range holds for the value as stored (`PERCENT_QUANTUM`), not only as sent: 0.00001
     would be stored as 0 and 99.99999 as 100."""
-    closing = "]" if high_inclusive else ")"
+    low, high, high_inclusive = allowed.low, allowed.high, allowed.high_inclusive
 
     def within(number: Decimal) -> bool:
         return number > low and (number <= high if high_inclusive else number < high)
@@ -132,11 +155,11 @@ def _percent_check(low: Decimal, high: Decimal, *, high_inclusive: bool) -> Chec
         if number.is_nan():
             return f"must be a number, got {number}"
         if not within(number):
-            return f"must be in ({low}, {high}{closing}, got {number}"
+            return f"must be in {allowed}, got {number}"
         stored = number.quantize(PERCENT_QUANTUM)
         if not within(stored):
             return (
-                f"must be in ({low}, {high}{closing} once rounded to {PERCENT_PLACES} decimal "
+                f"must be in {allowed} once rounded to {PERCENT_PLACES} decimal "
                 f"places, got {number}, which rounds to {stored}"
             )
         return None
@@ -181,11 +204,8 @@ RULES: dict[str, Check] = {
     "mode": _check_mode,
     "symbols": _check_symbols,
     "filter_code": _check_filter_code,
-    "stop_loss": _percent_check(Decimal(0), Decimal(100), high_inclusive=False),
-    "take_profit": _percent_check(Decimal(0), Decimal(10000), high_inclusive=True),
     "max_positions": _check_max_positions,
-    "position_size_percent": _percent_check(Decimal(0), Decimal(100), high_inclusive=True),
-    "max_drawdown": _percent_check(Decimal(0), Decimal(100), high_inclusive=True),
+    **{field: _range_check(allowed) for field, allowed in RISK_RANGES.items()},
 }
 
 
@@ -202,15 +222,16 @@ def validate_trader_fields(changes: Mapping[str, object]) -> list[FieldError]:
     return errors
 
 
-PERCENT_FIELDS = frozenset({"stop_loss", "take_profit", "position_size_percent", "max_drawdown"})
+# Stored with the columns' 4 decimal places.
+DECIMAL_FIELDS = frozenset(RISK_RANGES)
 
 
 def normalize_trader_fields(changes: Mapping[str, object]) -> dict[str, object]:
-    """Valid changes in stored form: names trimmed, percentages at the column's 4 places."""
+    """Valid changes in stored form: names trimmed, risk numbers at the column's 4 places."""
     normalized = dict(changes)
     if isinstance(name := normalized.get("name"), str):
         normalized["name"] = name.strip()
-    for field in PERCENT_FIELDS & normalized.keys():
+    for field in DECIMAL_FIELDS & normalized.keys():
         if (value := normalized[field]) is not None:
             normalized[field] = Decimal(str(value)).quantize(PERCENT_QUANTUM)
     return normalized

@@ -25,13 +25,17 @@ PROGRAM_CACHE = 4096
 
 @dataclass(frozen=True, slots=True)
 class RiskSettings:
-    """A trader's risk settings: percentages of 0-100 as stored (4 places), None when unset."""
+    """A trader's risk settings: percentages of 0-100 as stored (4 places), None when unset.
+
+    `min_risk_reward` is the least reward per unit of risk (to the first take profit) that an
+    analysis may propose; unset, the analysis rules' default applies."""
 
     stop_loss: Decimal | None = None
     take_profit: Decimal | None = None
     max_positions: int | None = None
     position_size_percent: Decimal | None = None
     max_drawdown: Decimal | None = None
+    min_risk_reward: Decimal | None = None
 
 
 RISK_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RiskSettings))

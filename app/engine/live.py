@@ -5,6 +5,9 @@ on its own. Everything it needs from the outside comes in through ports (built b
 `app.bootstrap`); `heartbeat` is told, at start and then every `heartbeat_ms` of the clock,
 what market this engine sees, so that API processes without an engine can answer `market`.
 
+The stages read the market's time (the feed's clock, assembled into the workflow); what
+the engine itself waits on (settling a close, polling, the heartbeat) is wall time.
+
 Each later stage of the workflow runs in a task of its own, so a slow one (a model call)
 never delays a screen or another stage: it is woken after every close and whenever another
 stage handled something, and looks again every `poll_ms` anyway (a lease that ran out, work
@@ -20,7 +23,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from app.domain.market_info import MarketInfo
-from app.engine.clock import Clock
+from app.engine.clock import Clock, RealtimeClock
 from app.engine.close_trigger import CloseTrigger
 from app.engine.feeds.base import SteppedFeed
 from app.engine.market import MarketData
@@ -39,7 +42,7 @@ class LiveEngine:
         self,
         market: MarketData,
         workflow: Workflow,
-        clock: Clock,
+        wall: Clock | None = None,
         *,
         heartbeat: Heartbeat | None = None,
         heartbeat_ms: int = HEARTBEAT_MS,
@@ -50,8 +53,10 @@ class LiveEngine:
         self.id = uuid.uuid4().hex
         self.market = market
         self.workflow = workflow
-        self.clock = clock
-        self.trigger = CloseTrigger(market.store, self._on_close, clock, settle_ms, max_settle_ms)
+        self.wall = wall or RealtimeClock()
+        self.trigger = CloseTrigger(
+            market.store, self._on_close, self.wall, settle_ms, max_settle_ms
+        )
         self._heartbeat = heartbeat
         self._heartbeat_ms = heartbeat_ms
         self._poll_ms = poll_ms
@@ -76,7 +81,7 @@ class LiveEngine:
         stage, wake = self.workflow.stages[index], self._wakes[index]
         while True:
             woken = asyncio.ensure_future(wake.wait())
-            poll = asyncio.ensure_future(self.clock.sleep_until(self.clock.now() + self._poll_ms))
+            poll = asyncio.ensure_future(self.wall.sleep_until(self.wall.now() + self._poll_ms))
             try:
                 await asyncio.wait((woken, poll), return_when=asyncio.FIRST_COMPLETED)
             finally:
@@ -137,4 +142,4 @@ class LiveEngine:
                 await self._heartbeat(self.id, self.market.info())
             except Exception:
                 log.warning("engine heartbeat failed", exc_info=True)
-            await self.clock.sleep_until(self.clock.now() + self._heartbeat_ms)
+            await self.wall.sleep_until(self.wall.now() + self._heartbeat_ms)

@@ -27,6 +27,7 @@ def signal_event(signal: Signal, kind: str = "created") -> Event:
             "interval": signal.interval,
             "side": signal.side.value,
             "status": signal.status.value,
+            "reason": signal.status_reason,
             "price": str(signal.price),
             "score": signal.score,
             "indicators": dict(signal.indicators),

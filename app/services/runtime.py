@@ -3,7 +3,8 @@ every request.
 
 The API reaches the engine only through this object: the market port answers with the
 engine embedded or without it (`TRADERS_ENGINE=off`), and `engine` is None when it runs
-elsewhere, as is `filter_checker` (dry runs of filter code).
+elsewhere, as is `filter_checker` (dry runs of filter code). `llm` is the process's model
+client (None without a Gemini key).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from app.services.market import MarketReader, RemoteMarket
 
 if TYPE_CHECKING:
     from app.engine.live import LiveEngine
+    from app.engine.llm.client import LlmClient
     from app.services.filter_check import FilterChecker
 
 
@@ -27,3 +29,4 @@ class Runtime:
     market: MarketReader = field(default_factory=RemoteMarket)
     engine: LiveEngine | None = None
     filter_checker: FilterChecker | None = None
+    llm: LlmClient | None = None

@@ -57,7 +57,7 @@ def embed(app: Starlette, market: MarketData, sandbox: FilterSandbox | None = No
     runtime = app.state.runtime
     clock = RealtimeClock()
     workflow = build_workflow(runtime.bus, clock, sandbox or FilterSandbox(workers=1))
-    runtime.engine = LiveEngine(market, workflow, clock)
+    runtime.engine = LiveEngine(market, workflow)
     return runtime.engine
 
 

@@ -1,11 +1,13 @@
-"""One engine, two clocks: the live engine and the screening backtest see the same signals.
+"""One engine, two clocks: the live engine and a backtest see the same signals and decide
+the same.
 
-The live engine runs as `traders serve` builds it (database repositories, the bus, the wall
-clock, the replay feed sped up); the backtest runs the same stage code on the replay clock
-with in-memory repositories. Both screen every 5m close of five recorded BTC pairs with the
-same traders, and must agree signal by signal and, close by close, on what each screen
-found. A backtest run twice agrees with itself, and candles changed after a moment change
-nothing at or before it.
+The live engine runs as `traders serve` builds it (database repositories, the bus, the replay
+feed stepped by the engine, the workflow on the feed's clock); the backtest runs the same
+assembled stages on the replay clock with in-memory repositories. Both screen every 5m close
+of five recorded BTC pairs with the same traders, analyze the signals with the rule engine
+and watch them, and must agree signal by signal, decision by decision and, close by close,
+on what each screen found. A backtest run twice agrees with itself, and candles changed
+after a moment change nothing at or before it.
 """
 
 from __future__ import annotations
@@ -27,15 +29,17 @@ from app.core.events import InProcessEventBus
 from app.core.settings import Settings
 from app.db import models
 from app.db.config import close_db, init_db
+from app.domain.decision import Decision, DecisionAction
 from app.domain.enums import TraderStatus
 from app.domain.intervals import interval_ms
 from app.domain.signal import Signal
 from app.domain.trader_spec import TraderSpec
 from app.engine.backtest.replay import ReplayMarket
-from app.engine.backtest.screening import ScreeningResult, screen_history
+from app.engine.backtest.run import ReplayResult, replay_history
 from app.engine.feeds.replay import read_candles
 from app.engine.sandbox import FilterSandbox
 from app.engine.screening import ScreenReport
+from app.services.repositories.decisions import DbDecisionRepository
 from app.services.repositories.signals import signal_of
 from app.services.repositories.traders import spec_of
 from tests.engine.conftest import SYMBOL_FILES, WARMUP, cut
@@ -113,6 +117,24 @@ def _comparable(signals: list[Signal]) -> list[tuple[Any, ...]]:
     )
 
 
+def _decided(decisions: list[Decision], signals: list[Signal]) -> list[tuple[Any, ...]]:
+    """What each decision said of which signal, and when (both clocks are market time)."""
+    of = {s.id: (str(s.trader_id), s.symbol, s.candle_time) for s in signals}
+    return sorted(
+        (
+            *of[d.signal_id],
+            d.created_at,
+            d.action,
+            d.direction,
+            d.confidence,
+            d.levels,
+            d.risk_reward,
+            d.engine,
+        )
+        for d in decisions
+    )
+
+
 def _screens(reports: tuple[ScreenReport, ...] | list[ScreenReport]) -> list[tuple[Any, ...]]:
     return [
         (r.interval, r.candle_time, r.traders, r.evaluations, r.matches, r.failures)
@@ -120,7 +142,9 @@ def _screens(reports: tuple[ScreenReport, ...] | list[ScreenReport]) -> list[tup
     ]
 
 
-async def _live(replay_dir: Path, database_url: str) -> tuple[list[Signal], list[ScreenReport]]:
+async def _live(
+    replay_dir: Path, database_url: str
+) -> tuple[list[Signal], list[Decision], list[ScreenReport]]:
     settings = Settings(database_url=database_url, feed=f"replay:{replay_dir}", feed_speed=SPEED)
     engine = await build_engine(settings, InProcessEventBus(), settle_ms=10)
     await engine.start()
@@ -137,16 +161,19 @@ async def _live(replay_dir: Path, database_url: str) -> tuple[list[Signal], list
         await engine.stop()
     rows = await models.Signal.all()
     owners = dict(await models.Trader.all().values_list("id", "owner_id"))
-    return [signal_of(row, owners[row.trader_id]) for row in rows], list(engine.screener.reports)
+    signals = [signal_of(row, owners[row.trader_id]) for row in rows]
+    repository = DbDecisionRepository()
+    decisions = [d for s in signals for d in await repository.for_signal(s.id)]
+    return signals, decisions, list(engine.screener.reports)
 
 
-async def _backtest(specs: list[TraderSpec], market: ReplayMarket) -> ScreeningResult:
+async def _backtest(specs: list[TraderSpec], market: ReplayMarket) -> ReplayResult:
     first_close = min(
         int(market.candles(symbol, "5m", 2**62).time[WARMUP - 1]) + interval_ms("5m")
         for symbol, _ in market.keys
     )
     async with FilterSandbox(workers=2) as sandbox:
-        return await screen_history(specs, market, sandbox, start=first_close, end=2**62)
+        return await replay_history(specs, market, sandbox, start=first_close, end=2**62)
 
 
 async def test_the_live_engine_and_the_backtest_raise_the_same_signals(
@@ -154,7 +181,7 @@ async def test_the_live_engine_and_the_backtest_raise_the_same_signals(
 ) -> None:
     specs = await _traders()
 
-    live_signals, live_reports = await _live(replay_dir, sqlite_db)
+    live_signals, live_decisions, live_reports = await _live(replay_dir, sqlite_db)
     first = await _backtest(specs, ReplayMarket.from_directory(replay_dir))
     second = await _backtest(specs, ReplayMarket.from_directory(replay_dir))
 
@@ -162,11 +189,19 @@ async def test_the_live_engine_and_the_backtest_raise_the_same_signals(
     assert _comparable(list(first.signals)) == _comparable(live_signals)
     assert _screens(first.reports) == _screens(live_reports)
     assert len(first.reports) == CLOSES
+    assert len(live_decisions) >= len(live_signals), "every signal analyzed, some re-checked"
+    assert {d.action for d in live_decisions} >= {DecisionAction.GOOD_SETUP}
+    assert _decided(list(first.decisions), list(first.signals)) == _decided(
+        live_decisions, live_signals
+    )
     assert _comparable(list(second.signals)) == _comparable(list(first.signals))
     assert [dataclasses.replace(s, id=first.signals[0].id) for s in second.signals] == [
         dataclasses.replace(s, id=first.signals[0].id) for s in first.signals
     ]
     assert _screens(second.reports) == _screens(first.reports)
+    assert _decided(list(second.decisions), list(second.signals)) == _decided(
+        list(first.decisions), list(first.signals)
+    )
 
 
 async def test_candles_changed_after_a_moment_change_nothing_at_or_before_it(
@@ -196,7 +231,7 @@ async def test_candles_changed_after_a_moment_change_nothing_at_or_before_it(
         changed[key] = rows
     altered = await _backtest(specs, ReplayMarket(changed))
 
-    def until_cutoff(result: ScreeningResult) -> list[tuple[Any, ...]]:
+    def until_cutoff(result: ReplayResult) -> list[tuple[Any, ...]]:
         return _comparable(
             [s for s in result.signals if s.candle_time + interval_ms("5m") <= cutoff]
         )

@@ -126,10 +126,15 @@ async def test_concurrent_claims_take_different_signals_and_expired_leases_retur
     assert len(reclaimed) == len(SYMBOLS), "leases that ran out are free again"
 
     signal = reclaimed[0]
-    assert await store.transition(signal, SignalStatus.WATCHING, None, "someone else") is None
-    moved = await store.transition(signal, SignalStatus.WATCHING, "watch it", "late")
+    later = now + 31_000
+    assert (
+        await store.transition(signal, SignalStatus.WATCHING, None, "someone else", at=later)
+        is None
+    )
+    moved = await store.transition(signal, SignalStatus.WATCHING, "watch it", "late", at=later)
     assert moved is not None and moved.status == SignalStatus.WATCHING
-    assert await store.transition(signal, SignalStatus.READY, None, None) is None, "moved already"
+    stale = await store.transition(signal, SignalStatus.READY, None, None, at=later)
+    assert stale is None, "moved already"
     row = await models.Signal.get(id=signal.id)
     assert (row.status, row.status_reason, row.lease_owner) == (
         SignalStatus.WATCHING,

@@ -3,7 +3,11 @@
 A feed fills a `KlineStore`: `run(store)` back-fills history, then appends each candle as it
 closes until the task is cancelled (a replay returns when its files are exhausted).
 `source` names where the data comes from and `is_live_market` says whether the prices are a
-real market's: a live-mode trader must refuse a feed for which it is False.
+real market's: a live-mode trader must refuse a feed for which it is False. `clock` is the
+market's time, the engine's workflow clock: the wall clock for a real exchange, and for a
+simulated or replayed market its own time, moved as the feed releases each close (at
+`TRADERS_FEED_SPEED` times real time, or stepped by the engine), so that a signal, a
+decision or an expiry is timed in the market it belongs to.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
+from app.engine.clock import Clock
 from app.engine.klines import KlineStore
 
 DAY_MS = 86_400_000
@@ -25,6 +30,7 @@ DAY_MS = 86_400_000
 class MarketFeed(Protocol):
     source: str
     is_live_market: bool
+    clock: Clock
 
     @property
     def symbols(self) -> list[str]: ...

@@ -30,6 +30,7 @@ import ccxt
 import ccxt.async_support as ccxt_async
 
 from app.domain.intervals import interval_ms
+from app.engine.clock import RealtimeClock
 from app.engine.feeds.base import Backoff, Ticker, to_decimal
 from app.engine.klines import KlineStore
 
@@ -153,6 +154,7 @@ class CcxtFeed:
         if isinstance(market_types, dict) and "types" in market_types:
             market_types["types"] = ["spot"]
         self.source = f"ccxt:{self.client.id}"
+        self.clock = RealtimeClock()
         self._explicit = list(symbols or [])
         self.symbols: list[str] = list(self._explicit)
         self.intervals = sorted(intervals, key=interval_ms)

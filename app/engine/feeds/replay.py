@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from app.domain.intervals import INTERVAL_SECONDS, interval_ms
+from app.engine.clock import ReplayClock
 from app.engine.feeds.base import RollingTickers, Ticker, Waiter, pace
 from app.engine.klines import KlineStore
 
@@ -124,6 +125,7 @@ class ReplayFeed:
         self.intervals = sorted({interval for _, interval in self.files}, key=interval_ms)
         self._tickers = RollingTickers()
         self._waiter: Waiter | None = None
+        self.clock = ReplayClock()
         self._ticker_interval = {
             symbol: min((i for s, i in self.files if s == symbol), key=interval_ms)
             for symbol in self.symbols
@@ -152,8 +154,11 @@ class ReplayFeed:
         series = await asyncio.to_thread(
             lambda: {key: read_candles(path) for key, path in self.files.items()}
         )
-        for (symbol, interval), rows in series.items():
-            self._append(store, symbol, interval, rows[: self.warmup])
+        warm = [(key, rows[: self.warmup]) for key, rows in series.items() if len(rows)]
+        if warm:
+            self.clock.advance(max(int(rows[-1, 0]) + interval_ms(i) for (_, i), rows in warm))
+        for (symbol, interval), rows in warm:
+            self._append(store, symbol, interval, rows)
         closes = heapq.merge(
             *(_closes(symbol, interval, rows) for (symbol, interval), rows in series.items())
         )
@@ -166,6 +171,7 @@ class ReplayFeed:
             if close_time != clock and self._waiter is not None:
                 await self._waiter()
             clock = close_time
+            self.clock.advance(max(close_time, self.clock.now()))
             rows = series[(symbol, interval)]
             self._append(store, symbol, interval, rows[index : index + 1])
         log.info("%s: replay finished", self.source)

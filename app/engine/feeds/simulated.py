@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.domain.intervals import interval_ms
+from app.engine.clock import ReplayClock
 from app.engine.feeds.base import DAY_MS, RollingTickers, Ticker, pace
 from app.engine.klines import KlineStore
 
@@ -154,6 +155,7 @@ class SimulatedFeed:
         base_ms = interval_ms(self._base)
         now = start_ms if start_ms is not None else int(wall_clock.time() * 1000)
         self.now_ms = now - now % base_ms
+        self.clock = ReplayClock(self.now_ms)
         self._tickers = RollingTickers(spread_pct=0.02)
         rng = np.random.default_rng([seed, 0])
         prices = np.exp(rng.uniform(np.log(0.05), np.log(60_000), len(self.symbols)))
@@ -188,6 +190,7 @@ class SimulatedFeed:
         base_ms = interval_ms(self._base)
         time = self.now_ms
         self.now_ms += base_ms
+        self.clock.advance(self.now_ms)
         for symbol, walk in zip(self.symbols, self._walks, strict=True):
             row = walk.candles(self._rng, 1, base_ms // 1000)[0]
             store.append(symbol, self._base, [[time, *row]])

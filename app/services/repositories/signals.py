@@ -6,7 +6,8 @@ database and told so, instead of both reading "none active" and both inserting. 
 leases signals to one stage instance: on PostgreSQL the candidates are locked with
 `FOR UPDATE SKIP LOCKED`, so concurrent claimers take different rows without waiting for
 each other; on every back end each lease is a compare-and-set on the row, so a claim never
-takes a signal someone else holds.
+takes a signal someone else holds. `transition` is a compare-and-set too, checked against
+the lifecycle first and recorded in `signal_transitions` in the same transaction.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tortoise.transactions import in_transaction
 from app.db import models
 from app.domain.enums import ACTIVE_SIGNAL_STATUSES, SignalStatus
 from app.domain.signal import Signal
+from app.domain.signal_lifecycle import check_transition
 from app.engine.clock import to_datetime, to_ms
 
 
@@ -96,15 +98,39 @@ class DbSignalRepository:
         return await self._load(claimed)
 
     async def transition(
-        self, signal: Signal, status: SignalStatus, reason: str | None, owner: str | None
+        self,
+        signal: Signal,
+        status: SignalStatus,
+        reason: str | None,
+        owner: str | None,
+        *,
+        at: int,
+        not_before: int | None = None,
     ) -> Signal | None:
+        check_transition(signal.status, status)
         query = models.Signal.filter(id=signal.id, status=signal.status)
         if owner is not None:
             query = query.filter(lease_owner=owner)
-        moved = await query.update(
-            status=status, status_reason=reason, lease_owner=None, lease_until=None
-        )
+        parked = None if not_before is None else to_datetime(not_before)
+        async with in_transaction():
+            moved = await query.update(
+                status=status, status_reason=reason, lease_owner=None, lease_until=parked
+            )
+            if moved:
+                await models.SignalTransition.create(
+                    signal_id=signal.id,
+                    from_status=signal.status,
+                    to_status=status,
+                    reason=reason,
+                    at=to_datetime(at),
+                )
         return signal.with_status(status, reason) if moved else None
+
+    async def defer(self, signal: Signal, owner: str, until: int) -> bool:
+        parked = await models.Signal.filter(
+            id=signal.id, status=signal.status, lease_owner=owner
+        ).update(lease_owner=None, lease_until=to_datetime(until))
+        return bool(parked)
 
     async def _load(self, ids: Sequence[uuid.UUID]) -> list[Signal]:
         if not ids:

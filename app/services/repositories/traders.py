@@ -1,6 +1,9 @@
-"""Traders as `TraderSpec`s: the running ones of an interval, and stopping a failing one."""
+"""Traders as `TraderSpec`s: the running ones of an interval, one by id, and stopping a
+failing one."""
 
 from __future__ import annotations
+
+import uuid
 
 from app.db import models
 from app.domain.enums import TraderStatus
@@ -35,3 +38,7 @@ class DbTraderRepository:
 
     async def set_error(self, spec: TraderSpec, reason: str) -> None:
         await self.manager.set_error(spec.id, reason)
+
+    async def spec(self, trader_id: uuid.UUID) -> TraderSpec | None:
+        row = await models.Trader.get_or_none(id=trader_id)
+        return None if row is None else spec_of(row)

@@ -1,0 +1,70 @@
+"""ContextBuilder: what the analysis of one signal sees, taken from the market view.
+
+The view is the market as the stage sees it now (live: the kline store; a backtest: the
+replayed candles closed so far), so an analysis never reads a candle from its future. The
+candles are the last `candles` of the signal's interval and of every other timeframe the
+trader's filter reads (a filter that looked at the 4h trend is analyzed with the 4h trend).
+"""
+
+from __future__ import annotations
+
+from app.domain.filter_validation import FilterValidationError
+from app.domain.signal import Signal
+from app.domain.trader_spec import TraderSpec
+from app.engine.analysis.base import AnalysisContext
+from app.engine.clock import Clock
+from app.engine.klines import Candles
+from app.engine.ports import DecisionRepository, PositionReader
+from app.engine.screening import MarketView
+
+DEFAULT_CANDLES = 100
+
+
+class ContextBuilder:
+    def __init__(
+        self,
+        decisions: DecisionRepository,
+        positions: PositionReader,
+        clock: Clock,
+        candles: int = DEFAULT_CANDLES,
+    ) -> None:
+        self.decisions = decisions
+        self.positions = positions
+        self.clock = clock
+        self.candles = candles
+
+    def timeframes(self, signal: Signal, spec: TraderSpec) -> list[str]:
+        """The signal's interval first, then the other timeframes the filter reads."""
+        try:
+            read = spec.filter.timeframes
+        except FilterValidationError:
+            read = frozenset()
+        return [signal.interval, *sorted(read - {signal.interval})]
+
+    def window(self, view: MarketView, symbol: str, interval: str) -> Candles:
+        series = view.candles(symbol, interval)
+        last = slice(-self.candles, None)
+        return Candles(
+            symbol,
+            interval,
+            series.time[last],
+            series.open[last],
+            series.high[last],
+            series.low[last],
+            series.close[last],
+            series.volume[last],
+        )
+
+    async def build(self, signal: Signal, spec: TraderSpec, view: MarketView) -> AnalysisContext:
+        return AnalysisContext(
+            signal=signal,
+            trader=spec,
+            candles={
+                interval: self.window(view, signal.symbol, interval)
+                for interval in self.timeframes(signal, spec)
+            },
+            ticker=view.tickers().get(signal.symbol),
+            positions=tuple(await self.positions.open_positions(spec.id)),
+            earlier=tuple(await self.decisions.for_signal(signal.id)),
+            now=self.clock.now(),
+        )

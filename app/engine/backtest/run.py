@@ -1,0 +1,73 @@
+"""A backtest run: the live workflow on the replay clock, over recorded candles.
+
+The stages are assembled exactly as the live engine assembles them (`assemble_workflow`),
+on the in-memory ports of `memory_ports`: the screener in the sandbox (the very workers live
+screening uses), the signal stage, the analyzer with the given analysis engine (the rule
+engine by default), the signal monitor and the outcome stage. Live tables are never
+touched. Each close is revealed, handled and every later stage drained before the next one,
+so a run is deterministic and as fast as the CPU allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from app.domain.decision import Decision
+from app.domain.intervals import interval_ms
+from app.domain.signal import Signal
+from app.domain.trader_spec import TraderSpec
+from app.engine.analysis.base import AnalysisEngine
+from app.engine.analysis.rules import RuleAnalysisEngine
+from app.engine.assembly import StageOptions, assemble_workflow, memory_ports
+from app.engine.backtest.replay import ReplayMarket
+from app.engine.clock import ReplayClock
+from app.engine.sandbox import FilterSandbox
+from app.engine.screening import CandleClose, ScreenReport
+
+OWNER = "backtest"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    signals: tuple[Signal, ...]
+    decisions: tuple[Decision, ...]
+    reports: tuple[ScreenReport, ...]
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+async def replay_history(
+    specs: Sequence[TraderSpec],
+    market: ReplayMarket,
+    sandbox: FilterSandbox,
+    *,
+    start: int,
+    end: int,
+    analysis: AnalysisEngine | None = None,
+    options: StageOptions | None = None,
+) -> ReplayResult:
+    """Run every close in [start, end] (moments, epoch ms) of the specs' intervals."""
+    clock = ReplayClock(start)
+    ports = memory_ports(tuple(specs))
+    workflow = assemble_workflow(
+        ports, clock, sandbox, analysis or RuleAnalysisEngine(), owner=OWNER, options=options
+    )
+    reports = []
+    try:
+        for moment, intervals in market.closes({spec.interval for spec in specs}, start, end):
+            clock.advance(moment)
+            market.reveal(moment)
+            view = market.view()
+            for interval in intervals:
+                close = CandleClose(interval, moment - interval_ms(interval))
+                if (report := await workflow.on_close(close, view)) is not None:
+                    reports.append(report)
+            await workflow.drain(view)
+    finally:
+        await sandbox.forget_source(market.source_id)
+    return ReplayResult(
+        tuple(ports.signals.all()),
+        tuple(sorted(ports.decisions.decisions.values(), key=lambda d: (d.created_at, d.id.hex))),
+        tuple(reports),
+        {str(trader_id): reason for trader_id, reason in ports.traders.errors.items()},
+    )

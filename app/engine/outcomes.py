@@ -1,0 +1,72 @@
+"""The outcome stage: each decision is judged once the candles after it say how it went.
+
+It runs on the clock like every stage, so a backtest judges its decisions exactly as the
+live engine does. Each unjudged decision is looked at when the next candle of its signal's
+interval has closed (`app.domain.decision_quality.label_outcome`): judged, its outcome is
+recorded; not yet known, it is looked at again one candle later (a candle after the newest
+one or after now, whichever is later, so a symbol whose feed stopped is not polled). The
+candles read are the view's, so a judgment never uses a candle that had not closed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from app.domain.decision_quality import DEFAULT_HORIZON, label_outcome
+from app.domain.intervals import interval_ms
+from app.engine.clock import Clock
+from app.engine.ports import DecisionRepository, DueOutcome
+from app.engine.screening import CandleClose, MarketView
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 500
+
+
+class OutcomeStage:
+    name = "decision outcomes"
+
+    def __init__(
+        self,
+        decisions: DecisionRepository,
+        clock: Clock,
+        *,
+        horizon: int = DEFAULT_HORIZON,
+        batch: int = DEFAULT_BATCH,
+    ) -> None:
+        self.decisions = decisions
+        self.clock = clock
+        self.horizon = horizon
+        self.batch = batch
+
+    async def on_close(self, close: CandleClose, view: MarketView) -> None:
+        """Decisions wait for their next look in the store; nothing to note."""
+
+    async def run(self, view: MarketView) -> int:
+        due = await self.decisions.outcomes_due(self.clock.now(), self.batch)
+        for item in due:
+            try:
+                await self._judge(item, view)
+            except Exception:
+                log.exception("judging decision %s failed", item.decision.id)
+        return len(due)
+
+    async def _judge(self, item: DueOutcome, view: MarketView) -> None:
+        decision = item.decision
+        candles = view.candles(item.symbol, item.interval)
+        label = label_outcome(
+            decision.direction,
+            decision.levels,
+            decision.as_of,
+            candles.time.tolist(),
+            candles.high.tolist(),
+            candles.low.tolist(),
+            self.horizon,
+        )
+        if label is not None:
+            await self.decisions.record_outcome(decision.id, label)
+            return
+        length = interval_ms(item.interval)
+        newest = int(candles.time[-1]) + length if len(candles.time) else decision.as_of
+        later = max(newest, decision.as_of, self.clock.now()) + length
+        await self.decisions.check_outcome_later(decision.id, later)

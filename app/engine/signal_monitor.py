@@ -1,0 +1,111 @@
+"""The signal monitor: a watched signal is looked at again at each later candle close.
+
+A `good_setup` is not a trade yet: the analyzer parks the signal until the next candle of
+its interval closes. The monitor claims the watched signals whose time has come and, once
+the store holds that candle (live, the close reaches the store a moment after the candle
+time; until then the signal is parked a little longer), either cancels it without a model
+call because price has moved more than `cancel_move_percent` from the signal's price
+(either way: against the trade the setup is broken, with it the entry is gone), or has it
+re-analyzed with its earlier decisions in the context: enter (ready), reject, or keep
+watching until the next close. After `rechecks` re-checks that still only watch, the
+signal expires; so does one whose next candle is a whole interval late (a feed that
+stopped for that symbol).
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from app.domain.decision import DecisionAction
+from app.domain.enums import SignalStatus
+from app.domain.intervals import interval_ms
+from app.domain.signal import Signal, price_of
+from app.engine.analyzer import DEFAULT_BATCH, DEFAULT_LEASE_MS, Analyst, work_through
+from app.engine.ports import TraderRepository
+from app.engine.screening import CandleClose, MarketView
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RECHECKS = 5
+DEFAULT_CANCEL_MOVE = Decimal(5)
+RETRY_MS = 1000
+
+
+class SignalMonitorStage:
+    name = "signal monitor"
+
+    def __init__(
+        self,
+        analyst: Analyst,
+        traders: TraderRepository,
+        *,
+        owner: str,
+        rechecks: int = DEFAULT_RECHECKS,
+        cancel_move_percent: Decimal = DEFAULT_CANCEL_MOVE,
+        batch: int = DEFAULT_BATCH,
+        lease_ms: int = DEFAULT_LEASE_MS,
+        retry_ms: int = RETRY_MS,
+    ) -> None:
+        self.analyst = analyst
+        self.traders = traders
+        self.owner = owner
+        self.rechecks = rechecks
+        self.cancel_move = cancel_move_percent
+        self.batch = batch
+        self.lease_ms = lease_ms
+        self.retry_ms = retry_ms
+
+    async def on_close(self, close: CandleClose, view: MarketView) -> None:
+        """Watched signals are parked until their next close: the time is in the store."""
+
+    async def run(self, view: MarketView) -> int:
+        async def claim(limit: int) -> list[Signal]:
+            now = self.analyst.clock.now()
+            return await self.analyst.signals.claim(
+                SignalStatus.WATCHING, self.owner, now, now + self.lease_ms, limit
+            )
+
+        return await work_through(claim, lambda signal: self._check(signal, view), self.batch)
+
+    async def _check(self, signal: Signal, view: MarketView) -> bool:
+        """Whether the signal was re-checked (False: its candle is not in yet)."""
+        try:
+            return await self._recheck(signal, view)
+        except Exception:
+            log.exception("signal %s: re-check failed; its lease runs out", signal.id)
+            return False
+
+    async def _recheck(self, signal: Signal, view: MarketView) -> bool:
+        analyst = self.analyst
+        earlier = await analyst.decisions.for_signal(signal.id)
+        seen = earlier[-1].as_of if earlier else signal.candle_time + interval_ms(signal.interval)
+        length = interval_ms(signal.interval)
+        candles = view.candles(signal.symbol, signal.interval)
+        if not len(candles.time) or int(candles.time[-1]) + length <= seen:
+            now = analyst.clock.now()
+            if now < seen + 2 * length:
+                await analyst.signals.defer(signal, self.owner, now + self.retry_ms)
+                return False
+            reason = f"no {signal.interval} candle of {signal.symbol} closed since the last check"
+            await analyst.move(signal, SignalStatus.EXPIRED, reason, self.owner)
+            return True
+        price = price_of(float(candles.close[-1]))
+        move = (price - signal.price) / signal.price * 100
+        if abs(move) > self.cancel_move:
+            reason = (
+                f"price {price} moved {move:+.2f}% from the signal's {signal.price} "
+                f"(more than {self.cancel_move}%)"
+            )
+            await analyst.move(signal, SignalStatus.CANCELLED, reason, self.owner)
+            return True
+        spec = await self.traders.spec(signal.trader_id)
+        if spec is None:
+            return False
+        decision = await analyst.decide(signal, spec, view)
+        if decision.action == DecisionAction.GOOD_SETUP and len(earlier) >= self.rechecks:
+            reason = f"still only watched after {len(earlier)} re-checks"
+            await analyst.move(signal, SignalStatus.EXPIRED, reason, self.owner)
+        else:
+            await analyst.settle(signal, decision, self.owner)
+        return True

@@ -1,0 +1,141 @@
+"""Decisions in the database: every analysis of a signal, and later its outcome.
+
+Rows map to `app.domain.decision.Decision` values here only. Take profits, supports and
+resistances are JSON lists of decimal strings, so no digit of a level is lost on the way.
+A new decision is due for its first outcome look at once (`outcome_check_at` null); the
+outcome stage moves the look to the next candle until the outcome is known.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from tortoise.expressions import Q
+
+from app.db import models
+from app.domain.decision import Decision, DecisionAction, KeyLevels, TradePlan
+from app.domain.decision_quality import Label
+from app.domain.signal import Signal
+from app.engine.clock import to_datetime, to_ms
+from app.engine.ports import DueOutcome
+
+RISK_REWARD_QUANTUM = Decimal("0.0001")
+
+
+def _decimals(values: Any) -> tuple[Decimal, ...]:
+    return tuple(Decimal(str(value)) for value in values)
+
+
+def _strings(values: tuple[Decimal, ...]) -> list[str]:
+    return [format(value, "f") for value in values]
+
+
+def decision_of(row: models.Decision) -> Decision:
+    return Decision(
+        id=row.id,
+        signal_id=row.signal_id,  # type: ignore[attr-defined]
+        trader_id=row.trader_id,  # type: ignore[attr-defined]
+        action=row.action,
+        direction=row.direction,
+        confidence=row.confidence,
+        reasoning=row.reasoning,
+        created_at=to_ms(row.created_at),
+        trade_plan=TradePlan(row.setup, row.invalidation),
+        levels=KeyLevels(
+            entry=row.entry,
+            stop_loss=row.stop_loss,
+            take_profits=_decimals(row.take_profits),
+            supports=_decimals(row.supports),
+            resistances=_decimals(row.resistances),
+        ),
+        risk_reward=row.risk_reward,
+        engine=row.engine,
+        model=row.model,
+        schema_version=row.schema_version,
+        prompt_hash=row.prompt_hash,
+        input_tokens=row.input_tokens,
+        output_tokens=row.output_tokens,
+        latency_ms=row.latency_ms,
+        fallback_reason=row.fallback_reason,
+        invalid_reason=row.invalid_reason,
+        repairs=row.repairs,
+        as_of=to_ms(row.as_of),
+    )
+
+
+def columns_of(decision: Decision) -> dict[str, Any]:
+    levels = decision.levels
+    reward = decision.risk_reward
+    return {
+        "id": decision.id,
+        "signal_id": decision.signal_id,
+        "trader_id": decision.trader_id,
+        "action": decision.action,
+        "direction": decision.direction,
+        "confidence": decision.confidence,
+        "reasoning": decision.reasoning,
+        "setup": decision.trade_plan.setup,
+        "invalidation": decision.trade_plan.invalidation,
+        "entry": levels.entry,
+        "stop_loss": levels.stop_loss,
+        "take_profits": _strings(levels.take_profits),
+        "supports": _strings(levels.supports),
+        "resistances": _strings(levels.resistances),
+        "risk_reward": None if reward is None else reward.quantize(RISK_REWARD_QUANTUM),
+        "engine": decision.engine,
+        "model": decision.model,
+        "schema_version": decision.schema_version,
+        "prompt_hash": decision.prompt_hash,
+        "input_tokens": decision.input_tokens,
+        "output_tokens": decision.output_tokens,
+        "latency_ms": decision.latency_ms,
+        "fallback_reason": decision.fallback_reason,
+        "invalid_reason": decision.invalid_reason,
+        "repairs": decision.repairs,
+        "as_of": to_datetime(decision.as_of),
+        "created_at": to_datetime(decision.created_at),
+    }
+
+
+class DbDecisionRepository:
+    async def add(self, decision: Decision) -> None:
+        await models.Decision.create(**columns_of(decision))
+
+    async def for_signal(self, signal_id: uuid.UUID) -> list[Decision]:
+        rows = await models.Decision.filter(signal_id=signal_id).order_by("created_at", "id")
+        return [decision_of(row) for row in rows]
+
+    async def levels_for(self, signal: Signal) -> KeyLevels | None:
+        row = (
+            await models.Decision.filter(signal_id=signal.id).order_by("-created_at", "-id").first()
+        )
+        if row is None or row.action != DecisionAction.ENTER_TRADE:
+            return None
+        return decision_of(row).levels
+
+    async def outcomes_due(self, now: int, limit: int) -> list[DueOutcome]:
+        rows = (
+            await models.Decision.filter(
+                Q(outcome_check_at=None) | Q(outcome_check_at__lte=to_datetime(now)),
+                outcome=None,
+            )
+            .order_by("created_at", "id")
+            .limit(limit)
+            .select_related("signal")
+        )
+        return [
+            DueOutcome(decision_of(row), row.signal.symbol, row.signal.interval) for row in rows
+        ]
+
+    async def record_outcome(self, decision_id: uuid.UUID, label: Label) -> None:
+        await models.Decision.filter(id=decision_id).update(
+            outcome=label.outcome,
+            outcome_at=None if label.at is None else to_datetime(label.at),
+            outcome_candles=label.candles,
+            outcome_check_at=None,
+        )
+
+    async def check_outcome_later(self, decision_id: uuid.UUID, at: int) -> None:
+        await models.Decision.filter(id=decision_id).update(outcome_check_at=to_datetime(at))
