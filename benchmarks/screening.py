@@ -221,7 +221,7 @@ async def main(args: argparse.Namespace) -> None:
         newest = store.last_time(symbols[0], "1h")
         assert newest is not None
         close = CandleClose("1h", newest)
-        return (await engine.screen(close, traders, market.view(close.at))).outcomes
+        return await engine.screen(traders, market.view(close.at))
 
     await sandbox.start()
     try:

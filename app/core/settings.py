@@ -132,6 +132,20 @@ class Settings(BaseSettings):
         description="how long a dry run waits for a free dry-run worker before it is refused",
     )
     dry_run_workers: int = Field(default=1, ge=1, le=8, description="workers of the dry-run lane")
+    screen_seconds_per_user: float = Field(
+        default=4.0,
+        gt=0,
+        le=600,
+        description="filter evaluation time a user's traders share per candle close and "
+        "sandbox worker; a trader over its share fails that close",
+    )
+    heavy_trader_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        le=600,
+        description="a trader that spent more at its previous close is screened after the "
+        "others have their signals",
+    )
     max_query_depth: int = Field(default=12, ge=2, le=100)
     max_aliases: int = Field(default=30, ge=1, le=1000)
     max_traders_per_user: int = Field(default=100, ge=1, le=1_000_000)

@@ -9,7 +9,7 @@ what the live engine would have done (nautilus_trader's "same code from research
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from app.core.settings import Settings
@@ -38,7 +38,7 @@ from app.engine.sandbox import FilterSandbox
 from app.engine.screening import ScreenerEngine
 from app.engine.signal_monitor import DEFAULT_CANCEL_MOVE, DEFAULT_RECHECKS, SignalMonitorStage
 from app.engine.signals import SignalManager
-from app.engine.workflow import Workflow
+from app.engine.workflow import Fairness, Workflow
 
 BATCH_PER_MODEL_CALL = 4
 
@@ -61,6 +61,7 @@ class StageOptions:
     watch_cancel_move_percent: Decimal = DEFAULT_CANCEL_MOVE
     outcome_horizon_candles: int = DEFAULT_HORIZON
     batch: int = DEFAULT_BATCH
+    fairness: Fairness = field(default_factory=Fairness)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StageOptions:
@@ -70,6 +71,7 @@ class StageOptions:
             watch_cancel_move_percent=Decimal(str(settings.watch_cancel_move_percent)),
             outcome_horizon_candles=settings.outcome_horizon_candles,
             batch=BATCH_PER_MODEL_CALL * settings.llm_concurrency,
+            fairness=Fairness(settings.screen_seconds_per_user, settings.heavy_trader_seconds),
         )
 
 
@@ -99,7 +101,7 @@ def assemble_workflow(
         OutcomeStage(ports.decisions, clock, horizon=options.outcome_horizon_candles),
     )
     signals = SignalManager(ports.signals, ports.traders, ports.notifier, clock)
-    return Workflow(ports.traders, ScreenerEngine(sandbox), signals, stages)
+    return Workflow(ports.traders, ScreenerEngine(sandbox), signals, stages, options.fairness)
 
 
 @dataclass(frozen=True, slots=True)

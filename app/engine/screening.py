@@ -13,13 +13,12 @@ each symbol's indicators once for all the traders that read them.
 from __future__ import annotations
 
 import math
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from app.domain.filter_validation import FilterValidationError, parse_filter
+from app.domain.filter_validation import FilterValidationError
 from app.domain.intervals import interval_ms
 from app.domain.trader_spec import TraderSpec
 from app.engine.feeds.base import Ticker
@@ -31,7 +30,6 @@ from app.engine.sandbox import (
     TickerValues,
 )
 
-DRY_RUN = "dry-run"
 REPORTS_KEPT = 100
 
 
@@ -89,14 +87,6 @@ class ScreenTotals:
         self.last_seconds = report.seconds
 
 
-@dataclass(frozen=True, slots=True)
-class Screen:
-    """What one screen found: each trader's outcome, and the report of the run."""
-
-    outcomes: dict[uuid.UUID, FilterOutcome]
-    report: ScreenReport
-
-
 def ticker_values(ticker: Ticker) -> TickerValues:
     """What a filter sees of a feed's ticker: floats, NaN for what the feed does not know."""
     return TickerValues(
@@ -118,11 +108,20 @@ class ScreenerEngine:
     async def stop(self) -> None:
         await self.sandbox.close()
 
+    def record(self, report: ScreenReport) -> None:
+        """Keep the report of a close's screen (the latest ones, and running totals)."""
+        self.reports = [*self.reports[-(REPORTS_KEPT - 1) :], report]
+        self.totals.setdefault(report.interval, ScreenTotals()).add(report)
+
     async def screen(
-        self, close: CandleClose, specs: Sequence[TraderSpec], view: MarketView
-    ) -> Screen:
-        """Every spec's filter over its symbols, on the market as `view` shows it."""
-        started = time.perf_counter()
+        self,
+        specs: Sequence[TraderSpec],
+        view: MarketView,
+        budgets: Mapping[uuid.UUID, float] | None = None,
+    ) -> dict[uuid.UUID, FilterOutcome]:
+        """Every spec's filter over its symbols, on the market as `view` shows it, each within
+        its budget per worker (`budgets`; the sandbox's own limit when not given)."""
+        budgets = budgets or {}
         outcomes: dict[uuid.UUID, FilterOutcome] = {}
         jobs = []
         for spec in specs:
@@ -139,38 +138,11 @@ class ScreenerEngine:
                     spec.symbols or view.symbols(spec.interval),
                     program.timeframes,
                     spec.filter_params(),
+                    budgets.get(spec.id),
                 )
             )
         by_key = {str(spec.id): spec.id for spec in specs}
-        found = await self.sandbox.run(jobs, view, view.tickers())
-        outcomes.update((by_key[key], outcome) for key, outcome in found.items())
-        report = ScreenReport(
-            close.interval,
-            close.time,
-            len(specs),
-            sum(outcome.evaluated for outcome in outcomes.values()),
-            sum(len(outcome.matches) for outcome in outcomes.values()),
-            sum(outcome.failure is not None for outcome in outcomes.values()),
-            time.perf_counter() - started,
-        )
-        self.reports = [*self.reports[-(REPORTS_KEPT - 1) :], report]
-        self.totals.setdefault(close.interval, ScreenTotals()).add(report)
-        return Screen(outcomes, report)
-
-    async def dry_run(
-        self, code: str, interval: str, symbols: Sequence[str] | None, view: MarketView
-    ) -> FilterOutcome:
-        """Run a filter that belongs to no trader on `view`; nothing is recorded.
-
-        Raises `FilterValidationError` when the code does not pass validation.
-        """
-        program = parse_filter(code, interval)
-        job = FilterJob(
-            DRY_RUN,
-            code,
-            interval,
-            tuple(symbols) if symbols is not None else view.symbols(interval),
-            program.timeframes,
-            {"interval": interval},
-        )
-        return (await self.sandbox.run([job], view, view.tickers()))[DRY_RUN]
+        if jobs:
+            found = await self.sandbox.run(jobs, view, view.tickers())
+            outcomes.update((by_key[key], outcome) for key, outcome in found.items())
+        return outcomes

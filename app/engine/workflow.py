@@ -2,7 +2,10 @@
 
 `on_close` is the fast path of a candle close: read the traders of the interval as they are
 now, screen them on the market view of that close, turn each outcome into signals, and let
-every later stage note what the close made due. Those stages (analysis, monitors, trading)
+every later stage note what the close made due. Screening is fair between users
+(`app.domain.fairness`): each trader runs within its share of its owner's budget, and the
+traders that were slow at their previous close are screened after the others have their
+signals, from a fresh read of which of them still run. Those stages (analysis, monitors, trading)
 take their work from durable state (a signal's status, an open position), never from a
 call chain, so a slow one never holds up the next screen: the live engine runs each one in
 a task of its own, woken after every close (`LiveEngine`); a backtest runs them one after
@@ -15,12 +18,17 @@ loop with a replayed view. Nothing here knows which clock drives it.
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
+from app.domain.fairness import fair_budgets, split_by_cost
+from app.domain.trader_spec import TraderSpec
 from app.engine.ports import TraderRepository
-from app.engine.sandbox import SandboxError
-from app.engine.screening import CandleClose, MarketView, Screen, ScreenerEngine, ScreenReport
+from app.engine.sandbox import FilterOutcome, SandboxError
+from app.engine.screening import CandleClose, MarketView, ScreenerEngine, ScreenReport
 from app.engine.signals import SignalManager
 
 log = logging.getLogger(__name__)
@@ -41,6 +49,16 @@ class Stage(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Fairness:
+    """`user_seconds`: a user's traders' evaluation time per worker and close, shared equally;
+    `heavy_seconds`: what a trader may have spent at its previous close and still be screened
+    with the fast ones."""
+
+    user_seconds: float = 4.0
+    heavy_seconds: float = 0.25
+
+
 class Workflow:
     def __init__(
         self,
@@ -48,11 +66,14 @@ class Workflow:
         screener: ScreenerEngine,
         signals: SignalManager,
         stages: Sequence[Stage] = (),
+        fairness: Fairness | None = None,
     ) -> None:
         self.traders = traders
         self.screener = screener
         self.signals = signals
         self.stages = tuple(stages)
+        self.fairness = fairness or Fairness()
+        self._spent: dict[str, dict[uuid.UUID, float]] = {}
 
     async def drain(self, view: MarketView) -> int:
         """Run the later stages, in order, until none has anything due; the items handled."""
@@ -63,23 +84,58 @@ class Workflow:
 
     async def on_close(self, close: CandleClose, view: MarketView) -> ScreenReport | None:
         """Screen the close and record signals; None when the sandbox failed (logged)."""
+        started = time.perf_counter()
         specs = await self.traders.running(close.interval)
+        budgets = fair_budgets(
+            {spec.id: spec.owner_id for spec in specs},
+            self.fairness.user_seconds,
+            self.screener.sandbox.limits.run_seconds,
+        )
+        light, heavy = split_by_cost(
+            specs, self._spent.get(close.interval, {}), self.fairness.heavy_seconds
+        )
+        outcomes: dict[uuid.UUID, FilterOutcome] = {}
         try:
-            screen: Screen = await self.screener.screen(close, specs, view)
+            outcomes |= await self._screen(light, view, budgets)
+            if heavy:
+                still = {spec.id for spec in await self.traders.running(close.interval)}
+                outcomes |= await self._screen(
+                    [spec for spec in heavy if spec.id in still], view, budgets
+                )
         except SandboxError:
             log.exception("screening %s at %s skipped: the sandbox failed", close.interval, close)
             return None
+        self._spent[close.interval] = {
+            trader: outcome.spent_seconds for trader, outcome in outcomes.items()
+        }
+        for stage in self.stages:
+            try:
+                await stage.on_close(close, view)
+            except Exception:
+                log.exception("stage %s failed on the %s close", stage.name, close.interval)
+        report = ScreenReport(
+            close.interval,
+            close.time,
+            len(outcomes),
+            sum(outcome.evaluated for outcome in outcomes.values()),
+            sum(len(outcome.matches) for outcome in outcomes.values()),
+            sum(outcome.failure is not None for outcome in outcomes.values()),
+            time.perf_counter() - started,
+        )
+        self.screener.record(report)
+        return report
+
+    async def _screen(
+        self, specs: Sequence[TraderSpec], view: MarketView, budgets: dict[uuid.UUID, float]
+    ) -> dict[uuid.UUID, FilterOutcome]:
+        """One tier of the close: screen, then record each outcome (signals or a failure)."""
+        outcomes = await self.screener.screen(specs, view, budgets)
         for spec in specs:
-            outcome = screen.outcomes.get(spec.id)
+            outcome = outcomes.get(spec.id)
             if outcome is None:
                 continue
             try:
                 await self.signals.record_run(spec, outcome)
             except Exception:
                 log.exception("recording the run of trader %s failed", spec.id)
-        for stage in self.stages:
-            try:
-                await stage.on_close(close, view)
-            except Exception:
-                log.exception("stage %s failed on the %s close", stage.name, close.interval)
-        return screen.report
+        return outcomes
