@@ -1,12 +1,13 @@
 """Wiring: the one place that builds the live engine and the process runtime from settings.
 
 Stages know only their ports; this module picks what stands behind each one in a live
-process (the database repositories, the event bus, the wall clock, the configured feed),
-and hands the API its ports to the engine: the embedded engine when it runs here, the
-database heartbeats of engines elsewhere when `TRADERS_ENGINE=off`. The model client is
-built once per process and shared by the analyzer and the API's trader generation, so its
-concurrency limits hold for both; without a Gemini key there is none and the rule engine
-analyzes.
+process (the database repositories, the event bus, the configured feed and its clock, the
+demo executor), assembles the stages as every engine does (`app.engine.assembly`), and
+hands the API its ports to the engine: the embedded engine and its trading desk when it
+runs here, the database heartbeats of engines elsewhere when `TRADERS_ENGINE=off`. The
+model client is built once per process and shared by the analyzer and the API's trader
+generation, so its concurrency limits hold for both; without a Gemini key there is none and
+the rule engine analyzes.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from app.core.settings import Settings
 from app.engine.analysis.base import AnalysisEngine
 from app.engine.analysis.gemini import GeminiAnalysisEngine
 from app.engine.analysis.rules import RuleAnalysisEngine
-from app.engine.assembly import Ports, StageOptions, assemble_workflow
+from app.engine.assembly import Ports, StageOptions, assemble_desk, assemble_workflow, fill_model
 from app.engine.clock import Clock, RealtimeClock
+from app.engine.desk import TradingDesk
+from app.engine.instruments import DerivedInstruments
 from app.engine.live import LiveEngine
 from app.engine.llm.client import LlmClient, LlmLimits, gemini_models
 from app.engine.market import MarketData
-from app.engine.ports import NoPositions
+from app.engine.prices import MarketQuotes
 from app.engine.sandbox import FilterSandbox
 from app.engine.workflow import Workflow
 from app.services.filter_check import FilterChecker
@@ -38,6 +41,7 @@ from app.services.repositories.decisions import DbDecisionRepository
 from app.services.repositories.llm import DbCallLog, DbResponseCache
 from app.services.repositories.signals import DbSignalRepository
 from app.services.repositories.traders import DbTraderRepository
+from app.services.repositories.trading import DbTradeStore
 from app.services.runtime import Runtime
 from app.services.traders import TraderManager
 
@@ -76,21 +80,38 @@ def analysis_engine(settings: Settings, llm: LlmClient | None) -> AnalysisEngine
     return rules if llm is None else GeminiAnalysisEngine(llm, settings.gemini_model, rules)
 
 
+def build_desk(bus: EventBus, clock: Clock, market: MarketData, settings: Settings) -> TradingDesk:
+    """The trading desk on the database and the live market (its ticks and closes)."""
+    quotes = MarketQuotes(market.store, market.base_interval, clock, market.prices, market.tickers)
+    return assemble_desk(
+        DbTradeStore(settings.demo_balance),
+        quotes,
+        DerivedInstruments(),
+        BusNotifier(bus, quotes.marks),
+        clock,
+        fill_model(settings),
+    )
+
+
 def build_workflow(
     bus: EventBus,
     clock: Clock,
     sandbox: FilterSandbox,
+    market: MarketData,
     settings: Settings | None = None,
     llm: LlmClient | None = None,
+    desk: TradingDesk | None = None,
 ) -> Workflow:
     """The live stages on the database; `settings` default to the embedded defaults."""
     settings = settings or Settings()
+    desk = desk or build_desk(bus, clock, market, settings)
     ports = Ports(
         traders=DbTraderRepository(TraderManager(bus)),
         signals=DbSignalRepository(),
         decisions=DbDecisionRepository(),
-        positions=NoPositions(),
-        notifier=BusNotifier(bus),
+        notifier=desk.notifier,
+        desk=desk,
+        prices=market.prices.subscribe(),
     )
     return assemble_workflow(
         ports,
@@ -108,13 +129,16 @@ async def build_engine(
     llm: LlmClient | None = None,
     clock: Clock | None = None,
     **options: int,
-) -> LiveEngine:
-    """The live engine on the configured feed, its workflow on the market's clock (the feed's,
-    unless `clock` is given); `options` go to `LiveEngine` (settling)."""
+) -> tuple[LiveEngine, TradingDesk]:
+    """The live engine on the configured feed and its trading desk, on the market's clock
+    (the feed's, unless `clock` is given); `options` go to `LiveEngine` (settling)."""
     market = await MarketData.create(settings)
+    clock = clock or market.feed.clock
     sandbox = FilterSandbox(workers=os.cpu_count() or 1)
-    workflow = build_workflow(bus, clock or market.feed.clock, sandbox, settings, llm)
-    return LiveEngine(market, workflow, heartbeat=record_heartbeat, **options)
+    desk = build_desk(bus, clock, market, settings)
+    workflow = build_workflow(bus, clock, sandbox, market, settings, llm, desk)
+    engine = LiveEngine(market, workflow, heartbeat=record_heartbeat, **options)
+    return engine, desk
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -128,16 +152,19 @@ def build_runtime(settings: Settings) -> Runtime:
 @asynccontextmanager
 async def engine_running(runtime: Runtime) -> AsyncIterator[LiveEngine]:
     """Run the live engine inside this process for the duration of the block, with the
-    dry-run lane of `validateFilter` beside it on the same market."""
-    engine = await build_engine(runtime.settings, runtime.bus, runtime.llm)
+    dry-run lane of `validateFilter` beside it on the same market; orders a previous run
+    left as intents or open are settled first."""
+    engine, desk = await build_engine(runtime.settings, runtime.bus, runtime.llm)
     checker = FilterChecker.from_settings(engine.market, runtime.settings)
+    await desk.orders.reconcile()
     try:
         await engine.start()
         await checker.start()
         runtime.engine, runtime.market = engine, EmbeddedMarket(engine.market)
-        runtime.filter_checker = checker
+        runtime.filter_checker, runtime.desk = checker, desk
         yield engine
     finally:
-        runtime.filter_checker = None
+        runtime.filter_checker = runtime.desk = None
         await checker.close()
         await engine.stop()
+        await desk.notifier.flush()

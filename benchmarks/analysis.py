@@ -200,7 +200,7 @@ async def main(args: argparse.Namespace) -> None:
     stages = None
     try:
         await create_traders(symbols, burst_open, args.signals)
-        workflow = build_workflow(InProcessEventBus(), clock, sandbox, settings, llm)
+        workflow = build_workflow(InProcessEventBus(), clock, sandbox, market, settings, llm)
         await sandbox.start()
         print(
             f"{len(strategies())} screening traders x {len(symbols)} symbols, "

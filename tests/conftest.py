@@ -33,7 +33,10 @@ TABLES = (
     "decisions",
     "signal_transitions",
     "trade_audit_log",
+    "fills",
     "equity_snapshots",
+    "performance",
+    "ledgers",
     "orders",
     "trades",
     "signals",
@@ -106,12 +109,21 @@ async def _migrate(url: str) -> None:
 
 
 async def _empty_tables(backend: str) -> None:
+    """TRUNCATE on PostgreSQL (the audit log's row triggers do not fire on it); on SQLite
+    the append-only triggers are set aside while the tables are emptied."""
     connection = get_connection("default")
     if backend == "postgres":
         await connection.execute_script(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
-    else:
-        for table in TABLES:
-            await connection.execute_script(f"DELETE FROM {table}")
+        return
+    triggers = await connection.execute_query_dict(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+    )
+    for trigger in triggers:
+        await connection.execute_script(f"DROP TRIGGER {trigger['name']}")
+    for table in TABLES:
+        await connection.execute_script(f"DELETE FROM {table}")
+    for trigger in triggers:
+        await connection.execute_script(trigger["sql"])
 
 
 @pytest.fixture(params=BACKENDS)

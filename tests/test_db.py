@@ -2,6 +2,7 @@ import asyncio
 from decimal import Decimal
 
 import pytest
+from tortoise.connection import get_connection
 
 from app.db.models import AppendOnlyError, TradeAuditLog, Trader, User
 from app.services.users import UserExistsError, create_user
@@ -24,6 +25,29 @@ async def test_audit_log_is_append_only(db: str) -> None:
     with pytest.raises(AppendOnlyError):
         await row.delete()
     assert (await TradeAuditLog.get(id=row.id)).action == "order_sent"
+
+
+async def test_the_database_refuses_to_change_or_delete_audit_rows(db: str) -> None:
+    """Not only the model: plain SQL, and queryset updates and deletes, are refused too."""
+    user = await User.create(name="alice")
+    trader = await Trader.create(owner=user, name="t")
+    row = await TradeAuditLog.create(owner_id=user.id, trader_id=trader.id, action="order_fill")
+    connection = get_connection("default")
+    for sql in (
+        f"UPDATE trade_audit_log SET action = 'forged' WHERE id = {row.id}",
+        f"DELETE FROM trade_audit_log WHERE id = {row.id}",
+        "DELETE FROM trade_audit_log",
+    ):
+        with pytest.raises(Exception, match="append-only"):
+            await connection.execute_script(sql)
+    with pytest.raises(Exception, match="append-only"):
+        await TradeAuditLog.filter(id=row.id).update(action="forged")
+    with pytest.raises(Exception, match="append-only"):
+        await TradeAuditLog.filter(id=row.id).delete()
+    await trader.delete()
+    assert [(r.id, r.action) for r in await TradeAuditLog.all()] == [(row.id, "order_fill")]
+    await TradeAuditLog.create(owner_id=user.id, trader_id=trader.id, action="order_intent")
+    assert await TradeAuditLog.all().count() == 2
 
 
 async def test_a_user_name_is_taken_once_even_by_concurrent_creations(db: str) -> None:

@@ -13,7 +13,7 @@ import pytest
 from gql import Client, GraphQLRequest
 
 from app.services.users import create_user
-from tests.events.live import TIMEOUT, ApiServer, first_event, transport
+from tests.events.live import TIMEOUT, ApiServer, engine_server, first_event, transport
 
 SIGNALS = "subscription { signalEvents { traderId symbol interval price } }"
 STATUS = "subscription { traderStatus { traderId enabled } }"
@@ -30,17 +30,8 @@ def backend() -> str:
 
 @pytest.fixture
 def server(db: str, tmp_path: Path) -> Iterator[ApiServer]:
-    api = ApiServer(
-        db,
-        None,
-        tmp_path / "serve.log",
-        {"TRADERS_ENGINE": "embedded", "TRADERS_FEED": "simulated", "TRADERS_FEED_SPEED": "120"},
-    )
-    api.start()
-    try:
+    with engine_server(db, tmp_path / "serve.log") as api:
         yield api
-    finally:
-        api.stop()
 
 
 async def test_an_enabled_traders_match_reaches_its_owner_live(server: ApiServer) -> None:

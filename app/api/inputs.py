@@ -32,6 +32,11 @@ class RiskManagementInput:
     position_size_percent: Decimal | None = strawberry.UNSET
     max_drawdown: Decimal | None = strawberry.UNSET
     min_risk_reward: Decimal | None = strawberry.UNSET
+    trailing_stop: Decimal | None = strawberry.UNSET
+    cooldown_candles: int | None = strawberry.UNSET
+    stop_loss_guard: int | None = strawberry.UNSET
+    stop_loss_guard_candles: int | None = strawberry.UNSET
+    review_candles: int | None = strawberry.UNSET
 
 
 @strawberry.input
@@ -48,6 +53,11 @@ class FilterInput:
 
 
 @strawberry.input
+class ExitFilterInput:
+    code: str | None = strawberry.UNSET
+
+
+@strawberry.input
 class TraderFields:
     description: str | None = strawberry.UNSET
     interval: str | None = strawberry.UNSET
@@ -55,6 +65,7 @@ class TraderFields:
     mode: TradingMode | None = strawberry.UNSET
     enabled: bool | None = strawberry.UNSET
     filter: FilterInput | None = strawberry.UNSET
+    exit_filter: ExitFilterInput | None = strawberry.UNSET
     strategy: StrategyInput | None = strawberry.UNSET
 
 
@@ -69,10 +80,12 @@ class UpdateTraderInput(TraderFields):
 
 
 # The prefix a nested input's fields carry in the trader's vocabulary: `filter.code` is
-# `filter_code`, `strategy.instructions` is `strategy_instructions`, and the risk settings
-# keep their own names (`strategy.riskManagement.stopLoss` is `stop_loss`).
+# `filter_code`, `exitFilter.code` is `exit_filter_code`, `strategy.instructions` is
+# `strategy_instructions`, and the risk settings keep their own names
+# (`strategy.riskManagement.stopLoss` is `stop_loss`).
 FIELD_PREFIX: dict[type, str] = {
     FilterInput: "filter_",
+    ExitFilterInput: "exit_filter_",
     StrategyInput: "strategy_",
     RiskManagementInput: "",
 }

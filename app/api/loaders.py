@@ -8,8 +8,9 @@ from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from app.db.models import Decision, Signal, SignalTransition, Trade, Trader
+from app.db.models import Decision, Fill, Order, Signal, SignalTransition, Trade, Trader
 from app.services import analysis, reads
+from app.services.reads import Prices
 
 V = TypeVar("V")
 
@@ -25,9 +26,30 @@ def _loader(
 
 
 class Loaders:
-    def __init__(self) -> None:
+    """`prices`: the engine's latest prices when it runs in this process (metrics value
+    open positions at them)."""
+
+    def __init__(self, prices: Prices | None = None) -> None:
         self.trader: DataLoader[uuid.UUID, Trader | None] = _loader(reads.traders_by_id)
-        self.metrics: DataLoader[uuid.UUID, reads.TraderMetrics] = _loader(reads.metrics_by_trader)
+
+        async def metrics(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, reads.TraderMetrics]:
+            return await reads.metrics_by_trader(ids, prices)
+
+        self.metrics: DataLoader[uuid.UUID, reads.TraderMetrics] = _loader(metrics)
+        self.signal: DataLoader[uuid.UUID, Signal | None] = _loader(reads.signals_by_id)
+        self.trade_of_signal: DataLoader[uuid.UUID, Trade | None] = _loader(reads.trades_of_signals)
+        self.orders_of_trade: DataLoader[uuid.UUID, list[Order]] = _loader(
+            reads.orders_of_trades, missing=[]
+        )
+
+        async def trade_fills(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Fill]]:
+            return await reads.fills_by("trade_id", ids)
+
+        async def order_fills(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Fill]]:
+            return await reads.fills_by("order_id", ids)
+
+        self.fills_of_trade: DataLoader[uuid.UUID, list[Fill]] = _loader(trade_fills, missing=[])
+        self.fills_of_order: DataLoader[uuid.UUID, list[Fill]] = _loader(order_fills, missing=[])
         self.decisions: DataLoader[uuid.UUID, list[Decision]] = _loader(
             analysis.decisions_by_signal, missing=[]
         )

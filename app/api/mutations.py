@@ -1,4 +1,5 @@
-"""Root mutations on traders; each one validates first and writes nothing when it fails."""
+"""Root mutations on traders (and, from `app.api.trading`, on their positions and orders);
+each one validates first and writes nothing when it fails."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import strawberry
 
 from app.api.generation import GenerationMutation
 from app.api.inputs import CreateTraderInput, UpdateTraderInput, api_errors, to_changes
+from app.api.trading import TradingMutation
 from app.api.types import Info, Trader, TradingMode
 from app.services.errors import InvalidInputError
 
 
 @strawberry.type
-class Mutation(GenerationMutation):
+class Mutation(GenerationMutation, TradingMutation):
     @strawberry.mutation
     async def create_trader(self, info: Info, input: CreateTraderInput) -> Trader:
         user = info.context.require_user()

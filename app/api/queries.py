@@ -13,6 +13,7 @@ from app.api.filter_check import FilterQuery
 from app.api.generation import GenerationQuery
 from app.api.market import MarketQuery
 from app.api.pagination import Connection, paginate
+from app.api.trading import TradingQuery
 from app.api.types import (
     Info,
     Signal,
@@ -32,7 +33,7 @@ M = TypeVar("M", bound=Model)
 
 
 @strawberry.type
-class Query(FilterQuery, MarketQuery, AnalysisQuery, GenerationQuery):
+class Query(FilterQuery, MarketQuery, AnalysisQuery, GenerationQuery, TradingQuery):
     @strawberry.field(description="The caller")
     def me(self, info: Info) -> User:
         return User.from_model(info.context.require_user())

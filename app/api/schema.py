@@ -49,7 +49,9 @@ class FreshLoaders(SchemaExtension):
     the first run's cached rows, and the cache would grow for as long as the connection."""
 
     def on_operation(self) -> Iterator[None]:
-        self.execution_context.context.loaders = Loaders()
+        context = self.execution_context.context
+        desk = context.runtime.desk
+        context.loaders = Loaders(None if desk is None else desk.quotes.marks)
         yield
 
 

@@ -99,6 +99,7 @@ class SignalEvent(TraderEvent):
     interval: str | None
     side: Side | None
     status: SignalStatus | None
+    reason: str | None = strawberry.field(description="why it was cancelled, refused...")
     price: Decimal | None
     score: float | None
     candle_time: datetime | None = strawberry.field(description="open time of the candle")
@@ -116,6 +117,7 @@ class SignalEvent(TraderEvent):
             interval=_str(p, "interval"),
             side=_enum(Side, p, "side"),
             status=_enum(SignalStatus, p, "status"),
+            reason=_str(p, "reason"),
             price=_decimal(p, "price"),
             score=None if score is None else float(score),
             candle_time=None if candle_time is None else datetime.fromisoformat(candle_time),
@@ -124,7 +126,7 @@ class SignalEvent(TraderEvent):
 
 @strawberry.type
 class TradeEvent(TraderEvent):
-    kind: str = strawberry.field(description="opened, closed, updated, ...")
+    kind: str = strawberry.field(description="opened, filled, closed, cancelled")
     trade_id: strawberry.ID | None
     signal_id: strawberry.ID | None
     symbol: str | None
@@ -134,9 +136,16 @@ class TradeEvent(TraderEvent):
     amount: Decimal | None
     entry_price: Decimal | None
     exit_price: Decimal | None
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
     pnl: Decimal | None
     pnl_percent: Decimal | None
     exit_reason: str | None
+    order_id: strawberry.ID | None = strawberry.field(description="with kind filled")
+    fill_amount: Decimal | None
+    fill_price: Decimal | None
+    expected_price: Decimal | None
+    fee: Decimal | None
 
     @classmethod
     def from_event(cls, event: Event) -> TradeEvent:
@@ -153,9 +162,16 @@ class TradeEvent(TraderEvent):
             amount=_decimal(p, "amount"),
             entry_price=_decimal(p, "entry_price"),
             exit_price=_decimal(p, "exit_price"),
+            stop_loss=_decimal(p, "stop_loss"),
+            take_profit=_decimal(p, "take_profit"),
             pnl=_decimal(p, "pnl"),
             pnl_percent=_decimal(p, "pnl_percent"),
             exit_reason=_str(p, "exit_reason"),
+            order_id=_id(p, "order_id"),
+            fill_amount=_decimal(p, "fill_amount"),
+            fill_price=_decimal(p, "fill_price"),
+            expected_price=_decimal(p, "expected_price"),
+            fee=_decimal(p, "fee"),
         )
 
 
@@ -171,6 +187,15 @@ def _domain_metrics(p: Mapping[str, Any]) -> domain.Metrics:
         avg_win=Decimal(str(p.get("avg_win", 0))),
         avg_loss=Decimal(str(p.get("avg_loss", 0))),
         last_signal_at=None if last_signal_at is None else datetime.fromisoformat(last_signal_at),
+        expectancy=Decimal(str(p.get("expectancy", 0))),
+        profit_factor=_decimal(p, "profit_factor"),
+        fees_paid=Decimal(str(p.get("fees_paid", 0))),
+        unrealised_pnl=Decimal(str(p.get("unrealised_pnl", 0))),
+        equity=_decimal(p, "equity"),
+        max_drawdown=_decimal(p, "max_drawdown"),
+        sharpe_ratio=_decimal(p, "sharpe_ratio"),
+        sortino_ratio=_decimal(p, "sortino_ratio"),
+        time_in_market=_decimal(p, "time_in_market"),
     )
 
 

@@ -23,6 +23,12 @@ TraderStatus = strawberry.enum(enums.TraderStatus)
 Side = strawberry.enum(enums.Side)
 SignalStatus = strawberry.enum(enums.SignalStatus)
 TradeStatus = strawberry.enum(enums.TradeStatus)
+ExitReason = strawberry.enum(enums.ExitReason)
+OrderStatus = strawberry.enum(enums.OrderStatus)
+OrderType = strawberry.enum(enums.OrderType)
+OrderSide = strawberry.enum(enums.OrderSide)
+OrderPurpose = strawberry.enum(enums.OrderPurpose)
+Liquidity = strawberry.enum(enums.Liquidity)
 
 Info = strawberry.Info[Context, None]
 
@@ -38,17 +44,40 @@ class User:
         return cls(id=strawberry.ID(str(user.id)), name=user.name, created_at=user.created_at)
 
 
-@strawberry.type(description="Performance figures; percentages are 0-100")
+@strawberry.type(
+    description="Performance figures; percentages are 0-100, P&L is net of fees. The "
+    "account figures (equity, maxDrawdown, Sharpe, Sortino, timeInMarket) are per mode: "
+    "null on the figures of all modes together"
+)
 class Metrics:
     total_signals: int
     active_positions: int
     closed_positions: int
     total_pnl: Decimal = strawberry.field(name="totalPnL")
-    total_pnl_percent: Decimal = strawberry.field(name="totalPnLPercent")
+    total_pnl_percent: Decimal = strawberry.field(
+        name="totalPnLPercent", description="relative to the closed trades' entry cost"
+    )
     win_rate: Decimal
     avg_win: Decimal
     avg_loss: Decimal
     last_signal_at: datetime | None
+    expectancy: Decimal = strawberry.field(description="mean P&L per closed trade")
+    profit_factor: Decimal | None = strawberry.field(
+        description="winners' P&L over the losers'; null without a loss"
+    )
+    fees_paid: Decimal
+    unrealised_pnl: Decimal = strawberry.field(
+        name="unrealisedPnL", description="open positions at the latest price, fees included"
+    )
+    equity: Decimal | None = strawberry.field(description="cash plus open positions")
+    max_drawdown: Decimal | None = strawberry.field(
+        description="largest fall of the equity below its running peak, percent"
+    )
+    sharpe_ratio: Decimal | None = strawberry.field(description="annualised, from equity")
+    sortino_ratio: Decimal | None = strawberry.field(description="annualised, from equity")
+    time_in_market: Decimal | None = strawberry.field(
+        description="percent of the time with a position open"
+    )
     demo_metrics: Metrics | None = None
     live_metrics: Metrics | None = None
 
@@ -64,6 +93,15 @@ class Metrics:
             avg_win=metrics.avg_win,
             avg_loss=metrics.avg_loss,
             last_signal_at=metrics.last_signal_at,
+            expectancy=metrics.expectancy,
+            profit_factor=metrics.profit_factor,
+            fees_paid=metrics.fees_paid,
+            unrealised_pnl=metrics.unrealised_pnl,
+            equity=metrics.equity,
+            max_drawdown=metrics.max_drawdown,
+            sharpe_ratio=metrics.sharpe_ratio,
+            sortino_ratio=metrics.sortino_ratio,
+            time_in_market=metrics.time_in_market,
         )
 
     @classmethod
@@ -84,6 +122,21 @@ class RiskManagement:
     min_risk_reward: Decimal | None = strawberry.field(
         description="least reward per unit of risk an analysis may propose (default 1.5)"
     )
+    trailing_stop: Decimal | None = strawberry.field(
+        description="percent below the highest price since entry"
+    )
+    cooldown_candles: int | None = strawberry.field(
+        description="candles after an exit before the symbol is entered again"
+    )
+    stop_loss_guard: int | None = strawberry.field(
+        description="stop-outs within stopLossGuardCandles that lock new entries"
+    )
+    stop_loss_guard_candles: int | None = strawberry.field(
+        description="the guard's window, and how long it locks, in candles"
+    )
+    review_candles: int | None = strawberry.field(
+        description="ask the analysis to hold or close an open position every N candles"
+    )
 
 
 @strawberry.type
@@ -97,6 +150,11 @@ class TraderFilter:
     code: str
     description: list[str]
     indicators: JSON
+
+
+@strawberry.type(description="Closes an open position when it matches (same language as filter)")
+class ExitFilter:
+    code: str
 
 
 @strawberry.type
@@ -155,6 +213,100 @@ class Signal:
         rows = await info.context.loaders.transitions.load(uuid.UUID(self.id))
         return [SignalTransition.from_model(row) for row in rows]
 
+    @strawberry.field(description="The trade entered for this signal, if any")
+    async def trade(self, info: Info) -> Annotated[Trade, strawberry.lazy("app.api.types")] | None:
+        row = await info.context.loaders.trade_of_signal.load(uuid.UUID(self.id))
+        return None if row is None else Trade.from_model(row)
+
+
+@strawberry.type(description="One execution of an order")
+class Fill:
+    id: strawberry.ID
+    order_id: strawberry.ID
+    amount: Decimal
+    price: Decimal
+    expected_price: Decimal | None = strawberry.field(
+        description="the price the engine sent the order at: price - expectedPrice is slippage"
+    )
+    fee: Decimal
+    fee_currency: str
+    liquidity: Liquidity
+    time: datetime
+
+    @classmethod
+    def from_model(cls, fill: models.Fill) -> Fill:
+        return cls(
+            id=strawberry.ID(fill.id),
+            order_id=strawberry.ID(str(fill.order_id)),  # type: ignore[attr-defined]
+            amount=fill.amount,
+            price=fill.price,
+            expected_price=fill.expected_price,
+            fee=fill.fee,
+            fee_currency=fill.fee_currency,
+            liquidity=fill.liquidity,
+            time=fill.time,
+        )
+
+
+@strawberry.type
+class Order:
+    id: strawberry.ID
+    trader_id: strawberry.ID
+    trade_id: strawberry.ID | None
+    client_order_id: str = strawberry.field(description="assigned and recorded before sending")
+    mode: TradingMode
+    purpose: OrderPurpose
+    symbol: str
+    side: OrderSide
+    type: OrderType
+    status: OrderStatus
+    amount: Decimal
+    price: Decimal | None
+    stop_price: Decimal | None
+    expected_price: Decimal | None
+    filled: Decimal
+    average: Decimal | None
+    fee: Decimal
+    exit_reason: ExitReason | None
+    reason: str | None
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_model(cls, order: object) -> Order:
+        assert isinstance(order, models.Order)
+        trade_id = order.trade_id  # type: ignore[attr-defined]
+        return cls(
+            id=strawberry.ID(str(order.id)),
+            trader_id=strawberry.ID(str(order.trader_id)),  # type: ignore[attr-defined]
+            trade_id=None if trade_id is None else strawberry.ID(str(trade_id)),
+            client_order_id=order.client_order_id,
+            mode=order.mode,
+            purpose=order.purpose,
+            symbol=order.symbol,
+            side=order.side,
+            type=order.type,
+            status=order.status,
+            amount=order.amount,
+            price=order.price,
+            stop_price=order.stop_price,
+            expected_price=order.expected_price,
+            filled=order.filled,
+            average=order.average,
+            fee=order.fee,
+            exit_reason=order.exit_reason,
+            reason=order.reason,
+            expires_at=order.expires_at,
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+        )
+
+    @strawberry.field
+    async def fills(self, info: Info) -> list[Fill]:
+        rows = await info.context.loaders.fills_of_order.load(uuid.UUID(self.id))
+        return [Fill.from_model(row) for row in rows]
+
 
 @strawberry.type
 class Trade:
@@ -166,15 +318,18 @@ class Trade:
     side: Side
     status: TradeStatus
     amount: Decimal
-    entry_price: Decimal
+    entry_price: Decimal | None
     exit_price: Decimal | None
     entry_fee: Decimal
     exit_fee: Decimal
+    exit_amount: Decimal
     stop_loss: Decimal | None
     take_profit: Decimal | None
-    pnl: Decimal | None
+    trailing_stop: Decimal | None = strawberry.field(description="percent below the high")
+    highest_price: Decimal | None
+    pnl: Decimal | None = strawberry.field(description="net of both sides' fees")
     pnl_percent: Decimal | None
-    exit_reason: str | None
+    exit_reason: ExitReason | None
     opened_at: datetime
     closed_at: datetime | None
 
@@ -195,14 +350,34 @@ class Trade:
             exit_price=trade.exit_price,
             entry_fee=trade.entry_fee,
             exit_fee=trade.exit_fee,
+            exit_amount=trade.exit_amount,
             stop_loss=trade.stop_loss,
             take_profit=trade.take_profit,
+            trailing_stop=trade.trailing_stop,
+            highest_price=trade.highest_price,
             pnl=trade.pnl,
             pnl_percent=trade.pnl_percent,
             exit_reason=trade.exit_reason,
             opened_at=trade.opened_at,
             closed_at=trade.closed_at,
         )
+
+    @strawberry.field(description="The signal this trade was entered for")
+    async def signal(self, info: Info) -> Signal | None:
+        if self.signal_id is None:
+            return None
+        row = await info.context.loaders.signal.load(uuid.UUID(self.signal_id))
+        return None if row is None else Signal.from_model(row)
+
+    @strawberry.field(description="Its entry and exit orders, oldest first")
+    async def orders(self, info: Info) -> list[Order]:
+        rows = await info.context.loaders.orders_of_trade.load(uuid.UUID(self.id))
+        return [Order.from_model(row) for row in rows]
+
+    @strawberry.field(description="Every fill of its orders, oldest first")
+    async def fills(self, info: Info) -> list[Fill]:
+        rows = await info.context.loaders.fills_of_trade.load(uuid.UUID(self.id))
+        return [Fill.from_model(row) for row in rows]
 
 
 @strawberry.type
@@ -218,6 +393,7 @@ class Trader:
     symbols: list[str] = strawberry.field(description="empty: the feed's default universe")
     has_exchange_credentials: bool
     filter: TraderFilter
+    exit_filter: ExitFilter
     strategy: Strategy
     created_at: datetime
     updated_at: datetime
@@ -241,6 +417,7 @@ class Trader:
                 description=list(trader.filter_description),
                 indicators=trader.filter_indicators,
             ),
+            exit_filter=ExitFilter(code=trader.exit_filter_code),
             strategy=Strategy(
                 instructions=trader.strategy_instructions,
                 risk_management=RiskManagement(
@@ -250,6 +427,11 @@ class Trader:
                     position_size_percent=trader.position_size_percent,
                     max_drawdown=trader.max_drawdown,
                     min_risk_reward=trader.min_risk_reward,
+                    trailing_stop=trader.trailing_stop,
+                    cooldown_candles=trader.cooldown_candles,
+                    stop_loss_guard=trader.stop_loss_guard,
+                    stop_loss_guard_candles=trader.stop_loss_guard_candles,
+                    review_candles=trader.review_candles,
                 ),
             ),
             created_at=trader.created_at,

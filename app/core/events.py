@@ -26,12 +26,17 @@ class EventType:
     """What changed. Payload keys the subscriptions read (all optional, extra keys ignored):
 
     - SIGNAL: kind ("created", "updated", ...), signal_id, symbol, interval, side, status,
-      reason (why it has that status), price, score, indicators, candle_time (ISO 8601)
-    - TRADE: kind ("opened", "closed", "updated", ...), trade_id, signal_id, symbol, side,
-      status, mode, amount, entry_price, exit_price, pnl, pnl_percent, exit_reason
+      reason (why it has that status), price, score, indicators, candle_time
+      (ISO 8601)
+    - TRADE: kind ("opened", "filled", "closed", "cancelled"), trade_id, signal_id, symbol,
+      side, status, mode, amount, entry_price, exit_price, stop_loss, take_profit, pnl,
+      pnl_percent, exit_reason; with kind filled also fill_id, order_id, fill_amount,
+      fill_price, expected_price, fee
     - PNL: the trader's metrics after the change, the fields of `app.domain.metrics.Metrics`
       (total_signals, active_positions, closed_positions, total_pnl, total_pnl_percent,
-      win_rate, avg_win, avg_loss, last_signal_at), optionally per mode under "demo", "live"
+      win_rate, avg_win, avg_loss, last_signal_at, expectancy, profit_factor, fees_paid,
+      unrealised_pnl, equity, max_drawdown, sharpe_ratio, sortino_ratio, time_in_market),
+      optionally per mode under "demo", "live"
     - TRADER_STATUS: kind ("created", "updated", "deleted", ...), status, reason, enabled,
       mode
 

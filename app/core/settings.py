@@ -10,6 +10,7 @@ than a refusal to start.
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
@@ -145,6 +146,27 @@ class Settings(BaseSettings):
         le=600,
         description="a trader that spent more at its previous close is screened after the "
         "others have their signals",
+    )
+    demo_balance: Decimal = Field(
+        default=Decimal(10_000), gt=0, le=10**12, description="each demo trader's starting USDT"
+    )
+    demo_taker_fee: Decimal = Field(
+        default=Decimal("0.001"), ge=0, lt=1, description="paper fee of market orders (0.001: 0.1%)"
+    )
+    demo_maker_fee: Decimal = Field(
+        default=Decimal("0.001"), ge=0, lt=1, description="paper fee of resting limit orders"
+    )
+    demo_volume_share: Decimal = Field(
+        default=Decimal("0.1"),
+        gt=0,
+        le=1,
+        description="the largest share of a candle's volume a paper limit order fills in it",
+    )
+    demo_impact: Decimal = Field(
+        default=Decimal("0.1"),
+        ge=0,
+        le=100,
+        description="paper market impact: the price moves impact x (order amount / candle volume)",
     )
     max_query_depth: int = Field(default=12, ge=2, le=100)
     max_aliases: int = Field(default=30, ge=1, le=1000)

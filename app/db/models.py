@@ -15,6 +15,9 @@ from tortoise.models import Model
 from app.domain.decision import AnalysisEngineKind, DecisionAction
 from app.domain.decision_quality import Outcome
 from app.domain.enums import (
+    ExitReason,
+    Liquidity,
+    OrderPurpose,
     OrderSide,
     OrderStatus,
     OrderType,
@@ -108,6 +111,12 @@ class Trader(Model):
     position_size_percent = percent(null=True)
     max_drawdown = percent(null=True)
     min_risk_reward = fields.DecimalField(max_digits=12, decimal_places=4, null=True)
+    trailing_stop = percent(null=True)
+    cooldown_candles = fields.IntField(null=True)
+    stop_loss_guard = fields.IntField(null=True)
+    stop_loss_guard_candles = fields.IntField(null=True)
+    review_candles = fields.IntField(null=True)
+    exit_filter_code = fields.TextField(default="")
     status = fields.CharEnumField(TraderStatus, max_length=8, default=TraderStatus.PAUSED)
     status_reason = fields.TextField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -273,6 +282,13 @@ class LlmResponse(Model):
 
 
 class Trade(Model):
+    """One position from its entry order to its exit (`app.domain.trade.Trade`).
+
+    Times are the engine clock's. `exit_attempts` counts exit orders sent, so a second exit
+    in flight is refused by a compare-and-set on it; `close_requested` is a close asked for
+    by a process that cannot trade itself, carried out by the engine.
+    """
+
     id = fields.UUIDField(primary_key=True)
     trader: fields.ForeignKeyRelation[Trader] = fields.ForeignKeyField(
         "models.Trader", related_name="trades", on_delete=fields.CASCADE
@@ -283,27 +299,39 @@ class Trade(Model):
     mode = fields.CharEnumField(TradingMode, max_length=8)
     symbol = fields.CharField(max_length=40)
     side = fields.CharEnumField(Side, max_length=8)
-    status = fields.CharEnumField(TradeStatus, max_length=8, default=TradeStatus.OPEN)
+    status = fields.CharEnumField(TradeStatus, max_length=10, default=TradeStatus.OPEN)
     amount = money()
-    entry_price = money()
+    entry_price = money(null=True)
+    entry_cost = money(default=0)
     exit_price = money(null=True)
+    exit_amount = money(default=0)
+    exit_proceeds = money(default=0)
     entry_fee = money(default=0)
     exit_fee = money(default=0)
     stop_loss = money(null=True)
     take_profit = money(null=True)
+    trailing_stop = percent(null=True)
+    highest_price = money(null=True)
     pnl = money(null=True)
     pnl_percent = percent(null=True)
-    exit_reason = fields.CharField(max_length=40, null=True)
+    exit_reason = fields.CharEnumField(ExitReason, max_length=16, null=True)
+    exit_attempts = fields.IntField(default=0)
+    close_requested = fields.CharEnumField(ExitReason, max_length=16, null=True)
     opened_at = fields.DatetimeField(auto_now_add=True)
     closed_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "trades"
-        indexes = (("trader_id", "mode", "status"), ("trader_id", "opened_at"))
+        indexes = (
+            ("trader_id", "mode", "status"),
+            ("trader_id", "opened_at"),
+            ("status", "trader_id"),
+        )
 
 
 class Order(Model):
-    """One exchange order. Its client order id is assigned and stored before the order is sent."""
+    """One order (`app.domain.orders.Order`). Its client order id is assigned and stored,
+    status `intent`, before the order is sent; times are the engine clock's."""
 
     id = fields.UUIDField(primary_key=True)
     trader: fields.ForeignKeyRelation[Trader] = fields.ForeignKeyField(
@@ -313,6 +341,7 @@ class Order(Model):
         "models.Trade", related_name="orders", null=True, on_delete=fields.SET_NULL
     )
     mode = fields.CharEnumField(TradingMode, max_length=8)
+    purpose = fields.CharEnumField(OrderPurpose, max_length=8, default=OrderPurpose.ENTRY)
     client_order_id = fields.CharField(max_length=64, unique=True)
     exchange_order_id = fields.CharField(max_length=128, null=True, db_index=True)
     symbol = fields.CharField(max_length=40)
@@ -320,18 +349,109 @@ class Order(Model):
     side = fields.CharEnumField(OrderSide, max_length=4)
     price = money(null=True)
     stop_price = money(null=True)
+    expected_price = money(null=True)
     amount = money()
     filled = money(default=0)
     average = money(null=True)
     fee = money(default=0)
     fee_currency = fields.CharField(max_length=16, null=True)
     status = fields.CharEnumField(OrderStatus, max_length=10, default=OrderStatus.INTENT)
+    exit_reason = fields.CharEnumField(ExitReason, max_length=16, null=True)
+    reason = fields.TextField(null=True)
+    expires_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
         table = "orders"
-        indexes = (("trader_id", "status"),)
+        indexes = (("trader_id", "status"), ("status", "created_at"))
+
+
+class Fill(Model):
+    """One execution of an order, with the price expected beside the price got. Its id is
+    the executor's (stable), so a fill reported twice is booked once."""
+
+    id = fields.CharField(max_length=80, primary_key=True)
+    order: fields.ForeignKeyRelation[Order] = fields.ForeignKeyField(
+        "models.Order", related_name="fills", on_delete=fields.CASCADE
+    )
+    trade: fields.ForeignKeyRelation[Trade] = fields.ForeignKeyField(
+        "models.Trade", related_name="fills", on_delete=fields.CASCADE
+    )
+    trader: fields.ForeignKeyRelation[Trader] = fields.ForeignKeyField(
+        "models.Trader", related_name="fills", on_delete=fields.CASCADE
+    )
+    amount = money()
+    price = money()
+    expected_price = money(null=True)
+    fee = money()
+    fee_currency = fields.CharField(max_length=16)
+    liquidity = fields.CharEnumField(Liquidity, max_length=8)
+    time = fields.DatetimeField()
+
+    class Meta:
+        table = "fills"
+        indexes = (("trade_id", "time"), ("trader_id", "time"))
+
+
+class Ledger(Model):
+    """A trader's own account in one mode (`app.domain.ledger.Ledger`): its positions are
+    stored with it (amounts, costs and fees as decimal strings), so one row is the whole
+    ledger and each fill rewrites it in the transaction that books the fill. `marks` are
+    the prices of its last equity snapshot, for readers that see no market."""
+
+    id = fields.BigIntField(primary_key=True)
+    trader: fields.ForeignKeyRelation[Trader] = fields.ForeignKeyField(
+        "models.Trader", related_name="ledgers", on_delete=fields.CASCADE
+    )
+    mode = fields.CharEnumField(TradingMode, max_length=8)
+    initial = money()
+    cash = money()
+    fees_paid = money(default=0)
+    realised_pnl = money(default=0)
+    positions: Any = fields.JSONField(default=dict)
+    marks: Any = fields.JSONField(default=dict)
+    marked_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "ledgers"
+        unique_together = (("trader_id", "mode"),)
+
+
+class Performance(Model):
+    """The running aggregate of a trader's trading in one mode (`app.domain.metrics.
+    Performance`), updated with every fill, close and equity snapshot, so metrics are read
+    from one row rather than from every trade."""
+
+    id = fields.BigIntField(primary_key=True)
+    trader: fields.ForeignKeyRelation[Trader] = fields.ForeignKeyField(
+        "models.Trader", related_name="performance", on_delete=fields.CASCADE
+    )
+    mode = fields.CharEnumField(TradingMode, max_length=8)
+    started_at = fields.BigIntField(null=True)
+    open_positions = fields.IntField(default=0)
+    closed = fields.IntField(default=0)
+    wins = fields.IntField(default=0)
+    gross_profit = money(default=0)
+    gross_loss = money(default=0)
+    closed_cost = money(default=0)
+    fees_paid = money(default=0)
+    exposure_ms = fields.BigIntField(default=0)
+    exposed_since = fields.BigIntField(null=True)
+    snapshots = fields.IntField(default=0)
+    first_snapshot_at = fields.BigIntField(null=True)
+    last_equity = money(null=True)
+    last_snapshot_at = fields.BigIntField(null=True)
+    peak_equity = money(null=True)
+    max_drawdown = money(default=0)
+    returns = fields.IntField(default=0)
+    return_sum = fields.DecimalField(max_digits=40, decimal_places=24, default=0)
+    return_squares = fields.DecimalField(max_digits=40, decimal_places=24, default=0)
+    downside_squares = fields.DecimalField(max_digits=40, decimal_places=24, default=0)
+
+    class Meta:
+        table = "performance"
+        unique_together = (("trader_id", "mode"),)
 
 
 class AppendOnlyError(RuntimeError):
@@ -339,7 +459,8 @@ class AppendOnlyError(RuntimeError):
 
 
 class TradeAuditLog(Model):
-    """Append-only record of every live order action (invariant 6)."""
+    """Append-only record of every order action (invariant 6). Besides these guards, the
+    database itself refuses UPDATE and DELETE on the table (triggers, migration 0004)."""
 
     id = fields.BigIntField(primary_key=True)
     owner_id = fields.IntField(db_index=True)
@@ -390,4 +511,4 @@ class EquitySnapshot(Model):
 
     class Meta:
         table = "equity_snapshots"
-        indexes = (("trader_id", "mode", "time"),)
+        unique_together = (("trader_id", "mode", "time"),)

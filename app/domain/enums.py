@@ -39,8 +39,40 @@ ACTIVE_SIGNAL_STATUSES = frozenset({SignalStatus.NEW, SignalStatus.WATCHING, Sig
 
 
 class TradeStatus(StrEnum):
+    """`pending` until the entry order fills, `open` while a position is held, `closed` once
+    it is sold; `cancelled` when the entry never filled (no position was ever held)."""
+
+    PENDING = "pending"
     OPEN = "open"
     CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+class ExitReason(StrEnum):
+    """Why a position was closed."""
+
+    STOP_LOSS = "stop_loss"
+    TAKE_PROFIT = "take_profit"
+    TRAILING_STOP = "trailing_stop"
+    EXIT_SIGNAL = "exit_signal"
+    ANALYSIS = "analysis"
+    MANUAL = "manual"
+    EMERGENCY = "emergency"
+    DRAWDOWN = "drawdown"
+
+
+class OrderPurpose(StrEnum):
+    """What an order is for: opening its trade's position or closing it."""
+
+    ENTRY = "entry"
+    EXIT = "exit"
+
+
+class Liquidity(StrEnum):
+    """Whether a fill took liquidity from the book (taker fee) or rested in it (maker fee)."""
+
+    MAKER = "maker"
+    TAKER = "taker"
 
 
 class OrderSide(StrEnum):

@@ -134,6 +134,7 @@ RISK_RANGES: dict[str, Range] = {
     "position_size_percent": Range(Decimal(0), Decimal(100), high_inclusive=True),
     "max_drawdown": Range(Decimal(0), Decimal(100), high_inclusive=True),
     "min_risk_reward": Range(Decimal(0), Decimal(100), high_inclusive=True),
+    "trailing_stop": Range(Decimal(0), Decimal(100), high_inclusive=False),
 }
 
 
@@ -192,6 +193,20 @@ def _check_max_positions(value: object) -> str | None:
     return None
 
 
+def _count_check(low: int, high: int) -> Check:
+    def check(value: object) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            return f"must be a whole number in [{low}, {high}], got {value}"
+        return None
+
+    return check
+
+
+MAX_CANDLES = 10_000
+
+
 # Every field a user may set, with its rule: the trader's writable vocabulary.
 RULES: dict[str, Check] = {
     "name": _check_name,
@@ -204,7 +219,12 @@ RULES: dict[str, Check] = {
     "mode": _check_mode,
     "symbols": _check_symbols,
     "filter_code": _check_filter_code,
+    "exit_filter_code": _check_filter_code,
     "max_positions": _check_max_positions,
+    "cooldown_candles": _count_check(1, MAX_CANDLES),
+    "stop_loss_guard": _count_check(1, 100),
+    "stop_loss_guard_candles": _count_check(1, MAX_CANDLES),
+    "review_candles": _count_check(1, MAX_CANDLES),
     **{field: _range_check(allowed) for field, allowed in RISK_RANGES.items()},
 }
 

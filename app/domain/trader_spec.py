@@ -25,7 +25,8 @@ PROGRAM_CACHE = 4096
 
 @dataclass(frozen=True, slots=True)
 class RiskSettings:
-    """A trader's risk settings: percentages of 0-100 as stored (4 places), None when unset.
+    """A trader's risk settings, None when unset: percentages of 0-100 as stored (4 places),
+    counts, and durations in candles of the trader's interval (see `app.domain.risk`).
 
     `min_risk_reward` is the least reward per unit of risk (to the first take profit) that an
     analysis may propose; unset, the analysis rules' default applies."""
@@ -36,6 +37,11 @@ class RiskSettings:
     position_size_percent: Decimal | None = None
     max_drawdown: Decimal | None = None
     min_risk_reward: Decimal | None = None
+    trailing_stop: Decimal | None = None
+    cooldown_candles: int | None = None
+    stop_loss_guard: int | None = None
+    stop_loss_guard_candles: int | None = None
+    review_candles: int | None = None
 
 
 RISK_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RiskSettings))
@@ -60,11 +66,20 @@ class TraderSpec:
     filter_description: tuple[str, ...] = ()
     strategy_instructions: str = ""
     risk: RiskSettings = field(default_factory=RiskSettings)
+    exit_filter_code: str = ""
 
     @property
     def filter(self) -> FilterProgram:
         """The parsed filter; raises `FilterValidationError` when the code is invalid."""
         return compiled_filter(self.filter_code, self.interval)
+
+    @property
+    def exit_filter(self) -> FilterProgram | None:
+        """The parsed exit filter, None when the trader has none; raises
+        `FilterValidationError` when the code is invalid."""
+        if not self.exit_filter_code.strip():
+            return None
+        return compiled_filter(self.exit_filter_code, self.interval)
 
     def filter_params(self) -> dict[str, Any]:
         """What the filter reads as `params`: its interval and risk settings, as numbers."""

@@ -1,10 +1,17 @@
 """One wiring of the stages for every clock: the live engine and a backtest differ only in
 the ports and the clock they pass here.
 
-`app.bootstrap` passes the database repositories, the bus notifier and the wall clock;
-a backtest passes the in-memory repositories of `app.engine.memory` and a replay clock.
-The stages, their order and their settings are the same, so what a backtest replays is
-what the live engine would have done (nautilus_trader's "same code from research to live").
+`app.bootstrap` passes the database repositories, the bus notifier, the live market's
+prices and the feed's clock; a backtest passes the in-memory repositories of
+`app.engine.memory`, replayed prices and a replay clock. The stages, their order and their
+settings are the same, so what a backtest replays is what the live engine would have done
+(nautilus_trader's "same code from research to live").
+
+The order is the order a backtest drains them in after each close: the analysis first (new
+signals become ready, watched or rejected), then the position monitor and exit signals
+(exits before entries, so a slot freed at a close is free for an entry at that close), the
+trade stage, equity snapshots after both, and the outcome stage, which judges decisions on
+the candles that followed them.
 """
 
 from __future__ import annotations
@@ -14,44 +21,63 @@ from decimal import Decimal
 
 from app.core.settings import Settings
 from app.domain.decision_quality import DEFAULT_HORIZON
+from app.domain.enums import TradingMode
+from app.domain.fill_model import FillModel
+from app.domain.ledger import Ledger
+from app.domain.orders import Order
 from app.domain.trader_spec import TraderSpec
 from app.engine.analysis.base import AnalysisEngine
 from app.engine.analysis.context import DEFAULT_CANDLES, ContextBuilder
 from app.engine.analyzer import DEFAULT_BATCH, Analyst, AnalyzerStage
 from app.engine.clock import Clock
+from app.engine.desk import TradingDesk
+from app.engine.equity import EquityKeeper
+from app.engine.executors.base import TradeExecutor
+from app.engine.executors.demo import DemoTradeExecutor
+from app.engine.exit_signals import ExitSignals
+from app.engine.instruments import Instruments
 from app.engine.memory import (
     CollectingNotifier,
     MemoryDecisionRepository,
     MemorySignalRepository,
     MemoryTraderRepository,
+    MemoryTradeStore,
 )
+from app.engine.orders import OrderManager
 from app.engine.outcomes import OutcomeStage
 from app.engine.ports import (
     DecisionRepository,
-    NoPositions,
     Notifier,
-    PositionReader,
+    PositionReviewer,
+    PriceUpdates,
+    Quotes,
     SignalRepository,
+    StorePositions,
     TraderRepository,
+    TradeStore,
 )
+from app.engine.positions import PositionMonitor
 from app.engine.sandbox import FilterSandbox
 from app.engine.screening import ScreenerEngine
 from app.engine.signal_monitor import DEFAULT_CANCEL_MOVE, DEFAULT_RECHECKS, SignalMonitorStage
 from app.engine.signals import SignalManager
-from app.engine.workflow import Fairness, Workflow
+from app.engine.trading import TradeStage
+from app.engine.workflow import Fairness, Stage, Workflow
 
 BATCH_PER_MODEL_CALL = 4
 
 
 @dataclass(frozen=True, slots=True)
 class Ports:
-    """Where the stages keep their state and whom they tell."""
+    """Where the stages keep their state, whom they tell, and the market they trade in."""
 
     traders: TraderRepository
     signals: SignalRepository
     decisions: DecisionRepository
-    positions: PositionReader
     notifier: Notifier
+    desk: TradingDesk
+    prices: PriceUpdates
+    reviewer: PositionReviewer | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +101,40 @@ class StageOptions:
         )
 
 
+def fill_model(settings: Settings) -> FillModel:
+    """The paper fill model of the settings (fees, volume share, impact)."""
+    return FillModel(
+        taker_fee=settings.demo_taker_fee,
+        maker_fee=settings.demo_maker_fee,
+        volume_share=settings.demo_volume_share,
+        impact=settings.demo_impact,
+    )
+
+
+def assemble_desk(
+    store: TradeStore,
+    quotes: Quotes,
+    instruments: Instruments,
+    notifier: Notifier,
+    clock: Clock,
+    model: FillModel,
+) -> TradingDesk:
+    """The trading desk on `store`: demo orders fill on paper in `quotes`' market; live mode
+    has no executor yet, so its entries are refused with that reason."""
+
+    def executor(order: Order) -> TradeExecutor | None:
+        if order.mode != TradingMode.DEMO:
+            return None
+
+        async def ledger() -> Ledger:
+            return await store.ledger(order.trader_id, order.mode)
+
+        return DemoTradeExecutor(quotes, instruments, clock, ledger, model)
+
+    orders = OrderManager(store, executor, notifier, clock, instruments)
+    return TradingDesk(store, orders, quotes, notifier)
+
+
 def assemble_workflow(
     ports: Ports,
     clock: Clock,
@@ -86,9 +146,12 @@ def assemble_workflow(
 ) -> Workflow:
     """The workflow's stages on `ports`; `owner` names the leases its stages take."""
     options = options or StageOptions()
-    contexts = ContextBuilder(ports.decisions, ports.positions, clock, options.analysis_candles)
+    desk = ports.desk
+    contexts = ContextBuilder(
+        ports.decisions, StorePositions(desk.store), clock, options.analysis_candles
+    )
     analyst = Analyst(analysis, contexts, ports.decisions, ports.signals, ports.notifier, clock)
-    stages = (
+    stages: tuple[Stage, ...] = (
         AnalyzerStage(analyst, ports.traders, owner=owner, batch=options.batch),
         SignalMonitorStage(
             analyst,
@@ -98,6 +161,20 @@ def assemble_workflow(
             cancel_move_percent=options.watch_cancel_move_percent,
             batch=options.batch,
         ),
+        PositionMonitor(desk.store, desk.orders, ports.prices, clock),
+        ExitSignals(ports.traders, desk.store, desk.orders, sandbox, ports.reviewer),
+        TradeStage(
+            ports.signals,
+            ports.traders,
+            desk.store,
+            desk.orders,
+            desk.quotes,
+            desk.orders.instruments,
+            ports.notifier,
+            clock,
+            levels=ports.decisions,
+        ),
+        EquityKeeper(ports.traders, desk.store, desk.orders, desk.quotes, ports.notifier, clock),
         OutcomeStage(ports.decisions, clock, horizon=options.outcome_horizon_candles),
     )
     signals = SignalManager(ports.signals, ports.traders, ports.notifier, clock)
@@ -112,14 +189,31 @@ class MemoryPorts(Ports):
     signals: MemorySignalRepository
     decisions: MemoryDecisionRepository
     notifier: CollectingNotifier
+    trades: MemoryTradeStore = field(kw_only=True)
 
 
-def memory_ports(specs: list[TraderSpec] | tuple[TraderSpec, ...]) -> MemoryPorts:
+def memory_ports(
+    specs: tuple[TraderSpec, ...],
+    clock: Clock,
+    quotes: Quotes,
+    prices: PriceUpdates,
+    instruments: Instruments,
+    model: FillModel,
+    balance: Decimal,
+    reviewer: PositionReviewer | None = None,
+) -> MemoryPorts:
+    """In-memory ports for a backtest of `specs` in the market `quotes` and `prices` show."""
+    traders = MemoryTraderRepository(specs)
     signals = MemorySignalRepository()
+    notifier = CollectingNotifier()
+    trades = MemoryTradeStore(balance, enabled=traders.is_running)
     return MemoryPorts(
-        traders=MemoryTraderRepository(specs),
+        traders=traders,
         signals=signals,
         decisions=MemoryDecisionRepository(signals),
-        positions=NoPositions(),
-        notifier=CollectingNotifier(),
+        notifier=notifier,
+        desk=assemble_desk(trades, quotes, instruments, notifier, clock, model),
+        prices=prices,
+        reviewer=reviewer,
+        trades=trades,
     )

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import numpy as np
 
@@ -67,6 +68,14 @@ class Candles:
     def rows(self) -> np.ndarray:
         """An `(n, 6)` copy in ccxt's row order, for export and tests."""
         return np.column_stack((self.time, self.open, self.high, self.low, self.close, self.volume))
+
+
+class CandleHistory(Protocol):
+    """What reads candles as of a moment: the live kline store, or a backtest's replay."""
+
+    def candles(self, symbol: str, interval: str, closed_by: int | None = None) -> Candles: ...
+
+    def symbols(self, interval: str) -> tuple[str, ...]: ...
 
 
 class _Series:
@@ -125,6 +134,7 @@ class KlineStore:
         self._queue_size = queue_size
         self._series: dict[tuple[str, str], _Series] = {}
         self._subscribers: list[asyncio.Queue[CandleClosed]] = []
+        self._listeners: list[Callable[[CandleClosed], None]] = []
 
     def append(
         self, symbol: str, interval: str, rows: Sequence[Sequence[float]] | np.ndarray
@@ -207,7 +217,14 @@ class KlineStore:
         if queue in self._subscribers:
             self._subscribers.remove(queue)
 
+    def listen(self, listener: Callable[[CandleClosed], None]) -> None:
+        """Call `listener` with each published event as it is published, before any queue
+        subscriber sees it (for what must hold by the time a close is handled)."""
+        self._listeners.append(listener)
+
     def _publish(self, event: CandleClosed) -> None:
+        for listener in self._listeners:
+            listener(event)
         for queue in self._subscribers:
             if queue.full():
                 queue.get_nowait()

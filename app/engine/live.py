@@ -8,10 +8,15 @@ what market this engine sees, so that API processes without an engine can answer
 The stages read the market's time (the feed's clock, assembled into the workflow); what
 the engine itself waits on (settling a close, polling, the heartbeat) is wall time.
 
-Each later stage of the workflow runs in a task of its own, so a slow one (a model call)
-never delays a screen or another stage: it is woken after every close and whenever another
-stage handled something, and looks again every `poll_ms` anyway (a lease that ran out, work
-another process left).
+On a real-time market each later stage of the workflow runs in a task of its own, so a slow
+one (a model call) never delays a screen or another stage: it is woken after every close and
+whenever another stage handled something, a price-driven one (the position monitor) also on
+every price update, and each looks again every `poll_ms` anyway (a lease that ran out, work
+another process left). A stepped feed (a replay) waits for the engine anyway, so there the
+engine handles each close as a backtest does, with the very same `Workflow.drain` after the
+screen: the stages run in their order until none has anything left, before the next close
+is released. That is what makes a replay through the live engine and a backtest of the
+same candles agree trade for trade.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from app.engine.close_trigger import CloseTrigger
 from app.engine.feeds.base import SteppedFeed
 from app.engine.market import MarketData
 from app.engine.screening import CandleClose, ScreenerEngine, ScreenReport
-from app.engine.workflow import Workflow
+from app.engine.workflow import PriceDriven, Workflow
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +73,18 @@ class LiveEngine:
     def screener(self) -> ScreenerEngine:
         return self.workflow.screener
 
+    @property
+    def stepped(self) -> bool:
+        """Whether the feed waits for the engine before each close (a replay)."""
+        return isinstance(self.market.feed, SteppedFeed)
+
     async def _on_close(self, close: CandleClose) -> ScreenReport | None:
-        report = await self.workflow.on_close(close, self.market.view(close.at))
-        self._wake_stages()
+        view = self.market.view(close.at)
+        report = await self.workflow.on_close(close, view)
+        if self.stepped:
+            await self.workflow.drain(view)
+        else:
+            self._wake_stages()
         return report
 
     def _wake_stages(self) -> None:
@@ -80,13 +94,17 @@ class LiveEngine:
     async def _run_stage(self, index: int) -> None:
         stage, wake = self.workflow.stages[index], self._wakes[index]
         while True:
-            woken = asyncio.ensure_future(wake.wait())
-            poll = asyncio.ensure_future(self.wall.sleep_until(self.wall.now() + self._poll_ms))
+            waits = [
+                asyncio.ensure_future(wake.wait()),
+                asyncio.ensure_future(self.wall.sleep_until(self.wall.now() + self._poll_ms)),
+            ]
+            if isinstance(stage, PriceDriven):
+                waits.append(asyncio.ensure_future(stage.prices_moved()))
             try:
-                await asyncio.wait((woken, poll), return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                woken.cancel()
-                poll.cancel()
+                for waiting in waits:
+                    waiting.cancel()
             wake.clear()
             self._busy.add(index)
             try:
@@ -119,8 +137,9 @@ class LiveEngine:
         if isinstance(self.market.feed, SteppedFeed):
             self.market.feed.pace_with(self.caught_up)
         self._tasks.append(asyncio.create_task(self.trigger.run(), name="close trigger"))
-        for index, stage in enumerate(self.workflow.stages):
-            self._tasks.append(asyncio.create_task(self._run_stage(index), name=stage.name))
+        if not self.stepped:
+            for index, stage in enumerate(self.workflow.stages):
+                self._tasks.append(asyncio.create_task(self._run_stage(index), name=stage.name))
         await self.market.start()
         if self._heartbeat is not None:
             self._tasks.append(asyncio.create_task(self._beat(), name="engine heartbeat"))

@@ -1,10 +1,12 @@
-"""The running market of one process: a feed filling a kline store, and the indicator cache.
+"""The running market of one process: a feed filling a kline store, the indicator cache, and
+the board of live prices.
 
 The live engine screens `view(close)`, the store as it was when that candle closed, with the
 feed's tickers; the API reads the store and cache for `market` and `klines`. `start()` runs
 the feed as a task; a feed that fails unexpectedly is logged and restarted with back-off
 (network trouble is already retried inside the feed), a replay that reaches the end of its
-files simply stops.
+files simply stops. `prices` gets every close of the smallest interval, and the ticks
+between closes of a feed that has them, for the position monitor and the executors.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.core.settings import Settings
+from app.domain.intervals import interval_ms
 from app.domain.market_info import MarketInfo
-from app.engine.feeds.base import Backoff, MarketFeed, Ticker
+from app.domain.signal import price_of
+from app.engine.feeds.base import Backoff, MarketFeed, Ticker, TickingFeed
 from app.engine.feeds.factory import create_feed
 from app.engine.indicators import IndicatorCache
-from app.engine.klines import Candles, KlineStore
+from app.engine.klines import CandleClosed, Candles, KlineStore
+from app.engine.prices import PriceBoard, candle_bar
 from app.engine.sandbox import TickerValues
 from app.engine.screening import ticker_values
 
@@ -57,8 +62,35 @@ class MarketData:
         self.feed = feed
         self.store = store
         self.indicators = IndicatorCache(store)
+        self.prices = PriceBoard()
         self._backoff = restart_backoff or Backoff(initial=1.0, maximum=60.0)
         self._task: asyncio.Task[None] | None = None
+        self._ticking = isinstance(feed, TickingFeed)
+        if isinstance(feed, TickingFeed):
+            feed.on_tick = self._tick
+        store.listen(self._closed)
+
+    @property
+    def base_interval(self) -> str:
+        """The feed's smallest interval: the candles prices and volumes are read from."""
+        return min(self.feed.intervals, key=interval_ms)
+
+    def _tick(self, symbol: str, time: int, price: float) -> None:
+        self.prices.update(symbol, time, price_of(price))
+
+    def _closed(self, closed: CandleClosed) -> None:
+        """Every close of the smallest interval is a price update too, on the board before
+        the close is handled: a tick at the close for a feed whose ticks went through the
+        candle already, the whole candle (its high and low included, as a backtest sees it)
+        for a feed without ticks."""
+        if closed.interval != self.base_interval:
+            return
+        if self._ticking:
+            self._tick(closed.symbol, closed.time + interval_ms(closed.interval), closed.close)
+            return
+        candles = self.store.candles(closed.symbol, closed.interval)
+        if len(candles) and int(candles.time[-1]) == closed.time:
+            self.prices.update_bar(closed.symbol, candle_bar(candles, len(candles) - 1))
 
     @classmethod
     async def create(cls, settings: Settings) -> MarketData:
@@ -103,11 +135,10 @@ class MarketData:
             self._task = asyncio.create_task(self._run(), name=f"market feed {self.source}")
 
     async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
         self._task = None
 
     async def _run(self) -> None:

@@ -5,35 +5,51 @@
 and symbol (the second `add` is refused), leases that only a free or expired claim takes,
 and only the transitions the lifecycle allows, each recorded. The decision repository, the
 model call log and the response cache keep theirs (`app.engine.llm` for the last two).
+`MemoryTradeStore` keeps the trade store's: each client order id once, one exit in flight
+per trade, entries only while the trader is enabled, each fill booked once through the same
+`book_report` as the database.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 
 from app.domain.decision import Decision, DecisionAction, KeyLevels
 from app.domain.decision_quality import Label
-from app.domain.enums import SignalStatus
+from app.domain.enums import OrderPurpose, OrderStatus, SignalStatus, TradeStatus, TradingMode
+from app.domain.ledger import DEFAULT_BALANCE, Ledger
 from app.domain.llm import LlmCall
+from app.domain.metrics import Performance
+from app.domain.orders import Fill, Order, OrderReport
+from app.domain.risk import PastExit
 from app.domain.signal import Signal
 from app.domain.signal_lifecycle import check_transition
+from app.domain.trade import Trade, book_report
 from app.domain.trader_spec import TraderSpec
+from app.engine.audit import AuditEntry, intent_entry, report_entries
 from app.engine.llm.ports import CachedAnswer
-from app.engine.ports import DueOutcome
+from app.engine.ports import Booked, DueOutcome
 
 
 class MemoryTraderRepository:
     def __init__(self, specs: Iterable[TraderSpec]) -> None:
         self.specs = {spec.id: spec for spec in specs}
         self.errors: dict[uuid.UUID, str] = {}
+        self.paused: dict[uuid.UUID, str] = {}
+
+    def is_running(self, trader_id: uuid.UUID) -> bool:
+        return trader_id in self.specs and not (
+            trader_id in self.errors or trader_id in self.paused
+        )
 
     async def running(self, interval: str) -> list[TraderSpec]:
         return [
             spec
             for spec in self.specs.values()
-            if spec.interval == interval and spec.id not in self.errors
+            if spec.interval == interval and self.is_running(spec.id)
         ]
 
     async def set_error(self, spec: TraderSpec, reason: str) -> None:
@@ -41,6 +57,12 @@ class MemoryTraderRepository:
 
     async def spec(self, trader_id: uuid.UUID) -> TraderSpec | None:
         return self.specs.get(trader_id)
+
+    async def running_specs(self, trader_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, TraderSpec]:
+        return {t: self.specs[t] for t in trader_ids if self.is_running(t)}
+
+    async def pause(self, spec: TraderSpec, reason: str) -> None:
+        self.paused[spec.id] = reason
 
 
 @dataclass(slots=True)
@@ -204,9 +226,203 @@ class CollectingNotifier:
 
     created: list[Signal] = field(default_factory=list)
     changed: list[Signal] = field(default_factory=list)
+    trades: list[tuple[str, Trade, Fill | None]] = field(default_factory=list)
+    pnl: list[uuid.UUID] = field(default_factory=list)
 
     async def signals_created(self, spec: TraderSpec, signals: Sequence[Signal]) -> None:
         self.created.extend(signals)
 
     async def signal_changed(self, signal: Signal) -> None:
         self.changed.append(signal)
+
+    async def trade_changed(self, trade: Trade, kind: str, fill: Fill | None = None) -> None:
+        self.trades.append((kind, trade, fill))
+
+    async def pnl_changed(self, trader_id: uuid.UUID, owner_id: int) -> None:
+        self.pnl.append(trader_id)
+
+    async def flush(self) -> None:
+        return None
+
+
+@dataclass(slots=True)
+class _Account:
+    ledger: Ledger
+    performance: Performance = field(default_factory=Performance)
+    snapshots: dict[int, Decimal] = field(default_factory=dict)
+    marks: dict[str, Decimal] = field(default_factory=dict)
+
+
+class MemoryTradeStore:
+    """`TradeStore` in memory, with the database's rules: one client order id once, one exit
+    in flight per trade, entries only for enabled traders, a fill booked once."""
+
+    def __init__(
+        self, balance: Decimal = DEFAULT_BALANCE, enabled: Callable[[uuid.UUID], bool] | None = None
+    ) -> None:
+        self.balance = balance
+        self.enabled = enabled or (lambda trader_id: True)
+        self.trades: dict[uuid.UUID, Trade] = {}
+        self.orders_by_id: dict[uuid.UUID, Order] = {}
+        self.fills: dict[str, tuple[uuid.UUID, Fill]] = {}
+        self.accounts: dict[tuple[uuid.UUID, TradingMode], _Account] = {}
+        self.audit_log: list[AuditEntry] = []
+        self._close_requests: dict[uuid.UUID, str] = {}
+
+    def _account(self, trader_id: uuid.UUID, mode: TradingMode) -> _Account:
+        key = (trader_id, mode)
+        if key not in self.accounts:
+            self.accounts[key] = _Account(Ledger.opened(self.balance))
+        return self.accounts[key]
+
+    def fills_of(self, trade_id: uuid.UUID) -> list[Fill]:
+        order_ids = {o.id for o in self.orders_by_id.values() if o.trade_id == trade_id}
+        return [fill for order_id, fill in self.fills.values() if order_id in order_ids]
+
+    def equity_curve(self, trader_id: uuid.UUID, mode: TradingMode) -> list[tuple[int, Decimal]]:
+        return sorted(self._account(trader_id, mode).snapshots.items())
+
+    async def ledger(self, trader_id: uuid.UUID, mode: TradingMode) -> Ledger:
+        return self._account(trader_id, mode).ledger
+
+    async def ledgers(
+        self, accounts: Collection[tuple[uuid.UUID, TradingMode]]
+    ) -> dict[tuple[uuid.UUID, TradingMode], Ledger]:
+        return {key: self._account(*key).ledger for key in accounts}
+
+    async def active_trades(self, trader_ids: Collection[uuid.UUID] | None = None) -> list[Trade]:
+        return [
+            t
+            for t in self.trades.values()
+            if t.active and (trader_ids is None or t.trader_id in trader_ids)
+        ]
+
+    async def trade(self, trade_id: uuid.UUID) -> Trade | None:
+        return self.trades.get(trade_id)
+
+    async def order(self, order_id: uuid.UUID) -> Order | None:
+        return self.orders_by_id.get(order_id)
+
+    async def orders(
+        self,
+        statuses: Collection[OrderStatus],
+        trader_ids: Collection[uuid.UUID] | None = None,
+        trade_id: uuid.UUID | None = None,
+    ) -> list[Order]:
+        return [
+            o
+            for o in self.orders_by_id.values()
+            if o.status in statuses
+            and (trader_ids is None or o.trader_id in trader_ids)
+            and (trade_id is None or o.trade_id == trade_id)
+        ]
+
+    async def past_exits(
+        self, trader_ids: Collection[uuid.UUID], since: int
+    ) -> dict[tuple[uuid.UUID, TradingMode], list[PastExit]]:
+        found: dict[tuple[uuid.UUID, TradingMode], list[PastExit]] = {}
+        for t in self.trades.values():
+            if (
+                t.trader_id in trader_ids
+                and t.status == TradeStatus.CLOSED
+                and t.closed_at is not None
+                and t.closed_at >= since
+            ):
+                exit_ = PastExit(t.symbol, t.closed_at, t.exit_reason, t.pnl or Decimal(0))
+                found.setdefault((t.trader_id, t.mode), []).append(exit_)
+        return found
+
+    async def performance(self, trader_id: uuid.UUID, mode: TradingMode) -> Performance:
+        return self._account(trader_id, mode).performance
+
+    async def begin_entries(self, entries: Sequence[tuple[Trade, Order]]) -> set[uuid.UUID]:
+        taken = {o.client_order_id for o in self.orders_by_id.values()}
+        recorded = set()
+        for trade, order in entries:
+            if order.client_order_id in taken or not self.enabled(trade.trader_id):
+                continue
+            taken.add(order.client_order_id)
+            self.trades[trade.id] = trade
+            self.orders_by_id[order.id] = order
+            self.audit_log.append(intent_entry(order))
+            recorded.add(trade.id)
+        return recorded
+
+    async def begin_exit(self, trade: Trade, order: Order) -> bool:
+        current = self.trades.get(trade.id)
+        in_flight = any(
+            o.trade_id == trade.id and o.purpose == OrderPurpose.EXIT and not o.final
+            for o in self.orders_by_id.values()
+        )
+        if (
+            current is None
+            or current.status != TradeStatus.OPEN
+            or current.exit_attempts != trade.exit_attempts
+            or current.amount != trade.amount
+            or in_flight
+        ):
+            return False
+        self.trades[trade.id] = replace(current, exit_attempts=current.exit_attempts + 1)
+        self.orders_by_id[order.id] = order
+        self._close_requests.pop(trade.id, None)
+        self.audit_log.append(intent_entry(order))
+        return True
+
+    async def record(self, order: Order, report: OrderReport, now: int) -> Booked | None:
+        current = self.orders_by_id.get(order.id)
+        if current is None:
+            return None
+        trade = self.trades[current.trade_id]
+        account = self._account(trade.trader_id, trade.mode)
+        booked = frozenset(fid for fid, (oid, _) in self.fills.items() if oid == current.id)
+        done = book_report(current, trade, account.ledger, account.performance, report, booked, now)
+        self.orders_by_id[order.id] = done.order
+        self.trades[trade.id] = done.trade
+        account.ledger, account.performance = done.ledger, done.performance
+        for fill in done.fills:
+            self.fills[fill.id] = (done.order.id, fill)
+        self.audit_log.extend(report_entries(current, done))
+        return Booked(done.order, done.trade, done.fills, done.opened, done.closed, done.ended)
+
+    async def request_close(self, trade_id: uuid.UUID, reason: str) -> bool:
+        trade = self.trades.get(trade_id)
+        if trade is None or trade.status != TradeStatus.OPEN:
+            return False
+        self._close_requests[trade_id] = reason
+        return True
+
+    async def close_requests(self) -> list[tuple[Trade, str]]:
+        return [(self.trades[t], reason) for t, reason in self._close_requests.items()]
+
+    async def set_exit_levels(
+        self, trade_id: uuid.UUID, stop_loss: Decimal | None, take_profit: Decimal | None
+    ) -> Trade | None:
+        trade = self.trades.get(trade_id)
+        if trade is None or trade.status != TradeStatus.OPEN:
+            return None
+        trade = self.trades[trade_id] = replace(trade, stop_loss=stop_loss, take_profit=take_profit)
+        return trade
+
+    async def set_highest(self, trade_id: uuid.UUID, highest: Decimal) -> None:
+        trade = self.trades[trade_id]
+        if trade.highest_price is None or highest > trade.highest_price:
+            self.trades[trade_id] = replace(trade, highest_price=highest)
+
+    async def snapshot(
+        self,
+        trader_id: uuid.UUID,
+        mode: TradingMode,
+        time: int,
+        equity: Decimal,
+        marks: Mapping[str, Decimal],
+    ) -> Performance | None:
+        account = self._account(trader_id, mode)
+        if time in account.snapshots:
+            return None
+        account.snapshots[time] = equity
+        account.marks = dict(marks)
+        account.performance = account.performance.after_snapshot(time, equity)
+        return account.performance
+
+    async def audit(self, entry: AuditEntry) -> None:
+        self.audit_log.append(entry)

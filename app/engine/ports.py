@@ -1,4 +1,5 @@
-"""The ports the stages are wired to: where traders and signals are kept, who hears of them.
+"""The ports the stages are wired to: where traders, signals and trades are kept, where
+prices come from, who hears of them.
 
 A stage knows these protocols only. Live, they are the database repositories and the event
 bus (`app.services.repositories`, `app.services.notifier`); in a backtest, the in-memory
@@ -9,16 +10,25 @@ repositories and collector of `app.engine.memory`. Everything crosses a port as 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
 from app.domain.decision import Decision, KeyLevels
 from app.domain.decision_quality import Label
-from app.domain.enums import Side, SignalStatus
+from app.domain.enums import OrderStatus, Side, SignalStatus, TradeStatus, TradingMode
+from app.domain.exits import Review
+from app.domain.fill_model import Bar, Quote
+from app.domain.ledger import Ledger
+from app.domain.metrics import Performance
+from app.domain.orders import Fill, Order, OrderReport
+from app.domain.risk import PastExit
 from app.domain.signal import Signal
+from app.domain.trade import Trade
 from app.domain.trader_spec import TraderSpec
+from app.engine.audit import AuditEntry
+from app.engine.screening import MarketView
 
 
 class TraderRepository(Protocol):
@@ -32,6 +42,13 @@ class TraderRepository(Protocol):
 
     async def spec(self, trader_id: uuid.UUID) -> TraderSpec | None:
         """The trader as it is now, running or not; None once it is deleted."""
+
+    async def running_specs(self, trader_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, TraderSpec]:
+        """Those of the traders that are enabled and running now, as they are now."""
+        ...
+
+    async def pause(self, spec: TraderSpec, reason: str) -> None:
+        """Disable a trader (status `paused` with the reason), as its own risk rules ask."""
         ...
 
 
@@ -82,6 +99,18 @@ class Notifier(Protocol):
 
     async def signal_changed(self, signal: Signal) -> None: ...
 
+    async def trade_changed(self, trade: Trade, kind: str, fill: Fill | None = None) -> None:
+        """`kind`: opened, filled, closed, cancelled; `fill` for kind filled."""
+        ...
+
+    async def pnl_changed(self, trader_id: uuid.UUID, owner_id: int) -> None:
+        """The trader's metrics moved (a fill, a close, an equity snapshot)."""
+        ...
+
+    async def flush(self) -> None:
+        """Return once everything announced so far is delivered."""
+        ...
+
 
 class PositionView(Protocol):
     """What the analysis shows of an open position (the trade stage's positions have it)."""
@@ -93,7 +122,7 @@ class PositionView(Protocol):
     def side(self) -> Side: ...
 
     @property
-    def entry_price(self) -> Decimal: ...
+    def entry_price(self) -> Decimal | None: ...
 
     @property
     def amount(self) -> Decimal: ...
@@ -103,11 +132,15 @@ class PositionReader(Protocol):
     async def open_positions(self, trader_id: uuid.UUID) -> Sequence[PositionView]: ...
 
 
-class NoPositions:
-    """Until a trade stage keeps positions, no trader holds any."""
+class StorePositions:
+    """The open positions of a trader, as its trade store holds them."""
+
+    def __init__(self, store: TradeStore) -> None:
+        self.store = store
 
     async def open_positions(self, trader_id: uuid.UUID) -> Sequence[PositionView]:
-        return ()
+        trades = await self.store.active_trades([trader_id])
+        return [trade for trade in trades if trade.status == TradeStatus.OPEN]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,3 +173,144 @@ class DecisionRepository(Protocol):
     async def record_outcome(self, decision_id: uuid.UUID, label: Label) -> None: ...
 
     async def check_outcome_later(self, decision_id: uuid.UUID, at: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Booked:
+    """What recording an executor's report changed: the order and trade as they are now,
+    and the fills booked by this call (those booked before are not repeated)."""
+
+    order: Order
+    trade: Trade
+    fills: tuple[Fill, ...]
+    opened: bool = False
+    closed: bool = False
+    ended: bool = False
+
+
+class TradeStore(Protocol):
+    """A trader's orders, trades, fills, ledger and performance, kept consistent: every
+    write is one transaction that also appends its audit entries, and the bookkeeping of a
+    fill is `app.domain.trade.book_fill` whatever the store."""
+
+    async def ledger(self, trader_id: uuid.UUID, mode: TradingMode) -> Ledger:
+        """The trader's ledger in `mode`, opened with the starting balance on first use."""
+        ...
+
+    async def ledgers(
+        self, accounts: Collection[tuple[uuid.UUID, TradingMode]]
+    ) -> dict[tuple[uuid.UUID, TradingMode], Ledger]:
+        """Several ledgers at once, by (trader, mode)."""
+        ...
+
+    async def active_trades(self, trader_ids: Collection[uuid.UUID] | None = None) -> list[Trade]:
+        """Pending and open trades (of these traders; all when None), oldest first."""
+        ...
+
+    async def trade(self, trade_id: uuid.UUID) -> Trade | None: ...
+
+    async def order(self, order_id: uuid.UUID) -> Order | None: ...
+
+    async def orders(
+        self,
+        statuses: Collection[OrderStatus],
+        trader_ids: Collection[uuid.UUID] | None = None,
+        trade_id: uuid.UUID | None = None,
+    ) -> list[Order]:
+        """Orders in these statuses, oldest first."""
+        ...
+
+    async def past_exits(
+        self, trader_ids: Collection[uuid.UUID], since: int
+    ) -> dict[tuple[uuid.UUID, TradingMode], list[PastExit]]:
+        """Positions of these traders that closed at or after `since`, by (trader, mode)."""
+        ...
+
+    async def performance(self, trader_id: uuid.UUID, mode: TradingMode) -> Performance: ...
+
+    async def begin_entries(self, entries: Sequence[tuple[Trade, Order]]) -> set[uuid.UUID]:
+        """Record new pending trades with their entry orders as intents, in one transaction;
+        the trades recorded. An entry is left out when its trader is no longer enabled or
+        its client order id exists."""
+        ...
+
+    async def begin_exit(self, trade: Trade, order: Order) -> bool:
+        """Record the exit order of an open trade as an intent, only if the trade is still
+        open with `trade.exit_attempts` attempts and `trade.amount`, and no exit in flight."""
+        ...
+
+    async def record(self, order: Order, report: OrderReport, now: int) -> Booked | None:
+        """Book what the executor reports of `order`: the fills not booked yet and its
+        status; None when the store has no such order."""
+        ...
+
+    async def request_close(self, trade_id: uuid.UUID, reason: str) -> bool:
+        """Ask the engine to close an open trade (from a process that cannot trade)."""
+        ...
+
+    async def close_requests(self) -> list[tuple[Trade, str]]:
+        """Open trades someone asked to close, with the reason asked."""
+        ...
+
+    async def set_exit_levels(
+        self, trade_id: uuid.UUID, stop_loss: Decimal | None, take_profit: Decimal | None
+    ) -> bool:
+        """Place an open trade's stop loss and take profit (from its actual entry price);
+        False when it is no longer open."""
+        ...
+
+    async def set_highest(self, trade_id: uuid.UUID, highest: Decimal) -> None:
+        """Raise an open trade's high-water mark (its trailing stop follows it)."""
+        ...
+
+    async def snapshot(
+        self,
+        trader_id: uuid.UUID,
+        mode: TradingMode,
+        time: int,
+        equity: Decimal,
+        marks: Mapping[str, Decimal],
+    ) -> Performance | None:
+        """Record the trader's equity at `time`, its positions valued at `marks` (kept as the
+        latest marks for readers without a market); None when one is recorded at `time`."""
+        ...
+
+    async def audit(self, entry: AuditEntry) -> None: ...
+
+
+class LevelsSource(Protocol):
+    """The key levels of the decision behind a ready signal (the analysis's
+    DecisionRepository serves them), None when the analysis gave none."""
+
+    async def levels_for(self, signal: Signal) -> KeyLevels | None: ...
+
+
+class PositionReviewer(Protocol):
+    """Asks the analysis whether to hold or close an open position."""
+
+    async def review(self, spec: TraderSpec, trade: Trade, view: MarketView) -> Review: ...
+
+
+class Quotes(Protocol):
+    """The market an order meets: the latest quote of a symbol, and what its price did."""
+
+    def quote(self, symbol: str) -> Quote | None: ...
+
+    def bars_since(self, symbol: str, since: int) -> list[Bar]:
+        """The symbol's closed candles from `since` (epoch ms) on, oldest first."""
+        ...
+
+    def marks(self, symbols: Collection[str]) -> dict[str, Decimal]:
+        """The latest price of each of `symbols` that has one."""
+        ...
+
+
+class PriceUpdates(Protocol):
+    """Every symbol's price moves since the previous `take`, oldest first: live, the feed's
+    ticks; in a backtest, the candles the replay revealed."""
+
+    def take(self) -> dict[str, list[Bar]]: ...
+
+    async def wait(self) -> None:
+        """Return once there are updates to take (live; a backtest never waits)."""
+        ...

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from app.domain.fairness import fair_budgets, split_by_cost
 from app.domain.trader_spec import TraderSpec
@@ -57,6 +57,14 @@ class Fairness:
 
     user_seconds: float = 4.0
     heavy_seconds: float = 0.25
+
+
+@runtime_checkable
+class PriceDriven(Protocol):
+    """A stage that works on every price update, not only after candle closes: live, it is
+    also woken whenever `prices_moved` returns (a backtest drains it after each close)."""
+
+    async def prices_moved(self) -> None: ...
 
 
 class Workflow:

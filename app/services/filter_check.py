@@ -29,7 +29,7 @@ from app.services.market import ENGINE_ELSEWHERE
 
 MAX_SYMBOLS = 1000
 DRY_RUN = "dry-run"
-DRY_RUN_NICENESS = 10
+DRY_RUN_NICENESS = 15
 _LOCATION = re.compile(r"^line (\d+)(?:, column (\d+))?: ")
 
 

@@ -1,18 +1,30 @@
 """The live engine's `Notifier`: what the stages changed, published on the event bus.
 
-Called only once the change is committed, so no subscriber hears of a signal that is not in
-the database. After new signals the trader's metrics are published too (`pnlUpdates`).
+Called only once the change is committed, so no subscriber hears of a signal or trade that
+is not in the database. After new signals, fills and equity snapshots the trader's metrics
+are published too (`pnlUpdates`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import uuid
 from collections.abc import Sequence
+from decimal import Decimal
 
 from app.core.events import Event, EventBus, EventType
+from app.domain.orders import Fill
 from app.domain.signal import Signal
+from app.domain.trade import Trade
 from app.domain.trader_spec import TraderSpec
 from app.engine.clock import to_datetime
 from app.services.pnl import publish_metrics
+from app.services.reads import Prices
+
+log = logging.getLogger(__name__)
+
+COALESCE_SECONDS = 0.05
 
 
 def signal_event(signal: Signal, kind: str = "created") -> Event:
@@ -36,15 +48,90 @@ def signal_event(signal: Signal, kind: str = "created") -> Event:
     )
 
 
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def trade_event(trade: Trade, kind: str, fill: Fill | None = None) -> Event:
+    """`kind`: opened, filled (with the fill), closed or cancelled."""
+    payload = {
+        "kind": kind,
+        "trade_id": str(trade.id),
+        "signal_id": None if trade.signal_id is None else str(trade.signal_id),
+        "symbol": trade.symbol,
+        "side": trade.side.value,
+        "status": trade.status.value,
+        "mode": trade.mode.value,
+        "amount": str(trade.amount),
+        "entry_price": _text(trade.entry_price),
+        "exit_price": _text(trade.exit_price),
+        "stop_loss": _text(trade.stop_loss),
+        "take_profit": _text(trade.take_profit),
+        "pnl": _text(trade.pnl),
+        "pnl_percent": _text(trade.pnl_percent),
+        "exit_reason": None if trade.exit_reason is None else trade.exit_reason.value,
+    }
+    if fill is not None:
+        payload |= {
+            "fill_id": fill.id,
+            "order_id": str(fill.order_id),
+            "fill_amount": str(fill.amount),
+            "fill_price": str(fill.price),
+            "expected_price": _text(fill.expected_price),
+            "fee": str(fill.fee),
+        }
+    return Event(
+        type=EventType.TRADE,
+        owner_id=trade.owner_id,
+        trader_id=str(trade.trader_id),
+        payload=payload,
+    )
+
+
 class BusNotifier:
-    def __init__(self, bus: EventBus) -> None:
+    """`prices`: the engine's latest prices, which the published metrics value positions at.
+
+    After fills and snapshots (`pnl_changed`) metrics are published by a task of their own,
+    which gathers the changes of `COALESCE_SECONDS` and then reads the metrics of all the
+    traders that changed at once: a close that fills fifty traders' entries costs one read
+    of their metrics instead of fifty, and does not compete with the entries for the
+    database. After new signals they are published at once. `flush` waits for those
+    pending.
+    """
+
+    def __init__(self, bus: EventBus, prices: Prices | None = None) -> None:
         self.bus = bus
+        self.prices = prices
+        self._changed: dict[uuid.UUID, int] = {}
+        self._publisher: asyncio.Task[None] | None = None
 
     async def signals_created(self, spec: TraderSpec, signals: Sequence[Signal]) -> None:
         for signal in signals:
             await self.bus.publish(signal_event(signal))
         if signals:
-            await publish_metrics(self.bus, spec.owner_id, spec.id)
+            await publish_metrics(self.bus, {spec.id: spec.owner_id}, self.prices)
 
     async def signal_changed(self, signal: Signal) -> None:
         await self.bus.publish(signal_event(signal, "updated"))
+
+    async def trade_changed(self, trade: Trade, kind: str, fill: Fill | None = None) -> None:
+        await self.bus.publish(trade_event(trade, kind, fill))
+
+    async def pnl_changed(self, trader_id: uuid.UUID, owner_id: int) -> None:
+        self._changed[trader_id] = owner_id
+        if self._publisher is None or self._publisher.done():
+            self._publisher = asyncio.create_task(self._publish(), name="pnl updates")
+
+    async def _publish(self) -> None:
+        await asyncio.sleep(COALESCE_SECONDS)
+        while self._changed:
+            changed, self._changed = self._changed, {}
+            try:
+                await publish_metrics(self.bus, changed, self.prices)
+            except Exception:
+                log.exception("publishing the metrics of %d traders failed", len(changed))
+
+    async def flush(self) -> None:
+        """Wait until every pending metrics update is published."""
+        while self._publisher is not None and not self._publisher.done():
+            await self._publisher

@@ -2,9 +2,9 @@
 every request.
 
 The API reaches the engine only through this object: the market port answers with the
-engine embedded or without it (`TRADERS_ENGINE=off`), and `engine` is None when it runs
-elsewhere, as is `filter_checker` (dry runs of filter code). `llm` is the process's model
-client (None without a Gemini key).
+engine embedded or without it (`TRADERS_ENGINE=off`), and `engine`, `desk` (its trading
+desk) and `filter_checker` (dry runs of filter code) are None when it runs elsewhere. `llm`
+is the process's model client (None without a Gemini key).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from app.core.settings import Settings
 from app.services.market import MarketReader, RemoteMarket
 
 if TYPE_CHECKING:
+    from app.engine.desk import TradingDesk
     from app.engine.live import LiveEngine
     from app.engine.llm.client import LlmClient
     from app.services.filter_check import FilterChecker
@@ -30,3 +31,4 @@ class Runtime:
     engine: LiveEngine | None = None
     filter_checker: FilterChecker | None = None
     llm: LlmClient | None = None
+    desk: TradingDesk | None = None

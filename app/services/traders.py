@@ -133,8 +133,17 @@ class TraderManager:
     async def set_error(self, trader_id: uuid.UUID, reason: str) -> None:
         """Stop a failing trader alone; the engine keeps running the others. A trader deleted
         meanwhile stays deleted, and no event follows."""
+        await self._stop(trader_id, TraderStatus.ERROR, reason)
+
+    async def pause(self, trader_id: uuid.UUID, reason: str) -> None:
+        """Disable a trader whose own rules stop it (its max drawdown, an emergency stop)."""
+        await self._stop(trader_id, TraderStatus.PAUSED, reason, enabled=False)
+
+    async def _stop(
+        self, trader_id: uuid.UUID, status: TraderStatus, reason: str, **more: bool
+    ) -> None:
         changed = await Trader.filter(id=trader_id).update(
-            status=TraderStatus.ERROR, status_reason=reason
+            status=status, status_reason=reason, **more
         )
         trader = await Trader.get_or_none(id=trader_id) if changed else None
         if trader is not None:

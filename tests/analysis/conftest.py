@@ -13,13 +13,16 @@ import pytest
 
 from app.domain.decision import Decision
 from app.domain.enums import Side
+from app.domain.fill_model import FillModel
 from app.domain.intervals import interval_ms
+from app.domain.ledger import DEFAULT_BALANCE
 from app.domain.signal import Signal, price_of
 from app.domain.trader_spec import RiskSettings, TraderSpec
 from app.engine.analysis.base import AnalysisEngine
 from app.engine.assembly import StageOptions, assemble_workflow, memory_ports
 from app.engine.clock import Clock, RealtimeClock, ReplayClock
 from app.engine.feeds.simulated import SimulatedFeed
+from app.engine.instruments import DerivedInstruments
 from app.engine.klines import KlineStore
 from app.engine.llm.client import LlmClient, LlmLimits, gemini_models
 from app.engine.llm.ports import CallLog, ResponseCache
@@ -28,6 +31,7 @@ from app.engine.memory import (
     MemoryCallLog,
     MemoryResponseCache,
 )
+from app.engine.prices import CandleUpdates, MarketQuotes
 from app.engine.sandbox import FilterSandbox
 from app.engine.screening import MarketView
 from tests.fakes.gemini import API_KEY, FakeGemini
@@ -160,7 +164,15 @@ class Backtest:
     ) -> None:
         self.clock = ReplayClock()
         self.store = KlineStore(depth=500, source_id="backtest")
-        ports = memory_ports(tuple(traders))
+        ports = memory_ports(
+            tuple(traders),
+            self.clock,
+            MarketQuotes(self.store, "1h", self.clock),
+            CandleUpdates(self.store, "1h", self.clock),
+            DerivedInstruments(),
+            FillModel(),
+            DEFAULT_BALANCE,
+        )
         self.traders, self.signals = ports.traders, ports.signals
         self.decisions, self.notifier = ports.decisions, ports.notifier
         options = StageOptions(watch_rechecks=rechecks, outcome_horizon_candles=horizon)

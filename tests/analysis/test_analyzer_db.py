@@ -27,9 +27,9 @@ from app.engine.analyzer import Analyst, AnalyzerStage
 from app.engine.clock import RealtimeClock, ReplayClock, to_datetime
 from app.engine.klines import KlineStore
 from app.engine.llm.client import LlmLimits
-from app.engine.memory import CollectingNotifier
+from app.engine.memory import CollectingNotifier, MemoryTradeStore
 from app.engine.outcomes import OutcomeStage
-from app.engine.ports import NoPositions
+from app.engine.ports import StorePositions
 from app.services.analysis import analysis_quality
 from app.services.repositories.decisions import DbDecisionRepository
 from app.services.repositories.llm import DbCallLog, DbResponseCache
@@ -97,7 +97,7 @@ class Wiring:
         clock = RealtimeClock()
         client = clients.client(LIMITS, calls=DbCallLog(), cache=DbResponseCache())
         engine = GeminiAnalysisEngine(client, "gemini-2.5-flash", RuleAnalysisEngine())
-        contexts = ContextBuilder(self.decisions, NoPositions(), clock)
+        contexts = ContextBuilder(self.decisions, StorePositions(MemoryTradeStore()), clock)
         analyst = Analyst(engine, contexts, self.decisions, self.signals, self.notifier, clock)
         self.stage = AnalyzerStage(analyst, self.traders, owner="engine-1")
 

@@ -56,7 +56,7 @@ def embed(app: Starlette, market: MarketData, sandbox: FilterSandbox | None = No
     """A live engine on `market` in the app's runtime, as the lifespan would embed it."""
     runtime = app.state.runtime
     clock = RealtimeClock()
-    workflow = build_workflow(runtime.bus, clock, sandbox or FilterSandbox(workers=1))
+    workflow = build_workflow(runtime.bus, clock, sandbox or FilterSandbox(workers=1), market)
     runtime.engine = LiveEngine(market, workflow)
     return runtime.engine
 

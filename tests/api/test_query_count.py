@@ -13,10 +13,13 @@ from app.api.schema import build_schema
 from app.core.events import InProcessEventBus
 from app.core.settings import Settings
 from app.db.models import Signal, Trade, Trader, User
-from app.domain.enums import Side, TradingMode
+from app.domain.enums import Side, TraderStatus, TradingMode
+from app.services.repositories.traders import spec_of
+from app.services.repositories.trading import DbTradeStore
 from app.services.runtime import Runtime
 from app.services.users import create_user
 from tests.api.conftest import Caller
+from tests.trading.booking import close_trade, open_trade
 
 QUERY = """{ traders(first: 100) { nodes {
     id name
@@ -92,6 +95,49 @@ async def test_query_count_is_the_same_for_5_and_50_traders(alice: Caller) -> No
     assert all(t["metrics"]["totalSignals"] == 7 for t in data["traders"]["nodes"])
     assert few == many
     assert 3 <= few <= 8
+
+
+TRADING = """{ traders {
+    metrics { expectancy profitFactor feesPaid unrealisedPnL
+        demoMetrics { equity maxDrawdown sharpeRatio sortinoRatio timeInMarket } }
+    trades(first: 3) { nodes {
+        id signal { id trade { id } }
+        orders { clientOrderId fills { price expectedPrice } }
+        fills { amount }
+    } }
+} }"""
+
+
+async def _make_trading(owner_id: int, count: int) -> None:
+    """Traders with a signal, a closed trade through its orders and fills, and a ledger."""
+    owner = await User.get(id=owner_id)
+    now = datetime.now(UTC)
+    for index in range(count):
+        trader = await Trader.create(
+            owner=owner, name=f"q{index}", enabled=True, status=TraderStatus.RUNNING
+        )
+        signal = await Signal.create(
+            trader=trader, symbol="S/USDT", interval="1h", price=Decimal(1), candle_time=now
+        )
+        spec = spec_of(trader)
+        trade = await open_trade(DbTradeStore(), spec, "S/USDT", Decimal(1), Decimal(2), 0)
+        await Trade.filter(id=trade.id).update(signal_id=signal.id)
+        await close_trade(DbTradeStore(), trade, Decimal(3), 60_000)
+
+
+async def test_trading_fields_cost_the_same_queries_for_5_and_50_traders(alice: Caller) -> None:
+    await _make_trading(alice.user_id, 5)
+    with counting_sql() as counter:
+        data = await alice.data(TRADING)
+    few = len(counter.statements)
+    assert all(len(t["trades"]["nodes"][0]["orders"]) == 2 for t in data["traders"])
+    await _make_trading(alice.user_id, 45)
+    with counting_sql() as counter:
+        data = await alice.data(TRADING)
+    assert len(data["traders"]) == 50
+    node = data["traders"][0]["trades"]["nodes"][0]
+    assert node["signal"]["trade"]["id"] == node["id"] and len(node["fills"]) == 2
+    assert len(counter.statements) == few
 
 
 async def test_operations_sharing_a_context_do_not_share_loaded_rows(db: str) -> None:

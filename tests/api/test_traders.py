@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from app.db.models import Signal, Trade, Trader
-from app.domain.enums import Side, TradeStatus, TradingMode
+from app.db.models import Signal, Trader
+from app.domain.enums import TradingMode
+from app.services.repositories.traders import spec_of
+from app.services.repositories.trading import DbTradeStore
 from tests.api.conftest import Caller, create_trader
+from tests.trading.booking import close_trade, open_trade
 
 
 async def test_create_then_list_with_metrics(alice: Caller) -> None:
@@ -36,31 +39,17 @@ async def test_create_then_list_with_metrics(alice: Caller) -> None:
 
 
 async def test_metrics_follow_signals_and_trades(alice: Caller) -> None:
-    created = await create_trader(alice)
+    created = await create_trader(alice, enabled=True)
     trader = await Trader.get(id=created["id"])
     now = datetime.now(UTC)
     await Signal.create(
         trader=trader, symbol="BTC/USDT", interval="1h", price=Decimal("100"), candle_time=now
     )
-    for pnl, mode in ((Decimal("30"), TradingMode.DEMO), (Decimal("-10"), TradingMode.DEMO)):
-        await Trade.create(
-            trader=trader,
-            mode=mode,
-            symbol="BTC/USDT",
-            side=Side.LONG,
-            status=TradeStatus.CLOSED,
-            amount=Decimal("1"),
-            entry_price=Decimal("100"),
-            pnl=pnl,
-        )
-    await Trade.create(
-        trader=trader,
-        mode=TradingMode.DEMO,
-        symbol="ETH/USDT",
-        side=Side.LONG,
-        amount=Decimal("2"),
-        entry_price=Decimal("50"),
-    )
+    store, spec, free = DbTradeStore(), spec_of(trader), Decimal(0)
+    for exit_price in (Decimal("130"), Decimal("90")):
+        trade = await open_trade(store, spec, "BTC/USDT", Decimal(1), Decimal(100), 0, free)
+        await close_trade(store, trade, exit_price, 60_000, free)
+    await open_trade(store, spec, "ETH/USDT", Decimal(2), Decimal(50), 120_000, free)
     data = await alice.data(
         """query($id: ID!) { trader(id: $id) { metrics {
             totalSignals activePositions closedPositions totalPnL totalPnLPercent winRate

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +32,11 @@ from app.core.settings import Settings
 from app.db import models
 from app.db.config import close_db, init_db
 from app.domain.decision import Decision, DecisionAction
-from app.domain.enums import TraderStatus
+from app.domain.enums import TraderStatus, TradeStatus, TradingMode
 from app.domain.intervals import interval_ms
+from app.domain.metrics import Performance
 from app.domain.signal import Signal
+from app.domain.trade import Trade
 from app.domain.trader_spec import TraderSpec
 from app.engine.backtest.replay import ReplayMarket
 from app.engine.backtest.run import ReplayResult, replay_history
@@ -42,6 +46,7 @@ from app.engine.screening import ScreenReport
 from app.services.repositories.decisions import DbDecisionRepository
 from app.services.repositories.signals import signal_of
 from app.services.repositories.traders import spec_of
+from app.services.repositories.trading import trade_of
 from tests.engine.conftest import SYMBOL_FILES, WARMUP, cut
 
 CLOSES = 90  # the live screener keeps its last 100 reports: all of them are compared
@@ -55,6 +60,7 @@ FILTERS = {
     "day mover": "return abs(ticker.change_pct) > 1.5",
     "band touch": "b = bbands(candles, 20, 2.0)\nreturn candles.close[-1] <= b.lower[-1]",
 }
+BALANCE = Decimal(1)  # the pairs are quoted in BTC
 SPEED = 1_000_000.0  # as fast as the engine goes: the replay is stepped by the engine
 
 
@@ -112,6 +118,7 @@ def _comparable(signals: list[Signal]) -> list[tuple[Any, ...]]:
             s.score,
             tuple(sorted(s.indicators.items())),
             s.status,
+            s.status_reason,
         )
         for s in signals
     )
@@ -135,6 +142,27 @@ def _decided(decisions: list[Decision], signals: list[Signal]) -> list[tuple[Any
     )
 
 
+def _traded(trades: Sequence[Trade]) -> list[tuple[Any, ...]]:
+    """What each trade did: its entry and exit, prices, fees and P&L, to the last digit."""
+    return sorted(
+        (
+            str(t.trader_id),
+            t.symbol,
+            t.opened_at,
+            t.closed_at,
+            t.status,
+            t.amount.normalize(),
+            t.entry_price and t.entry_price.normalize(),
+            t.exit_price and t.exit_price.normalize(),
+            t.entry_fee.normalize(),
+            t.exit_fee.normalize(),
+            t.pnl and t.pnl.normalize(),
+            t.exit_reason,
+        )
+        for t in trades
+    )
+
+
 def _screens(reports: tuple[ScreenReport, ...] | list[ScreenReport]) -> list[tuple[Any, ...]]:
     return [
         (r.interval, r.candle_time, r.traders, r.evaluations, r.matches, r.failures)
@@ -144,9 +172,14 @@ def _screens(reports: tuple[ScreenReport, ...] | list[ScreenReport]) -> list[tup
 
 async def _live(
     replay_dir: Path, database_url: str
-) -> tuple[list[Signal], list[Decision], list[ScreenReport]]:
-    settings = Settings(database_url=database_url, feed=f"replay:{replay_dir}", feed_speed=SPEED)
-    engine = await build_engine(settings, InProcessEventBus(), settle_ms=10)
+) -> tuple[list[Signal], list[Decision], list[Trade], list[Performance], list[ScreenReport]]:
+    settings = Settings(
+        database_url=database_url,
+        feed=f"replay:{replay_dir}",
+        feed_speed=SPEED,
+        demo_balance=BALANCE,
+    )
+    engine, desk = await build_engine(settings, InProcessEventBus(), settle_ms=10)
     await engine.start()
     try:
         for _ in range(600):
@@ -164,7 +197,10 @@ async def _live(
     signals = [signal_of(row, owners[row.trader_id]) for row in rows]
     repository = DbDecisionRepository()
     decisions = [d for s in signals for d in await repository.for_signal(s.id)]
-    return signals, decisions, list(engine.screener.reports)
+    trades = [trade_of(row) for row in await desk.store._trades(models.Trade.all())]
+    traders = await models.Trader.all().order_by("name").values_list("id", flat=True)
+    performance = [await desk.store.performance(t, TradingMode.DEMO) for t in traders]
+    return signals, decisions, trades, performance, list(engine.screener.reports)
 
 
 async def _backtest(specs: list[TraderSpec], market: ReplayMarket) -> ReplayResult:
@@ -173,7 +209,9 @@ async def _backtest(specs: list[TraderSpec], market: ReplayMarket) -> ReplayResu
         for symbol, _ in market.keys
     )
     async with FilterSandbox(workers=2) as sandbox:
-        return await replay_history(specs, market, sandbox, start=first_close, end=2**62)
+        return await replay_history(
+            specs, market, sandbox, start=first_close, end=2**62, balance=BALANCE
+        )
 
 
 async def test_the_live_engine_and_the_backtest_raise_the_same_signals(
@@ -181,7 +219,9 @@ async def test_the_live_engine_and_the_backtest_raise_the_same_signals(
 ) -> None:
     specs = await _traders()
 
-    live_signals, live_decisions, live_reports = await _live(replay_dir, sqlite_db)
+    live_signals, live_decisions, live_trades, live_performance, live_reports = await _live(
+        replay_dir, sqlite_db
+    )
     first = await _backtest(specs, ReplayMarket.from_directory(replay_dir))
     second = await _backtest(specs, ReplayMarket.from_directory(replay_dir))
 
@@ -194,6 +234,13 @@ async def test_the_live_engine_and_the_backtest_raise_the_same_signals(
     assert _decided(list(first.decisions), list(first.signals)) == _decided(
         live_decisions, live_signals
     )
+    assert len(live_trades) >= 3, Counter(
+        (s.status, (s.status_reason or "")[:40]) for s in live_signals
+    )
+    assert {t.status for t in live_trades} >= {TradeStatus.CLOSED}
+    assert _traded(first.trades) == _traded(live_trades)
+    by_name = sorted(specs, key=lambda spec: spec.name)
+    assert [first.performance[spec.id] for spec in by_name] == live_performance
     assert _comparable(list(second.signals)) == _comparable(list(first.signals))
     assert [dataclasses.replace(s, id=first.signals[0].id) for s in second.signals] == [
         dataclasses.replace(s, id=first.signals[0].id) for s in first.signals

@@ -14,8 +14,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +174,22 @@ class ApiServer(_ChildProcess):
             id=trader_id,
             on=enabled,
         )
+
+
+@contextmanager
+def engine_server(database_url: str, log: Path, speed: str = "120") -> Iterator[ApiServer]:
+    """`traders serve` with the engine embedded on the simulated feed at `speed`x."""
+    api = ApiServer(
+        database_url,
+        None,
+        log,
+        {"TRADERS_ENGINE": "embedded", "TRADERS_FEED": "simulated", "TRADERS_FEED_SPEED": speed},
+    )
+    api.start()
+    try:
+        yield api
+    finally:
+        api.stop()
 
 
 def transport(url: str, protocol: str, init_payload: dict[str, Any]) -> WebsocketsTransport:

@@ -27,6 +27,9 @@ from app.db.models import Trader, User
 from app.domain.enums import Side
 from app.domain.signal import Signal
 from app.engine.clock import RealtimeClock
+from app.engine.feeds.simulated import SimulatedFeed
+from app.engine.klines import KlineStore
+from app.engine.market import MarketData
 from app.engine.sandbox import FilterMatch, FilterOutcome, FilterSandbox
 from app.services.repositories.traders import spec_of
 from app.services.traders import TraderManager
@@ -87,7 +90,8 @@ async def test_a_created_signal_reaches_a_subscriber(
     _, token, trader = await user_with_trader("alice")
     engine_bus = RedisEventBus(redis_server.url)
     await engine_bus.start()
-    signals = build_workflow(engine_bus, RealtimeClock(), FilterSandbox()).signals
+    market = MarketData(SimulatedFeed(speed=None), KlineStore())
+    signals = build_workflow(engine_bus, RealtimeClock(), FilterSandbox(), market).signals
     created: dict[str, Signal] = {}
     symbols = (f"S{n}/USDT" for n in itertools.count())
 

@@ -72,7 +72,8 @@ class Engine:
 async def engine(
     db: str, store: KlineStore, feed: SimulatedFeed, sandbox: FilterSandbox, bus: RecordingBus
 ) -> AsyncIterator[Engine]:
-    yield Engine(MarketData(feed, store), build_workflow(bus, RealtimeClock(), sandbox))
+    market = MarketData(feed, store)
+    yield Engine(market, build_workflow(bus, RealtimeClock(), sandbox, market))
 
 
 async def _triggered(engine: Engine, store: KlineStore) -> AsyncIterator[CloseTrigger]:

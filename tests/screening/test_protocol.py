@@ -152,12 +152,13 @@ async def test_a_trader_whose_run_was_lost_is_not_counted_as_failing(
         filter_code="return True",
     )
     async with FilterSandbox(workers=1, limits=LIMITS, worker_module=HOSTILE) as pool:
-        workflow = build_workflow(InProcessEventBus(), RealtimeClock(), pool)
+        market = MarketData(feed, store)
+        workflow = build_workflow(InProcessEventBus(), RealtimeClock(), pool, market)
         workflow.signals.failure_limit = 1
         newest = store.last_time("BTC/USDT", "1h")
         assert newest is not None
         close = CandleClose("1h", newest)
-        report = await workflow.on_close(close, MarketData(feed, store).view(close.at))
+        report = await workflow.on_close(close, market.view(close.at))
 
     assert report is not None and report.failures == 0 and report.matches == 0
     assert (await Trader.get(id=trader.id)).status == TraderStatus.RUNNING

@@ -135,14 +135,24 @@ class ReplayMarket:
         values = {s: ticker_values(t) for s, t in self._tickers.snapshot().items()}
         return ReplayView(self, self.at, values)
 
-    def candles(self, symbol: str, interval: str, at: int) -> Candles:
+    @property
+    def base_interval(self) -> str:
+        """The smallest interval of the recorded series: what quotes and fills read."""
+        return min((interval for _, interval in self._series), key=interval_ms)
+
+    def candles(self, symbol: str, interval: str, closed_by: int | None = None) -> Candles:
+        """The symbol's last `depth` candles closed by `closed_by` (by the moment revealed
+        last when None; nothing before the first `reveal`)."""
+        at = self._moment(closed_by)
         series = self._series.get((symbol, interval))
         if series is None:
             empty = _readonly(np.empty(0))
             return Candles(symbol, interval, _readonly(np.empty(0, dtype=np.int64)), *[empty] * 5)
         return series.candles(symbol, interval, self._end(series, interval, at), self.depth)
 
-    def symbols(self, interval: str, at: int) -> tuple[str, ...]:
+    def symbols(self, interval: str) -> tuple[str, ...]:
+        """Every symbol with candles at `interval` closed by the moment revealed last."""
+        at = self._moment(None)
         return tuple(
             sorted(
                 symbol
@@ -150,6 +160,10 @@ class ReplayMarket:
                 if each == interval and self._end(series, interval, at) > 0
             )
         )
+
+    def _moment(self, closed_by: int | None) -> int:
+        at = self.at if closed_by is None else closed_by
+        return -(2**62) if at is None else at
 
     @staticmethod
     def _end(series: _Series, interval: str, at: int) -> int:
@@ -173,7 +187,7 @@ class ReplayView:
         return self.market.candles(symbol, interval, self.at)
 
     def symbols(self, interval: str) -> tuple[str, ...]:
-        return self.market.symbols(interval, self.at)
+        return self.market.symbols(interval)
 
     def tickers(self) -> Mapping[str, TickerValues]:
         return self.ticker_values

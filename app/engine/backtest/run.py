@@ -3,25 +3,35 @@
 The stages are assembled exactly as the live engine assembles them (`assemble_workflow`),
 on the in-memory ports of `memory_ports`: the screener in the sandbox (the very workers live
 screening uses), the signal stage, the analyzer with the given analysis engine (the rule
-engine by default), the signal monitor and the outcome stage. Live tables are never
-touched. Each close is revealed, handled and every later stage drained before the next one,
-so a run is deterministic and as fast as the CPU allows.
+engine by default), the signal monitor, the position monitor and exit signals, the trade
+stage with the demo executor and its fill model, equity snapshots and the outcome stage.
+Orders meet the replayed market (its smallest interval's candles, as revealed). Live tables
+are never touched. Each close is revealed, handled and every later stage drained before the
+next one, so a run is deterministic and as fast as the CPU allows.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from app.domain.decision import Decision
+from app.domain.fill_model import FillModel
 from app.domain.intervals import interval_ms
+from app.domain.ledger import DEFAULT_BALANCE
+from app.domain.metrics import Performance
 from app.domain.signal import Signal
+from app.domain.trade import Trade
 from app.domain.trader_spec import TraderSpec
 from app.engine.analysis.base import AnalysisEngine
 from app.engine.analysis.rules import RuleAnalysisEngine
 from app.engine.assembly import StageOptions, assemble_workflow, memory_ports
 from app.engine.backtest.replay import ReplayMarket
 from app.engine.clock import ReplayClock
+from app.engine.instruments import DerivedInstruments
+from app.engine.prices import CandleUpdates, MarketQuotes
 from app.engine.sandbox import FilterSandbox
 from app.engine.screening import CandleClose, ScreenReport
 
@@ -32,6 +42,8 @@ OWNER = "backtest"
 class ReplayResult:
     signals: tuple[Signal, ...]
     decisions: tuple[Decision, ...]
+    trades: tuple[Trade, ...]
+    performance: dict[uuid.UUID, Performance]
     reports: tuple[ScreenReport, ...]
     errors: dict[str, str] = field(default_factory=dict)
 
@@ -45,10 +57,21 @@ async def replay_history(
     end: int,
     analysis: AnalysisEngine | None = None,
     options: StageOptions | None = None,
+    model: FillModel | None = None,
+    balance: Decimal = DEFAULT_BALANCE,
 ) -> ReplayResult:
     """Run every close in [start, end] (moments, epoch ms) of the specs' intervals."""
     clock = ReplayClock(start)
-    ports = memory_ports(tuple(specs))
+    interval = market.base_interval
+    ports = memory_ports(
+        tuple(specs),
+        clock,
+        MarketQuotes(market, interval, clock),
+        CandleUpdates(market, interval, clock),
+        DerivedInstruments(),
+        model or FillModel(),
+        balance,
+    )
     workflow = assemble_workflow(
         ports, clock, sandbox, analysis or RuleAnalysisEngine(), owner=OWNER, options=options
     )
@@ -68,6 +91,8 @@ async def replay_history(
     return ReplayResult(
         tuple(ports.signals.all()),
         tuple(sorted(ports.decisions.decisions.values(), key=lambda d: (d.created_at, d.id.hex))),
+        tuple(sorted(ports.trades.trades.values(), key=lambda t: (t.opened_at, t.id.hex))),
+        {spec.id: await ports.trades.performance(spec.id, spec.mode) for spec in specs},
         tuple(reports),
         {str(trader_id): reason for trader_id, reason in ports.traders.errors.items()},
     )

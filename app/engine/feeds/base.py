@@ -54,6 +54,16 @@ class SteppedFeed(Protocol):
     def pace_with(self, waiter: Waiter) -> None: ...
 
 
+TickHandler = Callable[[str, int, float], None]
+
+
+@runtime_checkable
+class TickingFeed(Protocol):
+    """A feed with prices between candle closes: it calls `on_tick(symbol, time, price)`."""
+
+    on_tick: TickHandler | None
+
+
 def to_decimal(value: float | str | None) -> Decimal | None:
     """Exact decimal of a price as the exchange printed it (`str` avoids binary noise)."""
     if value is None:
@@ -80,10 +90,12 @@ class RollingTickers:
 
     A symbol's ticker is summed over its day of candles when first asked for after a new
     candle, not at every snapshot: screens and API requests ask far more often than a
-    symbol's candles close."""
+    symbol's candles close. `spread_pct` is the bid-ask spread in percent of the price, one
+    for all symbols or one per symbol."""
 
-    def __init__(self, spread_pct: float = 0.0) -> None:
-        self._spread = spread_pct / 100.0
+    def __init__(self, spread_pct: float | dict[str, float] = 0.0) -> None:
+        self._spreads = spread_pct if isinstance(spread_pct, dict) else {}
+        self._spread = 0.0 if isinstance(spread_pct, dict) else spread_pct
         self._windows: dict[str, deque[tuple[int, float, float, float]]] = {}
         self._computed: dict[str, Ticker] = {}
 
@@ -108,7 +120,7 @@ class RollingTickers:
         first_open = window[0][1]
         base = sum(volume for *_, volume in window)
         quote = sum(close * volume for _, _, close, volume in window)
-        half_spread = last * self._spread / 2
+        half_spread = last * self._spreads.get(symbol, self._spread) / 100.0 / 2
         return Ticker(
             symbol=symbol,
             time=time,

@@ -10,6 +10,13 @@ price. From the start on, one walk of the smallest interval drives all: larger c
 aggregated from it as they close (the first one of each is partial, covering only the part
 of its window after the start). `speed` is simulated seconds per wall second: 1 paces like
 a real exchange, 288 passes a day in five minutes, None runs as fast as the loop allows.
+
+Like a real market it has prices between candle closes and a spread. While `run` paces a
+candle of the smallest interval, it publishes ticks along the candle's path (`on_tick`):
+open, its two extremes and points between, so a stop inside a candle is touched live as it
+would be on an exchange; the low comes first in a rising candle, the high in a falling one.
+Each symbol's spread grows as its volume shrinks, from 0.01% for the most traded (BTC-like,
+2 billion a day) to about 0.3% for the least (2 million).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import numpy as np
 
 from app.domain.intervals import interval_ms
 from app.engine.clock import ReplayClock
-from app.engine.feeds.base import DAY_MS, RollingTickers, Ticker, pace
+from app.engine.feeds.base import DAY_MS, RollingTickers, Ticker, TickHandler, pace
 from app.engine.klines import KlineStore
 
 DEFAULT_BASES = [
@@ -82,6 +89,27 @@ DAILY_DRIFT = (-0.03, 0.0, 0.03)
 VOLATILITY_REGIME_DAYS = 1.0
 TREND_REGIME_DAYS = 3.0
 SPIKE_PROBABILITY = 0.01
+TOP_VOLUME = 2e9
+TOP_SPREAD_PCT = 0.01
+
+
+def spread_pct(daily_quote_volume: float) -> float:
+    """The bid-ask spread, in percent, of a market trading `daily_quote_volume` a day."""
+    return TOP_SPREAD_PCT * max(1.0, (TOP_VOLUME / daily_quote_volume) ** 0.5)
+
+
+def tick_path(row: np.ndarray) -> list[float]:
+    """Prices inside one candle `(open, high, low, close, ...)` between its open and close:
+    the extreme on the far side of the close first, then the other, and midpoints."""
+    open_, high, low, close = row[:4]
+    first, second = (low, high) if close >= open_ else (high, low)
+    return [
+        (open_ + first) / 2,
+        first,
+        (first + second) / 2,
+        second,
+        (second + close) / 2,
+    ]
 
 
 @dataclass(slots=True)
@@ -156,7 +184,6 @@ class SimulatedFeed:
         now = start_ms if start_ms is not None else int(wall_clock.time() * 1000)
         self.now_ms = now - now % base_ms
         self.clock = ReplayClock(self.now_ms)
-        self._tickers = RollingTickers(spread_pct=0.02)
         rng = np.random.default_rng([seed, 0])
         prices = np.exp(rng.uniform(np.log(0.05), np.log(60_000), len(self.symbols)))
         volumes = np.exp(rng.uniform(np.log(2e6), np.log(2e9), len(self.symbols)))
@@ -164,6 +191,13 @@ class SimulatedFeed:
             _Walk(float(price), float(volume))
             for price, volume in zip(prices, volumes, strict=True)
         ]
+        self._tickers = RollingTickers(
+            spread_pct={
+                symbol: spread_pct(walk.daily_quote_volume)
+                for symbol, walk in zip(self.symbols, self._walks, strict=True)
+            }
+        )
+        self.on_tick: TickHandler | None = None
         self._rng = np.random.default_rng([seed, 1])
         self._pending: dict[tuple[str, str], list[np.ndarray]] = {}
 
@@ -185,14 +219,21 @@ class SimulatedFeed:
                     for time, row in zip(times, rows, strict=True):
                         self._tickers.update(symbol, int(time), row[0], row[3], row[4])
 
+    def _next_candles(self) -> list[np.ndarray]:
+        """Each symbol's candle of the smallest interval that opens now (not yet closed)."""
+        seconds = interval_ms(self._base) // 1000
+        return [walk.candles(self._rng, 1, seconds)[0] for walk in self._walks]
+
     def step(self, store: KlineStore) -> None:
         """Close one candle of the smallest interval, and every larger one that closes with it."""
+        self._close(store, self._next_candles())
+
+    def _close(self, store: KlineStore, candles: list[np.ndarray]) -> None:
         base_ms = interval_ms(self._base)
         time = self.now_ms
         self.now_ms += base_ms
         self.clock.advance(self.now_ms)
-        for symbol, walk in zip(self.symbols, self._walks, strict=True):
-            row = walk.candles(self._rng, 1, base_ms // 1000)[0]
+        for symbol, row in zip(self.symbols, candles, strict=True):
             store.append(symbol, self._base, [[time, *row]])
             self._tickers.update(symbol, time, row[0], row[3], row[4])
             for interval in self.intervals[1:]:
@@ -202,8 +243,22 @@ class SimulatedFeed:
                     rows = np.array(self._pending.pop((symbol, interval)))
                     store.append(symbol, interval, [[self.now_ms - step, *aggregate(rows)]])
 
+    def _tick(self, candles: list[np.ndarray], index: int, time: int) -> None:
+        self.clock.advance(time)
+        if self.on_tick is None:
+            return
+        for symbol, row in zip(self.symbols, candles, strict=True):
+            self.on_tick(symbol, time, float(tick_path(row)[index]))
+
     async def run(self, store: KlineStore) -> None:
         self.backfill(store)
+        base_ms = interval_ms(self._base)
         while True:
-            await pace(interval_ms(self._base), self.speed)
-            self.step(store)
+            candles = self._next_candles()
+            ticks = len(tick_path(candles[0])) if candles else 0
+            part = base_ms // (ticks + 1)
+            for index in range(ticks):
+                await pace(part, self.speed)
+                self._tick(candles, index, self.now_ms + (index + 1) * part)
+            await pace(base_ms - ticks * part, self.speed)
+            self._close(store, candles)

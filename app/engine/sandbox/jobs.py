@@ -86,14 +86,16 @@ class SandboxLimits:
     `eval_seconds + grace_seconds` is killed; `memory_bytes` is the address space a filter may
     use beyond the worker's baseline and its candle replicas; `batch_cpu_seconds` is the CPU
     a worker may use for one candle close (and twice that in wall time); `niceness` lowers
-    the workers' CPU priority (a dry-run lane yields to screening)."""
+    the workers' CPU priority: screening workers run below the engine, so a heavy screen may
+    take longer on a busy machine but never starves the stages (a stop, an emergency stop)
+    of CPU, and the dry-run lane runs below screening."""
 
     eval_seconds: float = 0.5
     run_seconds: float = 5.0
     grace_seconds: float = 1.0
     batch_cpu_seconds: int = 60
     memory_bytes: int = 512 * MiB
-    niceness: int = 0
+    niceness: int = 10
 
 
 class SandboxError(RuntimeError):

@@ -5,9 +5,10 @@ per trader and symbol): a second engine process inserting the same signal is ref
 database and told so, instead of both reading "none active" and both inserting. `claim`
 leases signals to one stage instance: on PostgreSQL the candidates are locked with
 `FOR UPDATE SKIP LOCKED`, so concurrent claimers take different rows without waiting for
-each other; on every back end each lease is a compare-and-set on the row, so a claim never
-takes a signal someone else holds. `transition` is a compare-and-set too, checked against
-the lifecycle first and recorded in `signal_transitions` in the same transaction.
+each other; on every back end the lease is a compare-and-set on the rows (one statement for
+the whole batch), so a claim never takes a signal someone else holds. `transition` is a
+compare-and-set too, checked against the lifecycle first and recorded in
+`signal_transitions` in the same transaction.
 """
 
 from __future__ import annotations
@@ -88,13 +89,16 @@ class DbSignalRepository:
                 candidates = candidates.select_for_update(skip_locked=True)
             # Model rows, not values_list: Tortoise drops FOR UPDATE from a values query.
             ids = [row.id for row in await candidates.limit(limit).only("id")]
-            claimed = []
-            for signal_id in ids:
-                taken = await models.Signal.filter(
-                    _free_at(now), id=signal_id, status=status
-                ).update(lease_owner=owner, lease_until=to_datetime(until))
-                if taken:
-                    claimed.append(signal_id)
+            if not ids:
+                return []
+            # One compare-and-set for all: the rows still free are leased to this owner, and
+            # reading back this owner's lease says which those were.
+            await models.Signal.filter(_free_at(now), id__in=list(ids), status=status).update(
+                lease_owner=owner, lease_until=to_datetime(until)
+            )
+            claimed = await models.Signal.filter(
+                id__in=list(ids), lease_owner=owner, lease_until=to_datetime(until)
+            ).values_list("id", flat=True)
         return await self._load(claimed)
 
     async def transition(

@@ -1,9 +1,10 @@
-"""Traders as `TraderSpec`s: the running ones of an interval, one by id, and stopping a
-failing one."""
+"""Traders as `TraderSpec`s: the running ones, one by id, and stopping a failing or losing
+one."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 
 from app.db import models
 from app.domain.enums import TraderStatus
@@ -23,6 +24,7 @@ def spec_of(row: models.Trader) -> TraderSpec:
         filter_description=tuple(row.filter_description),
         strategy_instructions=row.strategy_instructions,
         risk=RiskSettings(**{name: getattr(row, name) for name in RISK_FIELDS}),
+        exit_filter_code=row.exit_filter_code,
     )
 
 
@@ -42,3 +44,12 @@ class DbTraderRepository:
     async def spec(self, trader_id: uuid.UUID) -> TraderSpec | None:
         row = await models.Trader.get_or_none(id=trader_id)
         return None if row is None else spec_of(row)
+
+    async def running_specs(self, trader_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, TraderSpec]:
+        rows = await models.Trader.filter(
+            id__in=list(trader_ids), enabled=True, status=TraderStatus.RUNNING
+        )
+        return {row.id: spec_of(row) for row in rows}
+
+    async def pause(self, spec: TraderSpec, reason: str) -> None:
+        await self.manager.pause(spec.id, reason)

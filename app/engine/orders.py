@@ -1,0 +1,379 @@
+"""OrderManager: the one code path by which anything opens, closes or cancels a position.
+
+Every stage (entries, the position monitor, exit signals, the drawdown rule) and every
+manual action (`closePosition`, `cancelOrder`, the emergency stop) goes through here, live
+or in a backtest, demo or live mode. Each action follows invariant 2:
+
+1. the order gets its client order id and is recorded as an intent, with its audit entry,
+   before anything is sent (`TradeStore.begin_entries` / `begin_exit`, which also refuse
+   a second entry for one signal and a second exit in flight for one trade; the entries
+   of one candle close are recorded together, in one transaction);
+2. the executor sends it;
+3. what the executor reports is booked: fills, the trade, the ledger, the performance
+   aggregate and the audit log in one transaction (`TradeStore.record`);
+4. subscribers hear of it only then.
+
+A crash between 1 and 3 loses nothing: `reconcile` asks the executor about every order
+still recorded as an intent or open. One the venue never received is sent now (an exit:
+a position must not stay unprotected; an entry while it is fresh) or given up (a stale
+entry), one it did receive is booked as it stands. Actions on one trade are serialised in
+this process (a lock per trade), so an emergency stop never races the monitor over one
+position while different positions are worked at once; across processes the store's
+compare-and-set rules decide, and the store's transactions (row locks) keep the ledger
+that a trader's positions share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from app.domain.decision import KeyLevels
+from app.domain.enums import (
+    ExitReason,
+    OrderPurpose,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    TradeStatus,
+)
+from app.domain.exits import exit_levels
+from app.domain.intervals import interval_ms
+from app.domain.ledger import LedgerError
+from app.domain.orders import Order, OrderReport, entry_order_id, exit_order_id
+from app.domain.risk import EntryPlan
+from app.domain.signal import Signal
+from app.domain.trade import Trade
+from app.domain.trader_spec import TraderSpec
+from app.engine.clock import Clock
+from app.engine.executors.base import ExecutorError, TradeExecutor
+from app.engine.instruments import Instruments
+from app.engine.ports import Booked, Notifier, TradeStore
+
+log = logging.getLogger(__name__)
+
+ENTRY_INTENT_TTL_MS = 60_000
+ENTRY_LIMIT_CANDLES = 3
+STUCK_INTENT_MS = 10_000
+LIVE_STATUSES = frozenset({OrderStatus.INTENT, OrderStatus.OPEN})
+
+Executors = Callable[[Order], TradeExecutor | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What entering one ready signal takes: the risk manager's plan, the decision's
+    levels, and the limit price when the entry waits for one."""
+
+    spec: TraderSpec
+    signal: Signal
+    plan: EntryPlan
+    levels: KeyLevels | None = None
+    limit_price: Decimal | None = None
+
+
+class OrderManager:
+    def __init__(
+        self,
+        store: TradeStore,
+        executors: Executors,
+        notifier: Notifier,
+        clock: Clock,
+        instruments: Instruments,
+        entry_intent_ttl_ms: int = ENTRY_INTENT_TTL_MS,
+    ) -> None:
+        self.store = store
+        self.executors = executors
+        self.notifier = notifier
+        self.clock = clock
+        self.instruments = instruments
+        self.entry_intent_ttl_ms = entry_intent_ttl_ms
+        self._locks: dict[uuid.UUID, asyncio.Lock] = {}
+
+    def lock(self, trade_id: uuid.UUID) -> asyncio.Lock:
+        """Held around every order action on one trade in this process."""
+        return self._locks.setdefault(trade_id, asyncio.Lock())
+
+    async def open(
+        self,
+        spec: TraderSpec,
+        signal: Signal,
+        plan: EntryPlan,
+        levels: KeyLevels | None,
+        limit_price: Decimal | None = None,
+    ) -> Booked | None:
+        """`open_many` of one entry."""
+        booked = await self.open_many([Entry(spec, signal, plan, levels, limit_price)])
+        return booked.get(signal.id)
+
+    async def open_many(self, entries: Sequence[Entry]) -> dict[uuid.UUID, Booked]:
+        """Enter positions for ready signals: at market, or with a limit order at an
+        entry's `limit_price` that waits `ENTRY_LIMIT_CANDLES` candles for the price to come
+        down. Every intent is recorded first, in one transaction, then each order is sent
+        and booked. By signal id, what was booked; an entry is missing when it was already
+        made (its signal's client order id exists) or its trader was disabled meanwhile."""
+        now = self.clock.now()
+        made = {entry.signal.id: (entry, *self._entry(entry, now)) for entry in entries}
+        locks = [self.lock(trade.id) for _, trade, _ in made.values()]
+        for lock in locks:
+            await lock.acquire()
+        booked: dict[uuid.UUID, Booked] = {}
+        try:
+            recorded = await self.store.begin_entries(
+                [(trade, order) for _, trade, order in made.values()]
+            )
+            for signal_id, (entry, trade, order) in made.items():
+                if trade.id not in recorded:
+                    continue
+                sent = await self._send(order)
+                if sent is not None and sent.opened:
+                    sent = await self._place_levels(sent, entry.spec, entry.levels)
+                if sent is not None:
+                    booked[signal_id] = sent
+        finally:
+            for lock in locks:
+                lock.release()
+        for sent in booked.values():
+            await self._announce(sent)
+        return booked
+
+    def _entry(self, entry: Entry, now: int) -> tuple[Trade, Order]:
+        spec, signal, limit_price = entry.spec, entry.signal, entry.limit_price
+        price = limit_price or entry.plan.expected_price
+        instrument = self.instruments.instrument(signal.symbol, price)
+        stop, target = exit_levels(price, spec.risk, entry.levels, instrument)
+        trade = Trade(
+            id=uuid.uuid4(),
+            trader_id=spec.id,
+            owner_id=spec.owner_id,
+            mode=spec.mode,
+            symbol=signal.symbol,
+            opened_at=now,
+            signal_id=signal.id,
+            stop_loss=stop,
+            take_profit=target,
+            trailing_stop=spec.risk.trailing_stop,
+        )
+        order = Order(
+            id=uuid.uuid4(),
+            client_order_id=entry_order_id(signal.id),
+            trader_id=spec.id,
+            owner_id=spec.owner_id,
+            trade_id=trade.id,
+            mode=spec.mode,
+            purpose=OrderPurpose.ENTRY,
+            symbol=signal.symbol,
+            side=OrderSide.BUY,
+            type=OrderType.MARKET if limit_price is None else OrderType.LIMIT,
+            amount=entry.plan.amount,
+            created_at=now,
+            price=limit_price,
+            expected_price=price,
+            expires_at=None
+            if limit_price is None
+            else now + ENTRY_LIMIT_CANDLES * interval_ms(spec.interval),
+        )
+        return trade, order
+
+    async def _place_levels(
+        self, booked: Booked, spec: TraderSpec, levels: KeyLevels | None
+    ) -> Booked:
+        """Stop and target from the price actually paid (the intent had them from the
+        expected price, so a crash right after the fill still leaves them in place)."""
+        trade = booked.trade
+        assert trade.entry_price is not None
+        instrument = self.instruments.instrument(trade.symbol, trade.entry_price)
+        stop, target = exit_levels(trade.entry_price, spec.risk, levels, instrument)
+        if not await self.store.set_exit_levels(trade.id, stop, target):
+            return booked
+        return replace(booked, trade=replace(trade, stop_loss=stop, take_profit=target))
+
+    async def close(
+        self,
+        trade: Trade,
+        reason: ExitReason,
+        expected_price: Decimal | None = None,
+        note: str | None = None,
+    ) -> Booked | None:
+        """Sell the whole position at market (`note`: why, in words); None when the trade
+        is no longer open or another exit of it is in flight."""
+        async with self.lock(trade.id):
+            booked = await self._close(trade, reason, expected_price, note)
+            if booked is None:
+                current = await self.store.trade(trade.id)
+                if current is not None and current != trade:
+                    booked = await self._close(current, reason, expected_price, note)
+        await self._announce(booked)
+        return booked
+
+    async def _close(
+        self,
+        current: Trade,
+        reason: ExitReason,
+        expected_price: Decimal | None,
+        note: str | None,
+    ) -> Booked | None:
+        """One exit attempt from `current` as the caller read it (the store's
+        compare-and-set on its exit attempts refuses a stale one)."""
+        if current.status != TradeStatus.OPEN:
+            return None
+        order = Order(
+            id=uuid.uuid4(),
+            client_order_id=exit_order_id(current.id, current.exit_attempts + 1),
+            trader_id=current.trader_id,
+            owner_id=current.owner_id,
+            trade_id=current.id,
+            mode=current.mode,
+            purpose=OrderPurpose.EXIT,
+            symbol=current.symbol,
+            side=OrderSide.SELL,
+            type=OrderType.MARKET,
+            amount=current.held,
+            created_at=self.clock.now(),
+            expected_price=expected_price,
+            exit_reason=reason,
+            reason=note,
+        )
+        if not await self.store.begin_exit(current, order):
+            return None
+        return await self._send(order)
+
+    async def cancel(self, order: Order) -> Booked | None:
+        """Cancel an order that is not final yet; its earlier fills stay booked."""
+        async with self.lock(order.trade_id):
+            current = await self.store.order(order.id)
+            if current is None or current.final:
+                return None
+            if self.executors(current) is None:
+                report: OrderReport | None = OrderReport(
+                    OrderStatus.CANCELED, reason="no executor for its mode"
+                )
+            else:
+                report = await self._ask(current, "cancel")
+            booked = None if report is None else await self._book(current, report)
+        await self._announce(booked)
+        return booked
+
+    async def poll(self, trader_ids: Collection[uuid.UUID] | None = None) -> int:
+        """Book what resting orders got since they were last asked about; cancel those whose
+        time ran out (`expired`, keeping what they filled); settle an intent whose sending
+        failed (`STUCK_INTENT_MS` ago) as reconciliation would."""
+        handled = 0
+        now = self.clock.now()
+        for order in await self.store.orders(LIVE_STATUSES, trader_ids):
+            if order.status == OrderStatus.INTENT and now - order.created_at < STUCK_INTENT_MS:
+                continue
+            async with self.lock(order.trade_id):
+                current = await self._unchanged(order)
+                if current is None:
+                    continue
+                if current.status == OrderStatus.INTENT:
+                    booked = await self._settle(current)
+                elif current.expires_at is not None and now >= current.expires_at:
+                    booked = await self._expire(current)
+                else:
+                    booked = await self._refresh(current)
+            if booked is not None and (booked.fills or booked.order.final):
+                await self._announce(booked)
+                handled += 1
+        return handled
+
+    async def reconcile(self, trader_ids: Collection[uuid.UUID] | None = None) -> int:
+        """After a restart: settle every order recorded as an intent or open; how many."""
+        settled = 0
+        for order in await self.store.orders(LIVE_STATUSES, trader_ids):
+            async with self.lock(order.trade_id):
+                current = await self._unchanged(order)
+                booked = None if current is None else await self._settle(current)
+            if booked is not None:
+                await self._announce(booked)
+                settled += 1
+        return settled
+
+    async def _unchanged(self, order: Order) -> Order | None:
+        """`order` as stored now, if it still has the status it was listed with (another
+        action on its trade may have settled it while this one waited for the lock)."""
+        current = await self.store.order(order.id)
+        return current if current is not None and current.status == order.status else None
+
+    async def _ask(self, order: Order, action: str) -> OrderReport | None:
+        """`fetch` or `cancel` `order` at its venue; None when there is none, when it does
+        not answer (logged; asked again later) or, for fetch, when it never got the order."""
+        executor = self.executors(order)
+        if executor is None:
+            return None
+        try:
+            if action == "cancel":
+                return await executor.cancel(order)
+            return await executor.fetch(order)
+        except ExecutorError:
+            log.exception("%s of %s failed; asked again later", action, order.client_order_id)
+            return None
+
+    async def _expire(self, order: Order) -> Booked | None:
+        report = await self._ask(order, "cancel")
+        if report is None:
+            return None
+        if report.status == OrderStatus.CANCELED:
+            report = replace(report, status=OrderStatus.EXPIRED, reason="its time ran out")
+        return await self._book(order, report)
+
+    async def _settle(self, order: Order) -> Booked | None:
+        executor = self.executors(order)
+        if order.status == OrderStatus.OPEN or executor is None:
+            return await self._refresh(order)
+        try:
+            report = await executor.fetch(order)
+        except ExecutorError:
+            log.exception("reconciling %s: the venue did not answer", order.client_order_id)
+            return None
+        if report is not None:
+            return await self._book(order, report)
+        stale = self.clock.now() - order.created_at > self.entry_intent_ttl_ms
+        if order.purpose == OrderPurpose.ENTRY and stale:
+            reason = "not sent before the engine stopped, and too old to send now"
+            return await self._book(order, OrderReport(OrderStatus.REJECTED, reason=reason))
+        return await self._send(order)
+
+    async def _refresh(self, order: Order) -> Booked | None:
+        report = await self._ask(order, "fetch")
+        return None if report is None else await self._book(order, report)
+
+    async def _send(self, order: Order) -> Booked | None:
+        executor = self.executors(order)
+        if executor is None:
+            reason = f"no executor for {order.mode.value} trading"
+            return await self._book(order, OrderReport(OrderStatus.REJECTED, reason=reason))
+        try:
+            report = await executor.place(order)
+        except ExecutorError:
+            log.exception("sending %s failed; reconciliation settles it", order.client_order_id)
+            return None
+        return await self._book(order, report)
+
+    async def _book(self, order: Order, report: OrderReport) -> Booked | None:
+        try:
+            return await self.store.record(order, report, self.clock.now())
+        except LedgerError as exc:
+            log.warning("order %s: %s", order.client_order_id, exc)
+            rejected = OrderReport(OrderStatus.REJECTED, reason=f"the ledger refused it: {exc}")
+            return await self.store.record(order, rejected, self.clock.now())
+
+    async def _announce(self, booked: Booked | None) -> None:
+        if booked is None:
+            return
+        trade = booked.trade
+        for fill in booked.fills:
+            await self.notifier.trade_changed(trade, "filled", fill)
+        if booked.opened:
+            await self.notifier.trade_changed(trade, "opened")
+        if booked.closed:
+            await self.notifier.trade_changed(trade, "closed")
+        if trade.status == TradeStatus.CANCELLED and booked.ended:
+            await self.notifier.trade_changed(trade, "cancelled")
+        if booked.fills:
+            await self.notifier.pnl_changed(trade.trader_id, trade.owner_id)

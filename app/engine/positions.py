@@ -1,0 +1,95 @@
+"""PositionMonitor, the Monitor stage for open positions: stops, targets, trailing stops.
+
+On every price update it scans each open position (`app.domain.exits.scan`) and closes the
+ones whose stop loss, trailing stop or take profit the price reached, through the
+`OrderManager` at market from the level. Price updates come from a `PriceUpdates` port:
+live, every tick of the feed (the live engine wakes this stage on each); in a backtest, the
+candles as the replay reveals them, scanned along their worst-case path. A price update
+older than a position's opening is not its own and is skipped.
+
+It also books what resting orders got since they were last asked (`OrderManager.poll`),
+at each candle close (a paper limit order fills on closed candles), and carries out closes
+asked for by a process that cannot trade itself (an API process running without the
+engine), looking for them at most every `REQUESTS_MS`: a tick costs no query unless it
+reaches a position.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from app.domain.enums import ExitReason, TradeStatus
+from app.domain.exits import scan
+from app.domain.fill_model import Bar
+from app.domain.trade import Trade
+from app.engine.clock import Clock
+from app.engine.orders import OrderManager
+from app.engine.ports import PriceUpdates, TradeStore
+from app.engine.screening import CandleClose, MarketView
+
+log = logging.getLogger(__name__)
+
+REQUESTS_MS = 1000
+
+
+class PositionMonitor:
+    name = "positions"
+
+    def __init__(
+        self, store: TradeStore, orders: OrderManager, updates: PriceUpdates, clock: Clock
+    ) -> None:
+        self.store = store
+        self.orders = orders
+        self.updates = updates
+        self.clock = clock
+        self._poll_due = True
+        self._requests_at = clock.now()
+
+    async def on_close(self, close: CandleClose, view: MarketView) -> None:
+        """A close is a price update like the others, and makes resting orders due."""
+        self._poll_due = True
+
+    async def prices_moved(self) -> None:
+        await self.updates.wait()
+
+    async def run(self, view: MarketView) -> int:
+        handled = 0
+        if self._poll_due:
+            self._poll_due = False
+            handled += await self.orders.poll()
+        if self.clock.now() >= self._requests_at:
+            self._requests_at = self.clock.now() + REQUESTS_MS
+            for trade, reason in await self.store.close_requests():
+                note = "asked for"
+                if await self.orders.close(trade, ExitReason(reason), note=note) is not None:
+                    handled += 1
+        bars = self.updates.take()
+        if not bars:
+            return handled
+        for trade in await self.store.active_trades():
+            if trade.status == TradeStatus.OPEN and trade.symbol in bars:
+                try:
+                    handled += await self._watch(trade, bars[trade.symbol])
+                except Exception:
+                    log.exception("watching trade %s failed", trade.id)
+        return handled
+
+    async def _watch(self, trade: Trade, bars: list[Bar]) -> int:
+        highest = trade.highest_price
+        for bar in bars:
+            if bar.time < trade.opened_at:
+                continue
+            result = scan(replace(trade, highest_price=highest), bar)
+            if result.trigger is not None:
+                trigger = result.trigger
+                closed = await self.orders.close(trade, trigger.reason, trigger.price)
+                return int(closed is not None)
+            highest = result.highest
+        if (
+            trade.trailing_stop is not None
+            and highest is not None
+            and highest != trade.highest_price
+        ):
+            await self.store.set_highest(trade.id, highest)
+        return 0

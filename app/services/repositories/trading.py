@@ -1,0 +1,510 @@
+"""Orders, trades, fills, ledgers and performance in the database: the live `TradeStore`.
+
+Each write is one transaction that also appends its audit entries, so the audit log never
+disagrees with what happened. The bookkeeping itself is `app.domain.trade.book_report`,
+the same function the in-memory store of a backtest runs: a fill changes the order, the
+trade, the ledger and the performance aggregate together or not at all, and a fill id
+already stored is never booked again. On PostgreSQL the rows a write depends on are locked
+(`SELECT ... FOR UPDATE`) so concurrent writers queue; SQLite serialises transactions.
+
+Compare-and-set rules keep engine processes and the API from racing: an entry is recorded
+only while its trader is enabled (the trader row is locked, so an emergency stop that
+disabled it first wins) and under a client order id never used; an exit only for an open
+trade with the expected number of exit attempts and none in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from tortoise.connection import get_connection
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from app.db import models
+from app.domain.enums import (
+    OrderPurpose,
+    OrderStatus,
+    TraderStatus,
+    TradeStatus,
+    TradingMode,
+)
+from app.domain.ledger import DEFAULT_BALANCE, LEDGER_CURRENCY, Ledger, Position
+from app.domain.metrics import Performance
+from app.domain.orders import Fill, Order, OrderReport
+from app.domain.risk import PastExit
+from app.domain.trade import Trade, book_report
+from app.engine.audit import AuditEntry, intent_entry, report_entries
+from app.engine.clock import to_datetime, to_ms
+from app.engine.ports import Booked
+
+ACTIVE = (TradeStatus.PENDING, TradeStatus.OPEN)
+NOT_FINAL = (OrderStatus.INTENT, OrderStatus.OPEN)
+PERFORMANCE_FIELDS = tuple(f.name for f in dataclasses.fields(Performance))
+TRADE_COLUMNS = (
+    "id",
+    "trader_id",
+    "signal_id",
+    "mode",
+    "symbol",
+    "side",
+    "status",
+    "amount",
+    "entry_price",
+    "entry_cost",
+    "entry_fee",
+    "exit_amount",
+    "exit_price",
+    "exit_proceeds",
+    "exit_fee",
+    "stop_loss",
+    "take_profit",
+    "trailing_stop",
+    "highest_price",
+    "pnl",
+    "pnl_percent",
+    "exit_reason",
+    "exit_attempts",
+)
+ORDER_COLUMNS = (
+    "id",
+    "client_order_id",
+    "trader_id",
+    "trade_id",
+    "mode",
+    "purpose",
+    "symbol",
+    "side",
+    "type",
+    "amount",
+    "price",
+    "stop_price",
+    "expected_price",
+    "status",
+    "filled",
+    "average",
+    "fee",
+    "exit_reason",
+    "exchange_order_id",
+    "reason",
+)
+
+
+TRADE_READ = (*TRADE_COLUMNS, "opened_at", "closed_at")
+ORDER_READ = (*ORDER_COLUMNS, "created_at", "updated_at", "expires_at")
+
+
+def _columns(row: Any, names: tuple[str, ...], owner_id: int) -> dict[str, Any]:
+    """A locked row as the mapping `trade_of` and `order_of` read (its owner given)."""
+    return {name: getattr(row, name) for name in names} | {"owner_id": owner_id}
+
+
+def _postgres() -> bool:
+    return get_connection("default").capabilities.dialect == "postgres"
+
+
+def _locked(query: QuerySet[Any]) -> QuerySet[Any]:
+    return query.select_for_update() if _postgres() else query
+
+
+def _uuid(value: object) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _ms(value: Any) -> int | None:
+    return None if value is None else to_ms(value)
+
+
+def trade_of(row: Mapping[str, Any]) -> Trade:
+    values = {name: row[name] for name in TRADE_COLUMNS}
+    values["id"], values["trader_id"] = _uuid(row["id"]), _uuid(row["trader_id"])
+    values["signal_id"] = None if row["signal_id"] is None else _uuid(row["signal_id"])
+    return Trade(
+        **values,
+        owner_id=row["owner_id"],
+        opened_at=to_ms(row["opened_at"]),
+        closed_at=_ms(row["closed_at"]),
+    )
+
+
+def order_of(row: Mapping[str, Any]) -> Order:
+    values = {name: row[name] for name in ORDER_COLUMNS}
+    for key in ("id", "trader_id", "trade_id"):
+        values[key] = _uuid(row[key])
+    return Order(
+        **values,
+        owner_id=row["owner_id"],
+        created_at=to_ms(row["created_at"]),
+        updated_at=to_ms(row["updated_at"]),
+        expires_at=_ms(row["expires_at"]),
+    )
+
+
+def fill_of(row: models.Fill) -> Fill:
+    return Fill(
+        id=row.id,
+        order_id=row.order_id,  # type: ignore[attr-defined]
+        amount=row.amount,
+        price=row.price,
+        fee=row.fee,
+        liquidity=row.liquidity,
+        time=to_ms(row.time),
+        expected_price=row.expected_price,
+    )
+
+
+def ledger_of(row: models.Ledger) -> Ledger:
+    positions = {
+        symbol: Position(Decimal(p["amount"]), Decimal(p["cost"]), Decimal(p["fees"]))
+        for symbol, p in row.positions.items()
+    }
+    return dataclasses.replace(
+        Ledger.opened(row.initial),
+        cash=row.cash,
+        fees_paid=row.fees_paid,
+        realised_pnl=row.realised_pnl,
+        positions=positions,
+    )
+
+
+def _ledger_columns(ledger: Ledger) -> dict[str, Any]:
+    return {
+        "cash": ledger.cash,
+        "fees_paid": ledger.fees_paid,
+        "realised_pnl": ledger.realised_pnl,
+        "positions": {
+            symbol: {"amount": str(p.amount), "cost": str(p.cost), "fees": str(p.fees)}
+            for symbol, p in ledger.positions.items()
+        },
+    }
+
+
+def performance_of(row: models.Performance | None) -> Performance:
+    if row is None:
+        return Performance()
+    return Performance(**{name: getattr(row, name) for name in PERFORMANCE_FIELDS})
+
+
+def _trade_columns(trade: Trade) -> dict[str, Any]:
+    columns = {name: getattr(trade, name) for name in TRADE_COLUMNS if name != "id"}
+    columns["opened_at"] = to_datetime(trade.opened_at)
+    columns["closed_at"] = None if trade.closed_at is None else to_datetime(trade.closed_at)
+    return columns
+
+
+def _order_columns(order: Order) -> dict[str, Any]:
+    columns = {name: getattr(order, name) for name in ORDER_COLUMNS if name != "id"}
+    columns["created_at"] = to_datetime(order.created_at)
+    columns["expires_at"] = None if order.expires_at is None else to_datetime(order.expires_at)
+    columns["fee_currency"] = LEDGER_CURRENCY
+    return columns
+
+
+async def _append(entries: Collection[AuditEntry]) -> None:
+    if entries:
+        await models.TradeAuditLog.bulk_create(
+            models.TradeAuditLog(
+                owner_id=e.owner_id,
+                trader_id=e.trader_id,
+                action=e.action,
+                client_order_id=e.client_order_id,
+                details=dict(e.details),
+                created_at=to_datetime(e.time),
+            )
+            for e in entries
+        )
+
+
+class DbTradeStore:
+    def __init__(self, balance: Decimal = DEFAULT_BALANCE) -> None:
+        self.balance = balance
+        self._opened: set[tuple[uuid.UUID, TradingMode]] = set()
+
+    @staticmethod
+    def _trades(query: QuerySet[models.Trade]) -> Any:
+        return query.values(*TRADE_READ, owner_id="trader__owner_id")
+
+    @staticmethod
+    def _orders(query: QuerySet[models.Order]) -> Any:
+        return query.values(*ORDER_READ, owner_id="trader__owner_id")
+
+    async def _open_account(self, trader_id: uuid.UUID, mode: TradingMode) -> None:
+        """Make sure the trader's ledger and performance rows in `mode` exist, outside any
+        transaction: each insert yields to whoever created the row first and commits at
+        once, so writers that open an account together neither fail nor deadlock."""
+        if (trader_id, mode) in self._opened:
+            return
+        await models.Ledger.bulk_create(
+            [
+                models.Ledger(
+                    trader_id=trader_id, mode=mode, initial=self.balance, cash=self.balance
+                )
+            ],
+            ignore_conflicts=True,
+        )
+        await models.Performance.bulk_create(
+            [models.Performance(trader_id=trader_id, mode=mode)], ignore_conflicts=True
+        )
+        self._opened.add((trader_id, mode))
+
+    @staticmethod
+    async def _account(
+        trader_id: uuid.UUID, mode: TradingMode
+    ) -> tuple[models.Ledger, models.Performance]:
+        """The trader's ledger and performance rows (locked in a transaction on PostgreSQL)."""
+        ledger = await _locked(models.Ledger.filter(trader_id=trader_id, mode=mode)).get()
+        performance = await _locked(models.Performance.filter(trader_id=trader_id, mode=mode)).get()
+        return ledger, performance
+
+    async def ledger(self, trader_id: uuid.UUID, mode: TradingMode) -> Ledger:
+        return (await self.ledgers([(trader_id, mode)]))[trader_id, mode]
+
+    async def ledgers(
+        self, accounts: Collection[tuple[uuid.UUID, TradingMode]]
+    ) -> dict[tuple[uuid.UUID, TradingMode], Ledger]:
+        for trader_id, mode in accounts:
+            await self._open_account(trader_id, mode)
+        rows = await models.Ledger.filter(trader_id__in=list({t for t, _ in accounts}))
+        found = {(_uuid(row.trader_id), row.mode): row for row in rows}  # type: ignore[attr-defined]
+        return {key: ledger_of(found[key]) for key in accounts}
+
+    async def active_trades(self, trader_ids: Collection[uuid.UUID] | None = None) -> list[Trade]:
+        query = models.Trade.filter(status__in=ACTIVE)
+        if trader_ids is not None:
+            query = query.filter(trader_id__in=list(trader_ids))
+        rows = await self._trades(query.order_by("opened_at", "id"))
+        return [trade_of(row) for row in rows]
+
+    async def trade(self, trade_id: uuid.UUID) -> Trade | None:
+        rows = await self._trades(models.Trade.filter(id=trade_id))
+        return trade_of(rows[0]) if rows else None
+
+    async def order(self, order_id: uuid.UUID) -> Order | None:
+        rows = await self._orders(models.Order.filter(id=order_id))
+        return order_of(rows[0]) if rows else None
+
+    async def orders(
+        self,
+        statuses: Collection[OrderStatus],
+        trader_ids: Collection[uuid.UUID] | None = None,
+        trade_id: uuid.UUID | None = None,
+    ) -> list[Order]:
+        query = models.Order.filter(status__in=list(statuses))
+        if trader_ids is not None:
+            query = query.filter(trader_id__in=list(trader_ids))
+        if trade_id is not None:
+            query = query.filter(trade_id=trade_id)
+        rows = await self._orders(query.order_by("created_at", "id"))
+        return [order_of(row) for row in rows]
+
+    async def past_exits(
+        self, trader_ids: Collection[uuid.UUID], since: int
+    ) -> dict[tuple[uuid.UUID, TradingMode], list[PastExit]]:
+        rows = await models.Trade.filter(
+            trader_id__in=list(trader_ids),
+            status=TradeStatus.CLOSED,
+            closed_at__gte=to_datetime(since),
+        ).values_list("trader_id", "mode", "symbol", "closed_at", "exit_reason", "pnl")
+        found: dict[tuple[uuid.UUID, TradingMode], list[PastExit]] = {}
+        for trader_id, mode, symbol, closed, reason, pnl in rows:
+            exit_ = PastExit(symbol, to_ms(closed), reason, pnl or Decimal(0))
+            found.setdefault((_uuid(trader_id), TradingMode(mode)), []).append(exit_)
+        return found
+
+    async def performance(self, trader_id: uuid.UUID, mode: TradingMode) -> Performance:
+        return performance_of(await models.Performance.get_or_none(trader_id=trader_id, mode=mode))
+
+    async def begin_entries(self, entries: Sequence[tuple[Trade, Order]]) -> set[uuid.UUID]:
+        if not entries:
+            return set()
+        try:
+            return await self._begin_entries(entries)
+        except IntegrityError:
+            if len(entries) == 1:
+                return set()
+        # Another process recorded one of these meanwhile: one by one, the others still go.
+        recorded: set[uuid.UUID] = set()
+        for entry in entries:
+            recorded |= await self.begin_entries([entry])
+        return recorded
+
+    async def _begin_entries(self, entries: Sequence[tuple[Trade, Order]]) -> set[uuid.UUID]:
+        async with in_transaction():
+            # FOR NO KEY UPDATE: queues behind a change of the traders (an emergency stop
+            # disabling one), not behind the fills their other trades insert.
+            query = models.Trader.filter(
+                id__in=list({trade.trader_id for trade, _ in entries}),
+                enabled=True,
+                status=TraderStatus.RUNNING,
+            )
+            if _postgres():
+                query = query.select_for_update(no_key=True)
+            running = {row.id for row in await query}
+            taken = set(
+                await models.Order.filter(
+                    client_order_id__in=[order.client_order_id for _, order in entries]
+                ).values_list("client_order_id", flat=True)
+            )
+            chosen = [
+                (trade, order)
+                for trade, order in entries
+                if trade.trader_id in running and order.client_order_id not in taken
+            ]
+            await models.Trade.bulk_create(
+                models.Trade(id=trade.id, **_trade_columns(trade)) for trade, _ in chosen
+            )
+            await models.Order.bulk_create(
+                models.Order(id=order.id, **_order_columns(order)) for _, order in chosen
+            )
+            await _append([intent_entry(order) for _, order in chosen])
+        return {trade.id for trade, _ in chosen}
+
+    async def begin_exit(self, trade: Trade, order: Order) -> bool:
+        try:
+            async with in_transaction():
+                moved = await models.Trade.filter(
+                    id=trade.id,
+                    status=TradeStatus.OPEN,
+                    exit_attempts=trade.exit_attempts,
+                    amount=trade.amount,
+                ).update(exit_attempts=F("exit_attempts") + 1, close_requested=None)
+                in_flight = await models.Order.filter(
+                    trade_id=trade.id, purpose=OrderPurpose.EXIT, status__in=NOT_FINAL
+                ).exists()
+                if not moved or in_flight:
+                    raise _Refused
+                await models.Order.create(id=order.id, **_order_columns(order))
+                await _append([intent_entry(order)])
+        except (_Refused, IntegrityError):
+            return False
+        return True
+
+    async def record(self, order: Order, report: OrderReport, now: int) -> Booked | None:
+        await self._open_account(order.trader_id, order.mode)
+        async with in_transaction():
+            # Rows, not values: Tortoise drops FOR UPDATE from values() queries.
+            order_row = await _locked(models.Order.filter(id=order.id)).first()
+            if order_row is None:
+                return None
+            current = order_of(_columns(order_row, ORDER_READ, order.owner_id))
+            trade_row = await _locked(models.Trade.filter(id=current.trade_id)).get()
+            trade = trade_of(_columns(trade_row, TRADE_READ, order.owner_id))
+            ledger_row, perf_row = await self._account(trade.trader_id, trade.mode)
+            booked = (
+                await models.Fill.filter(order_id=current.id).values_list("id", flat=True)
+                if report.fills
+                else []
+            )
+            done = book_report(
+                current,
+                trade,
+                ledger_of(ledger_row),
+                performance_of(perf_row),
+                report,
+                frozenset(str(fill_id) for fill_id in booked),
+                now,
+            )
+            await models.Order.filter(id=current.id).update(
+                status=done.order.status,
+                filled=done.order.filled,
+                average=done.order.average,
+                fee=done.order.fee,
+                exchange_order_id=done.order.exchange_order_id,
+                reason=done.order.reason,
+                updated_at=to_datetime(done.order.updated_at or now),
+            )
+            if done.trade != trade:
+                await models.Trade.filter(id=trade.id).update(**_trade_columns(done.trade))
+            if done.fills:
+                await models.Ledger.filter(id=ledger_row.id).update(**_ledger_columns(done.ledger))
+                await models.Performance.filter(id=perf_row.id).update(
+                    **dataclasses.asdict(done.performance)
+                )
+            await models.Fill.bulk_create(
+                models.Fill(
+                    id=fill.id,
+                    order_id=current.id,
+                    trade_id=trade.id,
+                    trader_id=trade.trader_id,
+                    amount=fill.amount,
+                    price=fill.price,
+                    expected_price=fill.expected_price,
+                    fee=fill.fee,
+                    fee_currency=LEDGER_CURRENCY,
+                    liquidity=fill.liquidity,
+                    time=to_datetime(fill.time),
+                )
+                for fill in done.fills
+            )
+            await _append(report_entries(current, done))
+        return Booked(done.order, done.trade, done.fills, done.opened, done.closed, done.ended)
+
+    async def request_close(self, trade_id: uuid.UUID, reason: str) -> bool:
+        moved = await models.Trade.filter(id=trade_id, status=TradeStatus.OPEN).update(
+            close_requested=reason
+        )
+        return bool(moved)
+
+    async def close_requests(self) -> list[tuple[Trade, str]]:
+        rows = await self._trades(
+            models.Trade.filter(status=TradeStatus.OPEN, close_requested__not_isnull=True)
+        )
+        reasons = dict(
+            await models.Trade.filter(id__in=[row["id"] for row in rows]).values_list(
+                "id", "close_requested"
+            )
+        )
+        return [(trade_of(row), str(reasons[row["id"]])) for row in rows]
+
+    async def set_exit_levels(
+        self, trade_id: uuid.UUID, stop_loss: Decimal | None, take_profit: Decimal | None
+    ) -> bool:
+        moved = await models.Trade.filter(id=trade_id, status=TradeStatus.OPEN).update(
+            stop_loss=stop_loss, take_profit=take_profit
+        )
+        return bool(moved)
+
+    async def set_highest(self, trade_id: uuid.UUID, highest: Decimal) -> None:
+        await (
+            models.Trade.filter(id=trade_id, status=TradeStatus.OPEN)
+            .filter(highest_price__lt=highest)
+            .update(highest_price=highest)
+        )
+
+    async def snapshot(
+        self,
+        trader_id: uuid.UUID,
+        mode: TradingMode,
+        time: int,
+        equity: Decimal,
+        marks: Mapping[str, Decimal],
+    ) -> Performance | None:
+        await self._open_account(trader_id, mode)
+        try:
+            async with in_transaction():
+                ledger, row = await self._account(trader_id, mode)
+                await models.EquitySnapshot.create(
+                    trader_id=trader_id, mode=mode, time=to_datetime(time), equity=equity
+                )
+                await models.Ledger.filter(id=ledger.id).update(
+                    marks={symbol: str(price) for symbol, price in marks.items()},
+                    marked_at=to_datetime(time),
+                )
+                performance = performance_of(row).after_snapshot(time, equity)
+                await models.Performance.filter(id=row.id).update(**dataclasses.asdict(performance))
+        except IntegrityError:
+            return None
+        return performance
+
+    async def audit(self, entry: AuditEntry) -> None:
+        await _append([entry])
+
+
+class _Refused(Exception):
+    """Rolls a compare-and-set transaction back."""
