@@ -32,14 +32,38 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
 
     from app.api.app import create_app
 
+    host, port = args.host or settings.host, args.port or settings.port
+    if args.demo:
+        if settings.feed not in ("auto", "simulated"):
+            raise SystemExit(f"error: --demo runs on the simulated feed, not {settings.feed}")
+        settings = settings.model_copy(update={"feed": "simulated"})
+    asyncio.run(_with_db(settings, lambda: _welcome(settings, host, port, demo=args.demo)))
     uvicorn.run(
         create_app(settings),
-        host=args.host or settings.host,
-        port=args.port or settings.port,
+        host=host,
+        port=port,
         log_level=settings.log_level.lower(),
         ws_ping_interval=20,
         ws_max_size=settings.max_body_bytes,
     )
+
+
+async def _welcome(settings: Settings, host: str, port: int, demo: bool) -> None:
+    """On a first run, create the local user (and the demo traders) and print the link."""
+    from app.core.events import InProcessEventBus
+    from app.services.first_run import applies_to, first_run, sign_in_link
+    from app.services.traders import TraderManager
+
+    created = await first_run(settings.database_url, TraderManager(InProcessEventBus()), demo)
+    if created is None:
+        if demo:
+            reason = "users exist" if applies_to(settings.database_url) else "not on SQLite"
+            print(f"no demo traders added ({reason}): sign in with a user's token")
+        return
+    made = f" and {len(created.traders)} demo traders" if created.traders else ""
+    print(f"created the local user {created.user.name!r}{made}")
+    print("sign in to the dashboard with this link (it holds the token, shown only once):")
+    print(f"  {sign_in_link(host, port, created.token)}", flush=True)
 
 
 def engine(settings: Settings, args: argparse.Namespace) -> None:
@@ -125,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser = commands.add_parser("serve", help="run the API (and the embedded engine)")
     serve_parser.add_argument("--host", help="default: TRADERS_HOST or 127.0.0.1")
     serve_parser.add_argument("--port", type=int, help="default: TRADERS_PORT or 8000")
+    serve_parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="on the simulated feed; on a first run also start a few demo traders",
+    )
     serve_parser.set_defaults(handler=serve)
 
     commands.add_parser(
