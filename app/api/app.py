@@ -1,4 +1,5 @@
-"""The ASGI application: GraphQL (HTTP and websockets), health probes, and the process runtime.
+"""The ASGI application: GraphQL (HTTP and websockets), health probes, the dashboard at `/`,
+and the process runtime.
 
 `create_app` builds everything from settings; the lifespan migrates and connects the
 database, starts the event bus and, when embedded, the engine, and stops them in reverse.
@@ -24,6 +25,7 @@ from app.api.view import GraphQLView
 from app.bootstrap import build_runtime, engine_running
 from app.core.settings import Settings
 from app.db.config import close_db, init_db, migrate_db
+from app.web.dashboard import dashboard_mount
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +73,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             Route("/metrics", metrics),
             Route("/graphql", view, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", view),
+            dashboard_mount(),
         ],
         middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)],
         lifespan=lifespan,

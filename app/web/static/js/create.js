@@ -1,0 +1,142 @@
+// Creating a trader: a sentence (or a template) -> a preview of the whole trader -> a name
+// -> saved, and active if the user leaves "Activate now" checked. The advanced mode shows
+// the filter code for editing, checked as it is typed.
+
+import { codeEditor } from "./code_editor.js";
+import { ApiError } from "./graphql.js";
+import { facts, h, percent, toast } from "./dom.js";
+import { CREATE_FROM_GENERATION, GENERATE, TEMPLATES } from "./queries.js";
+
+export function setUpCreation({ api, onCreated }) {
+  const dialog = document.getElementById("create-dialog");
+  const form = document.getElementById("describe-form");
+  const describe = document.getElementById("describe-input");
+  const generate = document.getElementById("generate");
+  const describeError = document.getElementById("describe-error");
+  const templateSelect = document.getElementById("template-select");
+  const preview = document.getElementById("preview");
+  let templates = null;
+
+  async function loadTemplates() {
+    if (templates) return;
+    templates = (await api.request(TEMPLATES)).strategyTemplates;
+    templateSelect.append(...templates.map((template) =>
+      h("option", { value: template.key }, `${template.name}: ${template.summary}`)));
+  }
+
+  function open() {
+    describeError.textContent = "";
+    preview.hidden = true;
+    preview.replaceChildren();
+    templateSelect.value = "";
+    dialog.showModal();
+    describe.focus();
+    loadTemplates().catch((error) => { describeError.textContent = error.message; });
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    describeError.textContent = "";
+    generate.disabled = true;
+    generate.textContent = "Generating…";
+    try {
+      const { generateTrader } = await api.request(GENERATE, { description: describe.value });
+      showPreview(generateTrader);
+    } catch (error) {
+      describeError.textContent = error instanceof ApiError && error.problems.length
+        ? `${error.message}:\n${error.problems.join("\n")}` : error.message;
+    } finally {
+      generate.disabled = false;
+      generate.textContent = "Preview";
+    }
+  });
+
+  templateSelect.addEventListener("change", () => {
+    const template = templates?.find((item) => item.key === templateSelect.value);
+    if (!template) return;
+    showPreview({
+      ...template, suggestedName: template.name, description: template.summary,
+      engine: "template", template: template.key, adaptations: [], dryRun: null,
+    });
+  });
+
+  function showPreview(draft) {
+    const name = h("input", { id: "preview-name", value: draft.suggestedName, required: true, maxlength: 80 });
+    const activate = h("input", { id: "preview-activate", type: "checkbox", checked: true });
+    const error = h("p", { class: "error", role: "alert", id: "preview-error" });
+    const create = h("button", { type: "submit", class: "primary", id: "create-trader" }, "Create trader");
+    const editor = codeEditor(api, {
+      id: "preview-code", code: draft.filterCode,
+      context: () => ({ interval: draft.interval, symbols: draft.symbols }),
+    });
+    const risk = draft.riskParameters;
+    preview.replaceChildren(
+      h("h3", {}, "Preview"),
+      facts([
+        ["Answered by", [draft.engine, draft.model ?? draft.template].filter(Boolean).join(" · ")],
+        ["Interval", draft.interval],
+        ["Symbols", draft.symbols.length ? draft.symbols.join(", ") : "the market's default universe"],
+        ["Filter", h("ul", { id: "preview-filter" }, draft.filterDescription.map((line) => h("li", {}, line)))],
+        ["Strategy", draft.strategyInstructions],
+        ["Risk", `stop ${percent(risk.stopLoss)} · target ${percent(risk.takeProfit)} · `
+          + `${risk.maxPositions ?? "—"} positions of ${percent(risk.positionSizePercent)} · `
+          + `pause at ${percent(risk.maxDrawdown)} drawdown`],
+        ["Matches now", draft.dryRun ? dryRunText(draft.dryRun) : null],
+        ["Note", draft.fallbackReason],
+      ]),
+      draft.adaptations.length ? h("details", {},
+        h("summary", {}, "What was read from the sentence"),
+        h("ul", {}, draft.adaptations.map((line) => h("li", {}, line)))) : null,
+      h("form", { id: "preview-form", onsubmit: (event) => { event.preventDefault(); save(); } },
+        h("label", { for: "preview-name" }, "Name"), name,
+        h("details", { id: "preview-advanced" },
+          h("summary", {}, "Advanced: edit the filter code"),
+          h("label", { for: "preview-code" }, "Filter code"), editor.element),
+        h("label", { class: "row" }, activate, " Activate now (paper money)"),
+        error,
+        h("div", { class: "row" }, create)),
+    );
+    preview.hidden = false;
+    name.focus();
+
+    async function save() {
+      error.textContent = "";
+      const code = editor.value();
+      if (code !== draft.filterCode) {
+        const validation = await editor.check();
+        if (!validation?.valid) {
+          error.textContent = "The filter code has errors (marked at their lines): nothing was saved.";
+          return;
+        }
+      }
+      create.disabled = true;
+      try {
+        const { createTraderFromGeneration: trader } = await api.request(CREATE_FROM_GENERATION, {
+          input: {
+            suggestedName: name.value, description: draft.description, filterCode: code,
+            filterDescription: draft.filterDescription, strategyInstructions: draft.strategyInstructions,
+            indicators: draft.indicators, riskParameters: draft.riskParameters,
+            interval: draft.interval, symbols: draft.symbols, enabled: activate.checked,
+          },
+        });
+        dialog.close();
+        toast(`${trader.name} created${trader.enabled ? " and running" : ""}`);
+        onCreated(trader);
+      } catch (failure) {
+        error.textContent = failure instanceof ApiError && failure.fields.length
+          ? failure.fields.map((field) => `${field.field}: ${field.message}`).join("\n")
+          : failure.message;
+      } finally {
+        create.disabled = false;
+      }
+    }
+  }
+
+  return { open };
+}
+
+function dryRunText(dryRun) {
+  if (!dryRun.dryRun) return `not run${dryRun.dryRunSkipped ? `: ${dryRun.dryRunSkipped}` : ""}`;
+  const some = dryRun.matches.slice(0, 5).join(", ");
+  return `${dryRun.matches.length} of ${dryRun.evaluated} symbols${some ? ` (${some})` : ""}`;
+}
