@@ -4,7 +4,7 @@
 
 import { codeEditor } from "./code_editor.js";
 import { ApiError } from "./graphql.js";
-import { facts, h, percent, toast } from "./dom.js";
+import { facts, h, percent, replace, toast } from "./dom.js";
 import { CREATE_FROM_GENERATION, GENERATE, TEMPLATES } from "./queries.js";
 
 export function setUpCreation({ api, onCreated }) {
@@ -70,7 +70,7 @@ export function setUpCreation({ api, onCreated }) {
       context: () => ({ interval: draft.interval, symbols: draft.symbols }),
     });
     const risk = draft.riskParameters;
-    preview.replaceChildren(
+    replace(preview,
       h("h3", {}, "Preview"),
       facts([
         ["Answered by", [draft.engine, draft.model ?? draft.template].filter(Boolean).join(" · ")],
@@ -92,7 +92,7 @@ export function setUpCreation({ api, onCreated }) {
         h("details", { id: "preview-advanced" },
           h("summary", {}, "Advanced: edit the filter code"),
           h("label", { for: "preview-code" }, "Filter code"), editor.element),
-        h("label", { class: "row" }, activate, " Activate now (paper money)"),
+        h("label", { class: "check" }, activate, "Activate now (paper money)"),
         error,
         h("div", { class: "row" }, create)),
     );

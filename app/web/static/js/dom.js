@@ -11,8 +11,17 @@ export function h(tag, attributes = {}, ...children) {
     else if (value === true) element.setAttribute(name, "");
     else element.setAttribute(name, String(value));
   }
-  element.append(...children.flat().filter((child) => child !== null && child !== undefined));
+  element.append(...present(children));
   return element;
+}
+
+/** Replace an element's children, skipping the absent (null) ones. */
+export function replace(element, ...children) {
+  element.replaceChildren(...present(children));
+}
+
+function present(children) {
+  return children.flat().filter((child) => child !== null && child !== undefined);
 }
 
 /** A definition list of [label, value] pairs, skipping the empty values. */

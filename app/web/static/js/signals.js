@@ -2,7 +2,7 @@
 // row in place), the decision of a signal with its candles and levels, and the trades table.
 
 import { candleChart } from "./charts.js";
-import { facts, h, label, money, percent, pill, price, signClass, time } from "./dom.js";
+import { facts, h, label, money, percent, pill, price, replace, signClass, time } from "./dom.js";
 import { KLINES, SIGNAL_DETAIL, SIGNALS, TRADES } from "./queries.js";
 
 const SHOWN_ROWS = 100;
@@ -159,7 +159,7 @@ class SignalDetail {
       "aria-label": `${signal.symbol} candles with the entry, stop and targets` });
     this.chart?.remove();
     this.chart = null;
-    this.body.replaceChildren(
+    replace(this.body,
       facts([
         ["Status", h("span", {}, pill(signal.status), signal.statusReason ? ` ${signal.statusReason}` : "")],
         ["Side", label(signal.side)],

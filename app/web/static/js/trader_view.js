@@ -4,7 +4,7 @@
 import { equityChart } from "./charts.js";
 import { codeEditor } from "./code_editor.js";
 import { ApiError } from "./graphql.js";
-import { confirmAction, h, money, percent, pill, signClass } from "./dom.js";
+import { confirmAction, h, money, replace, percent, pill, signClass } from "./dom.js";
 import { DELETE_TRADER, EMERGENCY_STOP, TRADER, UPDATE_TRADER } from "./queries.js";
 
 const BASIC_RISK = [
@@ -35,7 +35,7 @@ export class TraderView {
     this.traderId = null;
     this.clearCharts();
     this.section.hidden = true;
-    this.section.replaceChildren();
+    replace(this.section, );
   }
 
   async show(traderId) {
@@ -68,7 +68,7 @@ export class TraderView {
     const charts = [["Demo equity", demoCurve]];
     if (liveCurve.length) charts.push(["Live equity", liveCurve]);
     const chartBoxes = charts.map(([title]) => h("div", { class: "chart", role: "img", "aria-label": title }));
-    this.section.replaceChildren(
+    replace(this.section, 
       h("header", {},
         h("h2", {}, trader.name),
         pill(trader.status), pill(trader.mode),
