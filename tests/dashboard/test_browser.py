@@ -110,7 +110,9 @@ def test_demo_sign_in_create_a_trader_watch_a_live_signal_and_toggle(
     rsi.get_by_role("switch").click()
     expect(rsi).to_have_attribute("data-enabled", "false")
     expect(rsi).to_have_attribute("data-status", "PAUSED")
-    paused = [t for t in server.graphql(TRADERS)["traders"]["nodes"] if t["name"] == "RSI mean reversion"]
+    paused = [
+        t for t in server.graphql(TRADERS)["traders"]["nodes"] if t["name"] == "RSI mean reversion"
+    ]
     assert [(t["enabled"], t["status"]) for t in paused] == [(False, "PAUSED")]
     assert page.evaluate("window.notReloaded") is True
     screenshot(page, "demo-dashboard")
@@ -181,4 +183,3 @@ def test_a_bad_token_gets_a_clear_message(server: DemoServer, browser: Any) -> N
     expect(page.locator("#trader-list .trader").first).to_be_visible()
     # The refused request itself is the only error the browser reports.
     assert [m for m in console.messages if "401" not in m] == []
-

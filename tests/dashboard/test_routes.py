@@ -49,4 +49,7 @@ async def test_the_api_routes_answer_as_before(client: httpx.AsyncClient) -> Non
 async def test_the_chart_library_ships_with_its_license() -> None:
     vendor = STATIC_DIRECTORY / "vendor"
     assert "Apache License" in (vendor / "lightweight-charts.LICENSE").read_text()
-    assert "Lightweight Charts" in (vendor / "lightweight-charts.standalone.production.js").read_text()[:300]
+    assert (
+        "Lightweight Charts"
+        in (vendor / "lightweight-charts.standalone.production.js").read_text()[:300]
+    )
