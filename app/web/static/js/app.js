@@ -14,6 +14,7 @@ import { TraderView } from "./trader_view.js";
 
 const TOKEN_KEY = "traders.token";
 const VIEW_REFRESH_MS = 3000;
+const DRAWN_MARK = "traders-drawn"; // a User Timing mark: when the page first shows the traders
 
 function report(error) {
   toast(error instanceof Error ? error.message : String(error));
@@ -109,6 +110,7 @@ class Dashboard {
     badge.title = market.isLiveMarket ? "real market data" : "not real prices: live trading is refused";
     document.title = `traders · ${me.name}`;
     this.list.setAll(traders.nodes);
+    performance.mark(DRAWN_MARK);
     document.getElementById("new-trader").addEventListener("click", () => this.creation.open());
     document.getElementById("stop-all").addEventListener("click", () => this.stopAll().catch(report));
     document.getElementById("sign-out").addEventListener("click", () => this.signOut());

@@ -1,5 +1,20 @@
-// Charts drawn with TradingView's lightweight-charts (vendor/, loaded as a global script):
-// a trader's equity curve, and a symbol's candles with a signal's levels marked.
+// Charts drawn with TradingView's lightweight-charts (vendor/, a global script loaded the
+// first time a chart is drawn, so the page's first load does not wait for it): a trader's
+// equity curve, and a symbol's candles with a signal's levels marked.
+
+const LIBRARY = "vendor/lightweight-charts.standalone.production.js";
+let library = null;
+
+function loadLibrary() {
+  library ??= new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = LIBRARY;
+    script.onload = () => resolve(window.LightweightCharts);
+    script.onerror = () => reject(new Error("the chart library did not load"));
+    document.head.append(script);
+  });
+  return library;
+}
 
 const COLORS = { text: "#8b96a5", grid: "#222b36", up: "#26a69a", down: "#ef5350", line: "#4c9aff" };
 
@@ -13,8 +28,8 @@ function rising(points) {
   return [...bySecond.values()].sort((a, b) => a.time - b.time);
 }
 
-function newChart(container) {
-  const { createChart, ColorType } = window.LightweightCharts;
+function newChart(charts, container) {
+  const { createChart, ColorType } = charts;
   return createChart(container, {
     autoSize: true,
     layout: { background: { type: ColorType.Solid, color: "transparent" }, textColor: COLORS.text },
@@ -24,10 +39,39 @@ function newChart(container) {
   });
 }
 
-/** Draw an equity curve into `container`; returns the chart (call `remove()` to free it). */
+/**
+ * A chart drawn into `container` as soon as the library is there; `remove()` frees it, also
+ * before it was drawn (then it never is).
+ */
+function chartIn(container, draw) {
+  let chart = null;
+  let removed = false;
+  loadLibrary().then((charts) => {
+    if (!removed) chart = draw(charts);
+  }, (error) => {
+    container.textContent = error.message;
+  });
+  return {
+    remove() {
+      removed = true;
+      chart?.remove();
+    },
+  };
+}
+
+/** An equity curve in `container`. */
 export function equityChart(container, curve) {
-  const chart = newChart(container);
-  const series = chart.addSeries(window.LightweightCharts.AreaSeries, {
+  return chartIn(container, (charts) => drawEquity(charts, container, curve));
+}
+
+/** Candles with horizontal lines at `levels` ([{price, title, kind}]) and a marker at `at`. */
+export function candleChart(container, candles, levels, at) {
+  return chartIn(container, (charts) => drawCandles(charts, container, candles, levels, at));
+}
+
+function drawEquity(charts, container, curve) {
+  const chart = newChart(charts, container);
+  const series = chart.addSeries(charts.AreaSeries, {
     lineColor: COLORS.line, topColor: "rgba(76,154,255,.35)", bottomColor: "rgba(76,154,255,0)",
     lineWidth: 2,
   });
@@ -36,10 +80,9 @@ export function equityChart(container, curve) {
   return chart;
 }
 
-/** Candles with horizontal lines at `levels` ([{price, title, kind}]) and a marker at `at`. */
-export function candleChart(container, candles, levels, at) {
-  const { CandlestickSeries, LineStyle, createSeriesMarkers } = window.LightweightCharts;
-  const chart = newChart(container);
+function drawCandles(charts, container, candles, levels, at) {
+  const { CandlestickSeries, LineStyle, createSeriesMarkers } = charts;
+  const chart = newChart(charts, container);
   const series = chart.addSeries(CandlestickSeries, {
     upColor: COLORS.up, downColor: COLORS.down, wickUpColor: COLORS.up, wickDownColor: COLORS.down,
     borderVisible: false,
