@@ -183,3 +183,56 @@ def test_a_bad_token_gets_a_clear_message(server: DemoServer, browser: Any) -> N
     expect(page.locator("#trader-list .trader").first).to_be_visible()
     # The refused request itself is the only error the browser reports.
     assert [m for m in console.messages if "401" not in m] == []
+
+
+def test_the_trader_view_edits_settings_stops_and_deletes_a_trader(
+    server: DemoServer, browser: Any
+) -> None:
+    trader_id = server.graphql(
+        """mutation { createTrader(input: {name: "view test", interval: "1m", enabled: true,
+            symbols: ["BTC/USDT"], strategy: {riskManagement: {stopLoss: "2"}}}) { id } }"""
+    )["createTrader"]["id"]
+    stop_loss = (
+        "query($id: ID!) { trader(id: $id) { enabled strategy { riskManagement { stopLoss } } } }"
+    )
+    page, console = open_page(browser, 1280, 900)
+    page.goto(server.link)
+    page.locator("#trader-list .trader-select", has_text="view test").click()
+    view = page.locator("#trader-view")
+    expect(view.locator("h2")).to_have_text("view test")
+    expect(view.locator(".chart canvas").first).to_be_visible()  # the equity curve
+
+    view.get_by_text("Settings", exact=True).click()
+    expect(view.get_by_label("Filter code")).to_be_hidden()  # advanced settings stay folded
+    view.get_by_label("Stop loss %").fill("150")
+    view.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#setting-strategy-riskManagement-stopLoss-error")).not_to_be_empty()
+    assert (
+        server.graphql(stop_loss, id=trader_id)["trader"]["strategy"]["riskManagement"]["stopLoss"]
+        == "2"
+    )
+    view.get_by_label("Stop loss %").fill("4")
+    view.get_by_role("button", name="Save settings").click()
+    expect(view.locator("#trader-settings")).not_to_have_attribute("open", "")
+    assert (
+        server.graphql(stop_loss, id=trader_id)["trader"]["strategy"]["riskManagement"]["stopLoss"]
+        == "4"
+    )
+
+    confirm = page.locator("#confirm-dialog")
+    view.get_by_role("button", name="Stop trader").click()
+    confirm.get_by_role("button", name="Stop trader").click()
+    item = page.locator(f"#trader-list .trader[data-id='{trader_id}']")
+    expect(item).to_have_attribute("data-enabled", "false")
+    assert server.graphql(stop_loss, id=trader_id)["trader"]["enabled"] is False
+
+    view.get_by_role("button", name="Delete").click()
+    confirm.get_by_role("button", name="Cancel").click()
+    expect(item).to_have_count(1)
+    view.get_by_role("button", name="Delete").click()
+    confirm.get_by_role("button", name="Delete").click()
+    expect(item).to_have_count(0)
+    expect(view).to_be_hidden()
+    ids = [t["id"] for t in server.graphql(TRADERS)["traders"]["nodes"]]
+    assert trader_id not in ids
+    assert console.messages == []
