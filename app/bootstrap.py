@@ -26,6 +26,7 @@ from app.engine.analysis.gemini import GeminiAnalysisEngine
 from app.engine.analysis.rules import RuleAnalysisEngine
 from app.engine.assembly import Ports, StageOptions, assemble_desk, assemble_workflow, fill_model
 from app.engine.clock import Clock, RealtimeClock
+from app.engine.close_trigger import SETTLE_MS
 from app.engine.desk import TradingDesk
 from app.engine.instruments import DerivedInstruments
 from app.engine.live import LiveEngine
@@ -128,16 +129,16 @@ async def build_engine(
     bus: EventBus,
     llm: LlmClient | None = None,
     clock: Clock | None = None,
-    **options: int,
+    settle_ms: int = SETTLE_MS,
 ) -> tuple[LiveEngine, TradingDesk]:
     """The live engine on the configured feed and its trading desk, on the market's clock
-    (the feed's, unless `clock` is given); `options` go to `LiveEngine` (settling)."""
+    (the feed's, unless `clock` is given), settling `settle_ms` after a close."""
     market = await MarketData.create(settings)
     clock = clock or market.feed.clock
     sandbox = FilterSandbox(workers=os.cpu_count() or 1)
     desk = build_desk(bus, clock, market, settings)
     workflow = build_workflow(bus, clock, sandbox, market, settings, llm, desk)
-    engine = LiveEngine(market, workflow, heartbeat=record_heartbeat, **options)
+    engine = LiveEngine(market, workflow, heartbeat=record_heartbeat, settle_ms=settle_ms)
     return engine, desk
 
 

@@ -32,6 +32,8 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from app.bootstrap import build_llm, build_workflow
 from app.core.events import InProcessEventBus
 from app.core.settings import Settings
@@ -180,7 +182,7 @@ async def main(args: argparse.Namespace) -> None:
     url = f"sqlite://{directory}/traders.sqlite3"
     settings = Settings(
         database_url=url,
-        gemini_api_key=API_KEY,
+        gemini_api_key=SecretStr(API_KEY),
         gemini_base_url=base_url,
         llm_concurrency=args.concurrency,
     )

@@ -16,6 +16,7 @@ import csv
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,13 @@ from app.engine.klines import KlineStore
 
 CANDLES = Path(__file__).resolve().parents[1] / "tests/data/candles/ETH_BTC-5m.csv"
 SYMBOL, INTERVAL = "ETH/BTC", "5m"
-SCREEN = (("rsi", {}), ("ema", {"period": 50}), ("bbands", {}), ("atr", {}), ("vwap", {}))
+SCREEN: tuple[tuple[str, dict[str, int]], ...] = (
+    ("rsi", {}),
+    ("ema", {"period": 50}),
+    ("bbands", {}),
+    ("atr", {}),
+    ("vwap", {}),
+)
 
 
 def median_us(action: Callable[[], object], repeat: int) -> float:
@@ -61,7 +68,7 @@ def main() -> None:
     candles = store.candles(SYMBOL, INTERVAL)
     print(f"\nindicator on {len(candles)} candles (cache miss), median us")
     for name, spec in INDICATORS.items():
-        print(f"  {name:<18} {median_us(lambda spec=spec: spec(candles), 50):8.1f}")
+        print(f"  {name:<18} {median_us(partial(spec, candles), 50):8.1f}")
 
     cache = IndicatorCache(store)
     cache.get(SYMBOL, INTERVAL, "rsi")

@@ -18,7 +18,7 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,7 @@ from app.engine.screening import CandleClose, ScreenerEngine
 
 START_MS = 1_700_000_000_000 - 1_700_000_000_000 % 14_400_000
 
-Naive = Callable[[dict[str, pd.DataFrame], Any], bool]
+Naive = Callable[..., bool]  # (frames by interval, ticker) -> matched
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +174,7 @@ def _bollinger(close: pd.Series, period: int, k: float) -> bool:
 
 
 def naive_candle_close(
-    chosen: list[Strategy], symbols: list[str], store: KlineStore, tickers: dict[str, Any]
+    chosen: list[Strategy], symbols: list[str], store: KlineStore, tickers: Mapping[str, Any]
 ) -> float:
     """The per-strategy bot: every trader rebuilds frames and indicators for every symbol."""
     started = time.perf_counter()

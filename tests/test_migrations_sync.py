@@ -16,6 +16,7 @@ from app.db.config import close_db, init_db, tortoise_config
 async def test_models_and_migrations_agree() -> None:
     config = tortoise_config("sqlite://:memory:")
     async with tortoise_cli_context(config) as ctx:
+        assert ctx.apps is not None
         writers = await MigrationAutodetector(ctx.apps, config["apps"]).changes()
     pending = [operation for writer in writers for operation in writer.operations]
     assert pending == [], (

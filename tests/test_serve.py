@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
+from websockets.typing import Subprotocol
 
 from app.api.app import create_app
 from app.core.settings import Settings
@@ -74,11 +75,11 @@ def test_fresh_server_serves_graphiql_traders_and_the_simulated_market(
     token = _create_user(env, "alice")
     headers = {"Authorization": f"Bearer {token}"}
 
-    def graphql(query: str) -> dict:  # type: ignore[type-arg]
+    def graphql(query: str) -> dict:
         response = httpx.post(f"{base}/graphql", json={"query": query}, headers=headers, timeout=20)
         body = response.json()
         assert "errors" not in body, body
-        return body["data"]  # type: ignore[no-any-return]
+        return body["data"]
 
     created = graphql('mutation { createTrader(input: {name: "first"}) { id } }')
     listed = graphql("{ traders { nodes { id name metrics { totalPnL winRate } } } }")
@@ -111,7 +112,9 @@ def test_the_running_server_refuses_oversized_bodies_and_messages(
 
     async def oversized_message() -> int | None:
         url = base.replace("http://", "ws://") + "/graphql"
-        async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:
+        async with websockets.connect(
+            url, subprotocols=[Subprotocol("graphql-transport-ws")]
+        ) as ws:
             await ws.send("x" * (2 * 1024 * 1024))
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await ws.recv()

@@ -48,13 +48,13 @@ async def test_an_enabled_traders_match_reaches_its_owner_live(server: ApiServer
     )
     async with client as session:
         signals = session.subscribe(GraphQLRequest(SIGNALS))
-        signal_pending = asyncio.ensure_future(anext(signals))  # type: ignore[arg-type]
+        signal_pending = asyncio.ensure_future(anext(signals))
         statuses = session.subscribe(GraphQLRequest(STATUS))
 
         async def toggle() -> None:
             await server.graphql(token, ENABLE, id=trader_id, on=False)
 
-        await first_event(statuses, toggle)  # type: ignore[arg-type]
+        await first_event(statuses, toggle)
         await server.graphql(token, ENABLE, id=trader_id, on=True)
         event = (await asyncio.wait_for(signal_pending, 30))["signalEvents"]
 

@@ -9,32 +9,13 @@ from decimal import Decimal
 
 import strawberry
 
+from app.api.enums import AnalysisEngineKind, DecisionAction, Outcome, Side, SignalStatus
 from app.db import models
-from app.domain import enums
-from app.domain.decision import AnalysisEngineKind as EngineValue
-from app.domain.decision import DecisionAction as ActionValue
 from app.domain.decision_quality import CalibrationBucket as BucketValue
-from app.domain.decision_quality import Outcome as OutcomeValue
 from app.domain.decision_quality import OutcomeCounts as CountsValue
 from app.domain.decision_quality import QualityReport
 from app.engine.clock import to_datetime
 from app.services.repositories.decisions import decision_of
-
-DecisionAction = strawberry.enum(
-    ActionValue, description="enter_trade: trade now; good_setup: watch; bad_setup: reject"
-)
-AnalysisEngine = strawberry.enum(
-    EngineValue,
-    name="AnalysisEngine",
-    description="gemini: the model; rules: the offline rule engine; cached: a "
-    "recorded model answer, no call made",
-)
-DecisionOutcome = strawberry.enum(
-    OutcomeValue,
-    name="DecisionOutcome",
-    description="target: the first take profit came first; stop: the stop came first; "
-    "neither: not within the horizon; unlabelled: no levels to judge",
-)
 
 
 @strawberry.type
@@ -56,7 +37,7 @@ class TradePlan:
 class Analysis:
     id: strawberry.ID
     decision: DecisionAction
-    direction: enums.Side
+    direction: Side
     confidence: float = strawberry.field(
         description="Probability in [0, 1] that the first take profit comes before the stop"
     )
@@ -64,7 +45,7 @@ class Analysis:
     trade_plan: TradePlan
     key_levels: KeyLevels
     risk_reward: Decimal | None = strawberry.field(description="Reward to TP1 per unit of risk")
-    engine: AnalysisEngine = strawberry.field(description="Which engine answered")
+    engine: AnalysisEngineKind = strawberry.field(description="Which engine answered")
     model: str | None
     schema_version: int
     prompt_hash: str | None
@@ -80,7 +61,7 @@ class Analysis:
     repairs: int = strawberry.field(description="Repair requests the answer took (0 or 1)")
     as_of: datetime = strawberry.field(description="Close of the newest candle it saw")
     created_at: datetime
-    outcome: DecisionOutcome | None = strawberry.field(description="Null until known")
+    outcome: Outcome | None = strawberry.field(description="Null until known")
     outcome_at: datetime | None
 
     @classmethod
@@ -123,8 +104,8 @@ class Analysis:
 
 @strawberry.type
 class SignalTransition:
-    from_status: enums.SignalStatus
-    to_status: enums.SignalStatus
+    from_status: SignalStatus
+    to_status: SignalStatus
     reason: str | None
     at: datetime
 
@@ -204,7 +185,7 @@ class AnalysisQuality:
 
 @strawberry.type(description="The caller's model usage since the start of the UTC day")
 class LlmUsage:
-    engine: AnalysisEngine = strawberry.field(description="What analyzes signals now")
+    engine: AnalysisEngineKind = strawberry.field(description="What analyzes signals now")
     model: str | None
     since: datetime
     calls: int

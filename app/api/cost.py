@@ -22,7 +22,7 @@ refused).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from graphql import (
     FieldNode,
@@ -138,10 +138,10 @@ def _field_definition(parent: GraphQLNamedType, name: str) -> GraphQLField | Non
 
 
 def _is_list(definition: GraphQLField) -> bool:
-    return isinstance(get_nullable_type(definition.type), GraphQLList)  # type: ignore[arg-type]
+    return isinstance(get_nullable_type(definition.type), GraphQLList)
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -95,7 +95,7 @@ def _nested_input(annotation: object) -> type | None:
     """The input type behind `X | None`, when X is one of the nested inputs."""
     for candidate in typing.get_args(annotation) or (annotation,):
         if candidate in FIELD_PREFIX:
-            return candidate  # type: ignore[return-value]
+            return candidate
     return None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -16,7 +16,8 @@ V = TypeVar("V")
 
 
 def _loader(
-    fetch: Callable[[Sequence[uuid.UUID]], Awaitable[dict[uuid.UUID, V]]], missing: V | None = None
+    fetch: Callable[[Sequence[uuid.UUID]], Awaitable[Mapping[uuid.UUID, V]]],
+    missing: V | None = None,
 ) -> DataLoader[uuid.UUID, V]:
     async def load(keys: list[uuid.UUID]) -> list[V]:
         found = await fetch(keys)
@@ -56,7 +57,7 @@ class Loaders:
         self.transitions: DataLoader[uuid.UUID, list[SignalTransition]] = _loader(
             analysis.transitions_by_signal, missing=[]
         )
-        self._latest: dict[tuple[str, int], DataLoader[uuid.UUID, list]] = {}  # type: ignore[type-arg]
+        self._latest: dict[tuple[str, int], DataLoader[uuid.UUID, list]] = {}
 
     def latest_signals(self, first: int) -> DataLoader[uuid.UUID, list[Signal]]:
         return self._latest_loader(Signal, first, "created_at")
@@ -64,11 +65,11 @@ class Loaders:
     def latest_trades(self, first: int) -> DataLoader[uuid.UUID, list[Trade]]:
         return self._latest_loader(Trade, first, "opened_at")
 
-    def _latest_loader(self, model: type, first: int, time_column: str) -> DataLoader:  # type: ignore[type-arg]
+    def _latest_loader(self, model: type, first: int, time_column: str) -> DataLoader:
         key = (model.__name__, first)
         if key not in self._latest:
 
-            async def fetch(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list]:  # type: ignore[type-arg]
+            async def fetch(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list]:
                 return await reads.latest_per_trader(model, ids, first, time_column)
 
             self._latest[key] = _loader(fetch, missing=[])

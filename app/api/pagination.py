@@ -6,7 +6,7 @@ import base64
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import strawberry
 from tortoise.expressions import Q
@@ -63,7 +63,7 @@ def check_first(first: int) -> None:
 
 
 async def paginate(
-    query: QuerySet,  # type: ignore[type-arg]
+    query: QuerySet,
     time_field: str,
     first: int,
     after: str | None,
@@ -72,9 +72,9 @@ async def paginate(
     check_first(first)
     if after is not None:
         time, row_id = decode_cursor(after)
-        query = query.filter(
-            Q(**{f"{time_field}__lt": time}) | Q(**{time_field: time, "id__lt": row_id})
-        )
+        before: dict[str, Any] = {f"{time_field}__lt": time}
+        tied: dict[str, Any] = {time_field: time, "id__lt": row_id}
+        query = query.filter(Q(**before) | Q(**tied))
     rows = await query.order_by(f"-{time_field}", "-id").limit(first + 1)
     return page_of(rows, first, time_field, convert)
 

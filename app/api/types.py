@@ -12,23 +12,23 @@ from strawberry.scalars import JSON
 
 from app.api.analysis_types import Analysis, SignalTransition
 from app.api.context import Context
+from app.api.enums import (
+    ExitReason,
+    Liquidity,
+    OrderPurpose,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Side,
+    SignalStatus,
+    TraderStatus,
+    TradeStatus,
+    TradingMode,
+)
 from app.api.pagination import Connection, check_first, page_of
 from app.db import models
-from app.domain import enums
 from app.domain.metrics import Metrics as DomainMetrics
 from app.services.reads import TraderMetrics
-
-TradingMode = strawberry.enum(enums.TradingMode, description="demo is paper money, live is real")
-TraderStatus = strawberry.enum(enums.TraderStatus)
-Side = strawberry.enum(enums.Side)
-SignalStatus = strawberry.enum(enums.SignalStatus)
-TradeStatus = strawberry.enum(enums.TradeStatus)
-ExitReason = strawberry.enum(enums.ExitReason)
-OrderStatus = strawberry.enum(enums.OrderStatus)
-OrderType = strawberry.enum(enums.OrderType)
-OrderSide = strawberry.enum(enums.OrderSide)
-OrderPurpose = strawberry.enum(enums.OrderPurpose)
-Liquidity = strawberry.enum(enums.Liquidity)
 
 Info = strawberry.Info[Context, None]
 
@@ -107,8 +107,8 @@ class Metrics:
     @classmethod
     def from_trader_metrics(cls, metrics: TraderMetrics) -> Metrics:
         overall = cls.from_domain(metrics.overall)
-        overall.demo_metrics = cls.from_domain(metrics.by_mode[enums.TradingMode.DEMO])
-        overall.live_metrics = cls.from_domain(metrics.by_mode[enums.TradingMode.LIVE])
+        overall.demo_metrics = cls.from_domain(metrics.by_mode[TradingMode.DEMO])
+        overall.live_metrics = cls.from_domain(metrics.by_mode[TradingMode.LIVE])
         return overall
 
 
@@ -178,7 +178,7 @@ class Signal:
         assert isinstance(signal, models.Signal)
         return cls(
             id=strawberry.ID(str(signal.id)),
-            trader_id=strawberry.ID(str(signal.trader_id)),  # type: ignore[attr-defined]
+            trader_id=strawberry.ID(str(signal.trader_id)),
             symbol=signal.symbol,
             interval=signal.interval,
             side=signal.side,
@@ -237,7 +237,7 @@ class Fill:
     def from_model(cls, fill: models.Fill) -> Fill:
         return cls(
             id=strawberry.ID(fill.id),
-            order_id=strawberry.ID(str(fill.order_id)),  # type: ignore[attr-defined]
+            order_id=strawberry.ID(str(fill.order_id)),
             amount=fill.amount,
             price=fill.price,
             expected_price=fill.expected_price,
@@ -276,10 +276,10 @@ class Order:
     @classmethod
     def from_model(cls, order: object) -> Order:
         assert isinstance(order, models.Order)
-        trade_id = order.trade_id  # type: ignore[attr-defined]
+        trade_id = order.trade_id
         return cls(
             id=strawberry.ID(str(order.id)),
-            trader_id=strawberry.ID(str(order.trader_id)),  # type: ignore[attr-defined]
+            trader_id=strawberry.ID(str(order.trader_id)),
             trade_id=None if trade_id is None else strawberry.ID(str(trade_id)),
             client_order_id=order.client_order_id,
             mode=order.mode,
@@ -336,10 +336,10 @@ class Trade:
     @classmethod
     def from_model(cls, trade: object) -> Trade:
         assert isinstance(trade, models.Trade)
-        signal_id = trade.signal_id  # type: ignore[attr-defined]
+        signal_id = trade.signal_id
         return cls(
             id=strawberry.ID(str(trade.id)),
-            trader_id=strawberry.ID(str(trade.trader_id)),  # type: ignore[attr-defined]
+            trader_id=strawberry.ID(str(trade.trader_id)),
             signal_id=strawberry.ID(str(signal_id)) if signal_id else None,
             mode=trade.mode,
             symbol=trade.symbol,
@@ -411,7 +411,7 @@ class Trader:
             status_reason=trader.status_reason,
             interval=trader.interval,
             symbols=list(trader.symbols),
-            has_exchange_credentials=trader.credential_id is not None,  # type: ignore[attr-defined]
+            has_exchange_credentials=trader.credential_id is not None,
             filter=TraderFilter(
                 code=trader.filter_code,
                 description=list(trader.filter_description),

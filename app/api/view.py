@@ -90,7 +90,7 @@ def _is_request_error(result: ExecutionResult) -> bool:
     return (
         result.data is None
         and bool(result.errors)
-        and all(error.path is None for error in result.errors)
+        and all(error.path is None for error in result.errors or ())
     )
 
 

@@ -7,6 +7,7 @@ append-only and keeps plain ids rather than foreign keys so that no delete can r
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from tortoise import fields
@@ -55,6 +56,7 @@ class ApiToken(Model):
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="tokens", on_delete=fields.CASCADE
     )
+    user_id: int
     token_hash = fields.CharField(max_length=64, unique=True)
     name = fields.CharField(max_length=100, default="default")
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -72,6 +74,7 @@ class ExchangeCredential(Model):
     owner: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="credentials", on_delete=fields.CASCADE
     )
+    owner_id: int
     exchange = fields.CharField(max_length=50)
     label = fields.CharField(max_length=100, default="")
     api_key_encrypted = fields.TextField()
@@ -89,6 +92,7 @@ class Trader(Model):
     owner: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="traders", on_delete=fields.CASCADE
     )
+    owner_id: int
     name = fields.CharField(max_length=200)
     description = fields.TextField(default="")
     enabled = fields.BooleanField(default=False, db_index=True)
@@ -99,6 +103,7 @@ class Trader(Model):
         null=True,
         on_delete=fields.SET_NULL,
     )
+    credential_id: uuid.UUID | None
     interval = fields.CharField(max_length=4, default="1h")
     symbols: Any = fields.JSONField(default=list)
     filter_code = fields.TextField(default="")
@@ -118,7 +123,7 @@ class Trader(Model):
     review_candles = fields.IntField(null=True)
     exit_filter_code = fields.TextField(default="")
     status = fields.CharEnumField(TraderStatus, max_length=8, default=TraderStatus.PAUSED)
-    status_reason = fields.TextField(null=True)
+    status_reason: str | None = fields.TextField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -142,6 +147,7 @@ class Signal(Model):
     trader: fields.ForeignKeyRelation[Trader] = fields.ForeignKeyField(
         "models.Trader", related_name="signals", on_delete=fields.CASCADE
     )
+    trader_id: uuid.UUID
     symbol = fields.CharField(max_length=40)
     interval = fields.CharField(max_length=4)
     side = fields.CharEnumField(Side, max_length=8, default=Side.LONG)
@@ -149,7 +155,7 @@ class Signal(Model):
     score = fields.FloatField(null=True)
     indicators: Any = fields.JSONField(default=dict)
     status = fields.CharEnumField(SignalStatus, max_length=10, default=SignalStatus.NEW)
-    status_reason = fields.TextField(null=True)
+    status_reason: str | None = fields.TextField(null=True)
     candle_time = fields.DatetimeField()
     # Unused: analyses live in `decisions`. Kept because dropping a column on SQLite rebuilds
     # the table, and Tortoise's rebuild drops the table's indexes (signals_one_active among
@@ -176,6 +182,7 @@ class SignalTransition(Model):
     signal: fields.ForeignKeyRelation[Signal] = fields.ForeignKeyField(
         "models.Signal", related_name="transitions", on_delete=fields.CASCADE
     )
+    signal_id: uuid.UUID
     from_status = fields.CharEnumField(SignalStatus, max_length=10)
     to_status = fields.CharEnumField(SignalStatus, max_length=10)
     reason = fields.TextField(null=True)
@@ -197,9 +204,11 @@ class Decision(Model):
     signal: fields.ForeignKeyRelation[Signal] = fields.ForeignKeyField(
         "models.Signal", related_name="decisions", on_delete=fields.CASCADE
     )
+    signal_id: uuid.UUID
     trader: fields.ForeignKeyRelation[Trader] = fields.ForeignKeyField(
         "models.Trader", related_name="decisions", on_delete=fields.CASCADE
     )
+    trader_id: uuid.UUID
     action = fields.CharEnumField(DecisionAction, max_length=12)
     direction = fields.CharEnumField(Side, max_length=8)
     confidence = fields.FloatField()
@@ -246,6 +255,7 @@ class LlmCall(Model):
     owner: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "models.User", related_name="llm_calls", on_delete=fields.CASCADE
     )
+    owner_id: int
     trader_id = fields.UUIDField(null=True, db_index=True)
     signal_id = fields.UUIDField(null=True)
     purpose = fields.CharEnumField(Purpose, max_length=20)
@@ -293,9 +303,11 @@ class Trade(Model):
     trader: fields.ForeignKeyRelation[Trader] = fields.ForeignKeyField(
         "models.Trader", related_name="trades", on_delete=fields.CASCADE
     )
+    trader_id: uuid.UUID
     signal: fields.ForeignKeyNullableRelation[Signal] = fields.ForeignKeyField(
         "models.Signal", related_name="trades", null=True, on_delete=fields.SET_NULL
     )
+    signal_id: uuid.UUID | None
     mode = fields.CharEnumField(TradingMode, max_length=8)
     symbol = fields.CharField(max_length=40)
     side = fields.CharEnumField(Side, max_length=8)
@@ -337,9 +349,11 @@ class Order(Model):
     trader: fields.ForeignKeyRelation[Trader] = fields.ForeignKeyField(
         "models.Trader", related_name="orders", on_delete=fields.CASCADE
     )
+    trader_id: uuid.UUID
     trade: fields.ForeignKeyNullableRelation[Trade] = fields.ForeignKeyField(
         "models.Trade", related_name="orders", null=True, on_delete=fields.SET_NULL
     )
+    trade_id: uuid.UUID | None
     mode = fields.CharEnumField(TradingMode, max_length=8)
     purpose = fields.CharEnumField(OrderPurpose, max_length=8, default=OrderPurpose.ENTRY)
     client_order_id = fields.CharField(max_length=64, unique=True)
@@ -375,12 +389,15 @@ class Fill(Model):
     order: fields.ForeignKeyRelation[Order] = fields.ForeignKeyField(
         "models.Order", related_name="fills", on_delete=fields.CASCADE
     )
+    order_id: uuid.UUID
     trade: fields.ForeignKeyRelation[Trade] = fields.ForeignKeyField(
         "models.Trade", related_name="fills", on_delete=fields.CASCADE
     )
+    trade_id: uuid.UUID
     trader: fields.ForeignKeyRelation[Trader] = fields.ForeignKeyField(
         "models.Trader", related_name="fills", on_delete=fields.CASCADE
     )
+    trader_id: uuid.UUID
     amount = money()
     price = money()
     expected_price = money(null=True)
@@ -404,6 +421,7 @@ class Ledger(Model):
     trader: fields.ForeignKeyRelation[Trader] = fields.ForeignKeyField(
         "models.Trader", related_name="ledgers", on_delete=fields.CASCADE
     )
+    trader_id: uuid.UUID
     mode = fields.CharEnumField(TradingMode, max_length=8)
     initial = money()
     cash = money()
@@ -427,6 +445,7 @@ class Performance(Model):
     trader: fields.ForeignKeyRelation[Trader] = fields.ForeignKeyField(
         "models.Trader", related_name="performance", on_delete=fields.CASCADE
     )
+    trader_id: uuid.UUID
     mode = fields.CharEnumField(TradingMode, max_length=8)
     started_at = fields.BigIntField(null=True)
     open_positions = fields.IntField(default=0)
@@ -505,6 +524,7 @@ class EquitySnapshot(Model):
     trader: fields.ForeignKeyRelation[Trader] = fields.ForeignKeyField(
         "models.Trader", related_name="equity_snapshots", on_delete=fields.CASCADE
     )
+    trader_id: uuid.UUID
     mode = fields.CharEnumField(TradingMode, max_length=8)
     time = fields.DatetimeField()
     equity = money()

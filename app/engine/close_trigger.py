@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[CandleClose], Awaitable[object]]
 
 
+SETTLE_MS = 200
+
+
 @dataclass(slots=True)
 class LaneStats:
     """What one interval's lane did since start: closes seen, handled, dropped as stale."""
@@ -59,7 +62,7 @@ class CloseTrigger:
         store: KlineStore,
         handle: Handler,
         clock: Clock,
-        settle_ms: int = 200,
+        settle_ms: int = SETTLE_MS,
         max_settle_ms: int = 5000,
     ) -> None:
         self.store = store

@@ -79,6 +79,10 @@ class CandleHistory(Protocol):
 
 
 class _Series:
+    time: np.ndarray
+    values: np.ndarray
+    end: int
+
     def __init__(self, depth: int) -> None:
         self.depth = depth
         self._allocate(0)

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 
 from app.domain.market_info import MarketInfo
 from app.engine.clock import Clock, RealtimeClock
-from app.engine.close_trigger import CloseTrigger
+from app.engine.close_trigger import SETTLE_MS, CloseTrigger
 from app.engine.feeds.base import SteppedFeed
 from app.engine.market import MarketData
 from app.engine.screening import CandleClose, ScreenerEngine, ScreenReport
@@ -52,7 +52,7 @@ class LiveEngine:
         heartbeat: Heartbeat | None = None,
         heartbeat_ms: int = HEARTBEAT_MS,
         poll_ms: int = POLL_MS,
-        settle_ms: int = 200,
+        settle_ms: int = SETTLE_MS,
         max_settle_ms: int = 5000,
     ) -> None:
         self.id = uuid.uuid4().hex

@@ -109,7 +109,7 @@ class MemorySignalRepository:
     async def claim(
         self, status: SignalStatus, owner: str, now: int, until: int, limit: int
     ) -> list[Signal]:
-        claimed = []
+        claimed: list[Signal] = []
         for signal in sorted(self.signals.values(), key=lambda s: (s.created_at, s.id.hex)):
             if len(claimed) >= limit:
                 break
@@ -396,12 +396,12 @@ class MemoryTradeStore:
 
     async def set_exit_levels(
         self, trade_id: uuid.UUID, stop_loss: Decimal | None, take_profit: Decimal | None
-    ) -> Trade | None:
+    ) -> bool:
         trade = self.trades.get(trade_id)
         if trade is None or trade.status != TradeStatus.OPEN:
-            return None
-        trade = self.trades[trade_id] = replace(trade, stop_loss=stop_loss, take_profit=take_profit)
-        return trade
+            return False
+        self.trades[trade_id] = replace(trade, stop_loss=stop_loss, take_profit=take_profit)
+        return True
 
     async def set_highest(self, trade_id: uuid.UUID, highest: Decimal) -> None:
         trade = self.trades[trade_id]

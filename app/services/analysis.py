@@ -19,7 +19,7 @@ from app.services.repositories.llm import Usage, calls_since
 async def decisions_by_signal(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Decision]]:
     grouped: dict[uuid.UUID, list[Decision]] = defaultdict(list)
     for row in await Decision.filter(signal_id__in=list(ids)).order_by("created_at", "id"):
-        grouped[row.signal_id].append(row)  # type: ignore[attr-defined]
+        grouped[row.signal_id].append(row)
     return grouped
 
 
@@ -28,7 +28,7 @@ async def transitions_by_signal(
 ) -> dict[uuid.UUID, list[SignalTransition]]:
     grouped: dict[uuid.UUID, list[SignalTransition]] = defaultdict(list)
     for row in await SignalTransition.filter(signal_id__in=list(ids)).order_by("at", "id"):
-        grouped[row.signal_id].append(row)  # type: ignore[attr-defined]
+        grouped[row.signal_id].append(row)
     return grouped
 
 

@@ -9,7 +9,7 @@ clearly that they are served where the engine runs.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.db.models import EngineInstance
 from app.domain.market_info import MarketInfo
@@ -72,7 +72,7 @@ class RemoteMarket:
 async def record_heartbeat(engine_id: str, info: MarketInfo) -> None:
     """An engine's heartbeat: the market it sees, and that it is alive."""
     now = datetime.now(UTC)
-    seen = {
+    seen: dict[str, Any] = {
         "seen_at": now,
         "market_source": info.source,
         "is_live_market": info.is_live_market,

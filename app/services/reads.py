@@ -56,11 +56,11 @@ async def metrics_by_trader(
         _uuid(row["trader_id"]): (int(row["total"]), row["last"]) for row in signal_rows
     }
     aggregates = {
-        (_uuid(row.trader_id), row.mode): performance_of(row)  # type: ignore[attr-defined]
+        (_uuid(row.trader_id), row.mode): performance_of(row)
         for row in await models.Performance.filter(trader_id__in=list(ids))
     }
     ledgers = {
-        (_uuid(row.trader_id), row.mode): row  # type: ignore[attr-defined]
+        (_uuid(row.trader_id), row.mode): row
         for row in await models.Ledger.filter(trader_id__in=list(ids))
     }
     held = {symbol for row in ledgers.values() for symbol in row.positions}
@@ -97,7 +97,7 @@ async def trades_of_signals(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, models.
     """The newest trade of each signal."""
     found: dict[uuid.UUID, models.Trade] = {}
     for row in await models.Trade.filter(signal_id__in=list(ids)).order_by("opened_at"):
-        found[_uuid(row.signal_id)] = row  # type: ignore[attr-defined]
+        found[_uuid(row.signal_id)] = row
     return found
 
 
@@ -109,7 +109,7 @@ async def orders_of_trades(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[mod
     grouped: dict[uuid.UUID, list[models.Order]] = {trade_id: [] for trade_id in ids}
     rows = await models.Order.filter(trade_id__in=list(ids)).order_by("created_at", "id")
     for row in rows:
-        grouped[_uuid(row.trade_id)].append(row)  # type: ignore[attr-defined]
+        grouped[_uuid(row.trade_id)].append(row)
     return grouped
 
 

@@ -41,7 +41,7 @@ def parse_id(value: str | uuid.UUID, kind: str) -> uuid.UUID:
 def status_event(trader: Trader, kind: str = "updated") -> Event:
     return Event(
         type=EventType.TRADER_STATUS,
-        owner_id=trader.owner_id,  # type: ignore[attr-defined]
+        owner_id=trader.owner_id,
         trader_id=str(trader.id),
         payload={
             "kind": kind,
@@ -93,7 +93,7 @@ class TraderManager:
         trader = await self.get(owner, trader_id)
         errors = validate_trader_fields(fields)
         if "mode" in fields:
-            errors += self._mode_errors(fields["mode"], credential=trader.credential_id)  # type: ignore[attr-defined]
+            errors += self._mode_errors(fields["mode"], credential=trader.credential_id)
         if errors:
             raise InvalidInputError(errors)
         columns = normalize_trader_fields(fields)

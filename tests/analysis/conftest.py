@@ -57,7 +57,7 @@ class Clients:
     """Builds real google-genai clients on the fake, and closes them."""
 
     fake: FakeGemini
-    closers: list = field(default_factory=list)  # type: ignore[type-arg]
+    closers: list = field(default_factory=list)
 
     def client(
         self,

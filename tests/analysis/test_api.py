@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from app.api.app import create_app
@@ -80,7 +81,9 @@ async def offline(db: str) -> AsyncIterator[Caller]:
 @pytest.fixture
 async def online(db: str, gemini: FakeGemini) -> AsyncIterator[Caller]:
     app = create_app(
-        Settings(database_url=db, gemini_api_key=API_KEY, gemini_base_url=gemini.base_url)
+        Settings(
+            database_url=db, gemini_api_key=SecretStr(API_KEY), gemini_base_url=gemini.base_url
+        )
     )
     try:
         async for alice in caller(app, "alice"):

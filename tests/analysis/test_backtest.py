@@ -4,6 +4,7 @@ candles, its signals analyzed by the rule engine, watched, and judged; twice, th
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from app.domain.decision import AnalysisEngineKind
 from app.domain.enums import SignalStatus
@@ -48,7 +49,7 @@ def template_traders() -> list[TraderSpec]:
     return traders
 
 
-async def replay() -> tuple[Backtest, list[tuple[object, ...]]]:
+async def replay() -> tuple[Backtest, list[tuple[Any, ...]]]:
     """One replay, in a sandbox of its own: the workers keep replicas of the candles and only
     add rows newer than they hold, so a second replay in the same pool would screen on the
     first one's last candles."""

@@ -24,7 +24,7 @@ MODEL = "gemini-2.5-flash"
 
 
 def generated(**changes: Any) -> dict[str, Any]:
-    trader = {
+    trader: dict[str, Any] = {
         "suggested_name": "Oversold bounce 4h",
         "description": "Buys oversold dips on the 4h.",
         "filter_code": "r = rsi(candles, 14)\nreturn r[-1] < 101",

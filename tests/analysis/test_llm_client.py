@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict
@@ -55,7 +56,7 @@ class Verdict(BaseModel):
 
 
 PARSE = schema_parser(Verdict)
-GOOD = {"decision": "enter", "confidence": 0.8}
+GOOD: dict[str, Any] = {"decision": "enter", "confidence": 0.8}
 
 
 def request(prompt: str = "analyze BTC", owner_id: int = 1, model: str = MODEL) -> LlmRequest:

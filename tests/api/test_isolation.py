@@ -71,7 +71,7 @@ async def test_malformed_ids_are_not_found(alice: Caller) -> None:
     assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
 
 
-async def test_requests_without_a_token_get_no_data(client) -> None:  # type: ignore[no-untyped-def]
+async def test_requests_without_a_token_get_no_data(client) -> None:
     response = await client.post("/graphql", json={"query": "{ traders { nodes { id } } }"})
     assert response.status_code == 200
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"

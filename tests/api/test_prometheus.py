@@ -169,7 +169,7 @@ async def test_market_gauges_follow_the_feed(app: Starlette, client: httpx.Async
         running = await scrape(client)
         assert value(running, "traders_market_feed_running") == 1
         assert value(running, "traders_market_series") == 12
-        newest = max(store.candles(symbol, "1h").last_time for symbol in SYMBOLS)
+        newest = max(store.candles(symbol, "1h").last_time or 0 for symbol in SYMBOLS)
         assert value(running, "traders_market_last_candle_timestamp_seconds") == newest / 1000
     finally:
         await market.stop()

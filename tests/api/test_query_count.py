@@ -76,7 +76,7 @@ async def _make_traders(owner_id: int, count: int) -> None:
         )
 
 
-async def _count(alice: Caller) -> tuple[int, dict]:  # type: ignore[type-arg]
+async def _count(alice: Caller) -> tuple[int, dict]:
     with counting_sql() as counter:
         data = await alice.data(QUERY)
     return len(counter.statements), data

@@ -24,7 +24,7 @@ async def capped(db: str, alice: Caller) -> AsyncIterator[Caller]:
         yield Caller(client, alice.token, alice.user_id)
 
 
-async def _create(caller: Caller, name: str) -> dict:  # type: ignore[type-arg]
+async def _create(caller: Caller, name: str) -> dict:
     return await caller.gql(CREATE_TRADER, {"input": {"name": name}})
 
 

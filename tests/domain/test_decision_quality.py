@@ -99,6 +99,7 @@ def test_counts_hit_rates_and_calibration_per_engine() -> None:
     assert (entered.decisions, entered.target, entered.stop, entered.hit_rate) == (4, 3, 1, 0.75)
     assert (rejected.decisions, rejected.pending, rejected.unlabelled) == (5, 1, 1)
     assert (rejected.target, rejected.stop, rejected.hit_rate) == (1, 2, pytest.approx(1 / 3))
+    assert entered.hit_rate is not None and rejected.hit_rate is not None
     assert entered.hit_rate > rejected.hit_rate  # rejected setups failed more often
     assert (watched.neither, watched.hit_rate) == (1, 0.5)
 

@@ -46,7 +46,7 @@ from app.engine.screening import ScreenReport
 from app.services.repositories.decisions import DbDecisionRepository
 from app.services.repositories.signals import signal_of
 from app.services.repositories.traders import spec_of
-from app.services.repositories.trading import trade_of
+from app.services.repositories.trading import DbTradeStore, trade_of
 from tests.engine.conftest import SYMBOL_FILES, WARMUP, cut
 
 CLOSES = 90  # the live screener keeps its last 100 reports: all of them are compared
@@ -197,9 +197,9 @@ async def _live(
     signals = [signal_of(row, owners[row.trader_id]) for row in rows]
     repository = DbDecisionRepository()
     decisions = [d for s in signals for d in await repository.for_signal(s.id)]
-    trades = [trade_of(row) for row in await desk.store._trades(models.Trade.all())]
-    traders = await models.Trader.all().order_by("name").values_list("id", flat=True)
-    performance = [await desk.store.performance(t, TradingMode.DEMO) for t in traders]
+    trades = [trade_of(row) for row in await DbTradeStore._trades(models.Trade.all())]
+    traders = await models.Trader.all().order_by("name")
+    performance = [await desk.store.performance(t.id, TradingMode.DEMO) for t in traders]
     return signals, decisions, trades, performance, list(engine.screener.reports)
 
 

@@ -165,7 +165,7 @@ class ApiServer(_ChildProcess):
             )
         body: dict[str, Any] = response.json()
         assert response.status_code == 200 and "errors" not in body, body
-        return body["data"]  # type: ignore[no-any-return]
+        return body["data"]
 
     async def set_enabled(self, token: str, trader_id: str, enabled: bool) -> None:
         await self.graphql(
@@ -216,9 +216,9 @@ async def subscription(
         request = GraphQLRequest(query, variable_values=variables or None)
         results = session.subscribe(request)
         try:
-            yield results  # type: ignore[misc]
+            yield results
         finally:
-            await results.aclose()  # type: ignore[attr-defined]
+            await results.aclose()
 
 
 async def next_result(results: AsyncIterator[dict[str, Any]]) -> dict[str, Any]:

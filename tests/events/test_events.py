@@ -95,7 +95,7 @@ async def test_broadcaster_drops_oldest_for_a_slow_listener_and_unregisters_on_c
 
     assert [(await next_event(stream)).payload["n"] for _ in range(2)] == [3, 4]
     assert broadcaster.dropped == 2
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     assert broadcaster.listener_count == 0
 
 

@@ -133,7 +133,7 @@ async def test_signal_events_carry_the_payload_of_the_callers_traders_only(
     await bus.publish(event)
 
     result = await subscriber.next()
-    assert result.errors is None
+    assert result.errors is None and result.data is not None
     assert result.data == {
         "signalEvents": {
             "eventId": event.id,

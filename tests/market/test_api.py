@@ -175,7 +175,12 @@ async def test_every_bad_indicator_is_named(market: MarketData) -> None:
 
 
 async def test_results_computed_for_a_request_are_cached(market: MarketData) -> None:
-    request = {"symbol": "ETH/BTC", "interval": "5m", "limit": 5, "indicators": [{"name": "ema"}]}
+    request: dict[str, Any] = {
+        "symbol": "ETH/BTC",
+        "interval": "5m",
+        "limit": 5,
+        "indicators": [{"name": "ema"}],
+    }
     first = await run(market, KLINES, **request)
     computations = market.indicators.computations
     second = await run(market, KLINES, **request)

@@ -147,7 +147,9 @@ async def test_universe_is_top_quote_volume_without_leveraged_tokens(
 
 async def test_an_exchange_error_on_tickers_skips_the_round_not_the_feed() -> None:
     class Client:
-        id, options, has = "stub", {}, {}
+        id = "stub"
+        options: dict[str, Any] = {}
+        has: dict[str, Any] = {}
         calls = 0
 
         async def fetch_tickers(self, symbols: list[str]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from app.core.settings import Settings
+from app.engine.clock import RealtimeClock
 from app.engine.feeds.base import Backoff
 from app.engine.feeds.ccxt_feed import CcxtFeed
 from app.engine.feeds.factory import create_feed
@@ -150,6 +151,7 @@ class Flaky:
     is_live_market = False
     symbols: list[str] = []
     intervals: list[str] = []
+    clock = RealtimeClock()
 
     def __init__(self) -> None:
         self.runs = 0

@@ -3,6 +3,7 @@ lacks) on real candles, and are computed once per symbol, interval and candle.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import talib
 
 from app.domain.indicators import INDICATORS, near_node
-from app.engine.indicators import IndicatorCache, UnknownIndicator
+from app.engine.indicators import IndicatorCache, IndicatorValue, UnknownIndicator
 from app.engine.klines import Candles, KlineStore
 from tests.market.conftest import read_csv
 
@@ -42,7 +43,13 @@ def talib_reference(c: Candles) -> dict[tuple[str, tuple], object]:
             zip(("upper", "middle", "lower"), talib.BBANDS(cl, 20, 2.5, 2.5), strict=True)
         ),
         ("atr", ()): talib.ATR(h, lo, cl, 14),
-        ("stoch", ()): dict(zip(("k", "d"), talib.STOCH(h, lo, cl, 14, 3, 0, 3, 0), strict=True)),
+        ("stoch", ()): dict(
+            zip(
+                ("k", "d"),
+                talib.STOCH(h, lo, cl, 14, 3, talib.MA_Type.SMA, 3, talib.MA_Type.SMA),
+                strict=True,
+            )
+        ),
         ("stochrsi", ()): dict(zip(("k", "d"), talib.STOCHRSI(cl, 14, 5, 3), strict=True)),
         ("adx", ()): talib.ADX(h, lo, cl, 14),
         ("cci", (("period", 20),)): talib.CCI(h, lo, cl, 20),
@@ -64,7 +71,7 @@ def loop_vwap(c: Candles, period: int, stddev: float) -> dict[str, np.ndarray]:
         if period:
             if i < period - 1:
                 continue
-            window = range(i - period + 1, i + 1)
+            window: Sequence[int] = range(i - period + 1, i + 1)
         else:
             window = [j for j in range(i + 1) if c.time[j] // 86_400_000 == c.time[i] // 86_400_000]
         weights = np.array([c.volume[j] for j in window])
@@ -119,7 +126,14 @@ def assert_same(actual: object, expected: object) -> None:
         for key in expected:
             np.testing.assert_allclose(actual[key], expected[key], rtol=1e-9, equal_nan=True)
     else:
+        assert isinstance(actual, np.ndarray) and isinstance(expected, np.ndarray)
         np.testing.assert_allclose(actual, expected, rtol=1e-9, equal_nan=True)
+
+
+def array(value: IndicatorValue) -> np.ndarray:
+    """An indicator's value that is one array (not a set of named outputs)."""
+    assert isinstance(value, np.ndarray)
+    return value
 
 
 def test_talib_indicators_equal_direct_calls(cache: IndicatorCache, c: Candles) -> None:
@@ -140,7 +154,7 @@ def test_vwap_and_bands_equal_the_textbook_loop(
 
 def test_pvi_and_divergence_equal_loops(cache: IndicatorCache, c: Candles) -> None:
     assert_same(cache.get(SYMBOL, INTERVAL, "pvi"), loop_pvi(c))
-    divergence = cache.get(SYMBOL, INTERVAL, "rsi_divergence", lookback=10)
+    divergence = array(cache.get(SYMBOL, INTERVAL, "rsi_divergence", lookback=10))
     assert_same(divergence, loop_divergence(c, 14, 10))
     assert set(np.unique(divergence)) == {-1.0, 0.0, 1.0}
 
@@ -151,7 +165,7 @@ def test_volume_nodes_and_near_node(cache: IndicatorCache, c: Candles) -> None:
     top = np.argsort(-volume)[:3]
     nodes = cache.get(SYMBOL, INTERVAL, "volume_nodes")
     assert_same(nodes, {"price": centres[top], "volume": volume[top]})
-    near = cache.get(SYMBOL, INTERVAL, "near_volume_node", tolerance=0.3)
+    near = array(cache.get(SYMBOL, INTERVAL, "near_volume_node", tolerance=0.3))
     expected = [near_node(close, centres[top], 0.3) for close in c.close]
     np.testing.assert_array_equal(near.astype(bool), expected)
     assert 0 < near.sum() < len(c)
@@ -184,7 +198,7 @@ def test_twenty_traders_cause_one_computation(candles_dir: Path) -> None:
         cache.get("ETH/BTC", "5m", "rsi", period=14)
     assert cache.computations == 2
     np.testing.assert_allclose(
-        cache.get("ETH/BTC", "5m", "rsi"), talib.RSI(rows[1:501, 4], 14), equal_nan=True
+        array(cache.get("ETH/BTC", "5m", "rsi")), talib.RSI(rows[1:501, 4], 14), equal_nan=True
     )
     cache.get("ETH/BTC", "5m", "rsi", period=7)
     assert cache.computations == 3
@@ -194,9 +208,9 @@ def test_stale_entries_are_evicted(eth_btc: np.ndarray) -> None:
     store = KlineStore(depth=100)
     store.append("ETH/BTC", "5m", eth_btc[:100])
     cache = IndicatorCache(store)
-    first = cache.get("ETH/BTC", "5m", "sma")
+    first = array(cache.get("ETH/BTC", "5m", "sma"))
     store.append("ETH/BTC", "5m", eth_btc[100:101])
-    second = cache.get("ETH/BTC", "5m", "sma")
+    second = array(cache.get("ETH/BTC", "5m", "sma"))
     assert first is not second and first[-1] != second[-1]
     assert sum(len(entries) for _, entries in cache._entries.values()) == 1
 
@@ -209,7 +223,7 @@ def test_distinct_parameters_within_one_candle_are_bounded(eth_btc: np.ndarray) 
     for period in range(2, 12):
         for symbol in ("ETH/BTC", "ETH/USDT"):
             np.testing.assert_allclose(
-                cache.get(symbol, "5m", "sma", period=period),
+                array(cache.get(symbol, "5m", "sma", period=period)),
                 talib.SMA(store.candles(symbol, "5m").close, period),
                 equal_nan=True,
             )
@@ -232,4 +246,4 @@ def test_bad_names_and_parameters_are_refused(cache: IndicatorCache) -> None:
     with pytest.raises(ValueError, match="must be in"):
         cache.get(SYMBOL, INTERVAL, "rsi", period=1)
     with pytest.raises(ValueError, match="read-only"):
-        cache.get(SYMBOL, INTERVAL, "rsi")[0] = 1.0
+        array(cache.get(SYMBOL, INTERVAL, "rsi"))[0] = 1.0

@@ -84,7 +84,8 @@ async def test_speed_factor_passes_a_day_quickly() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert store.last_time("BTC/USDT", "5m") > feed.now_ms - 600_000
+    last = store.last_time("BTC/USDT", "5m")
+    assert last is not None and last > feed.now_ms - 600_000
     assert feed.tickers()["BTC/USDT"].last > 0
 
 

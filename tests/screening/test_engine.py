@@ -240,7 +240,7 @@ async def test_the_screen_waits_for_every_symbol_of_the_candle(
         close(SYMBOLS[3:])
         await _handled(trigger, "1h")
 
-    times = await Signal.filter(trader_id=always.id).values_list("candle_time", flat=True)
+    times = [signal.candle_time for signal in await Signal.filter(trader_id=always.id)]
     assert len(times) == len(SYMBOLS)
     assert {int(t.timestamp() * 1000) for t in times} == {next_time}
 

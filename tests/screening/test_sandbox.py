@@ -100,8 +100,8 @@ async def test_hostile_filters_fail_alone_at_run_time(
     outcomes = await sandbox.run(jobs, store, _tickers(feed))
 
     for name, (_, reason) in STOPPED_AT_RUN_TIME.items():
-        assert outcomes[name].failure is not None, name
-        assert reason in outcomes[name].failure, (name, outcomes[name].failure)
+        failure = outcomes[name].failure
+        assert failure is not None and reason in failure, (name, failure)
         assert outcomes[name].matches == ()
     for name in HEALTHY:
         assert outcomes[name].failure is None, outcomes[name].failure

@@ -101,7 +101,7 @@ async def test_performance_gives_the_metrics_and_equity_curve_of_a_mode(
     ledger = await desk.store.ledger(uuid.UUID(trader_id), TradingMode.DEMO)
     marks = desk.quotes.marks(ledger.positions)
     for minute in range(3):
-        time = to_ms(await models.Trade.get(id=trade_id).values_list("opened_at", flat=True))
+        time = to_ms((await models.Trade.get(id=trade_id)).opened_at)
         equity = ledger.equity(marks) + minute
         await desk.store.snapshot(
             uuid.UUID(trader_id), TradingMode.DEMO, time + minute * 60_000, equity, marks

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Any
 
 from app.domain.enums import (
     Liquidity,
@@ -41,7 +42,7 @@ def executor() -> tuple[DemoTradeExecutor, KlineStore, ReplayClock]:
     return DemoTradeExecutor(quotes, FixedInstruments(), clock, account, MODEL), store, clock
 
 
-def order(kind: OrderType, side: OrderSide, amount: str, **prices: Decimal) -> Order:
+def order(kind: OrderType, side: OrderSide, amount: str, **prices: Any) -> Order:
     return Order(
         uuid.uuid4(), f"o-{uuid.uuid4().hex}", uuid.uuid4(), 1, uuid.uuid4(), TradingMode.DEMO,
         OrderPurpose.ENTRY, "BTC/USDT", side, kind, D(amount), START + STEP,
@@ -113,7 +114,7 @@ async def test_an_intent_is_unknown_to_the_paper_venue_and_balances_are_the_ledg
     intent = order(OrderType.MARKET, OrderSide.BUY, "1")
     intent = Order(
         **{**{f: getattr(intent, f) for f in intent.__slots__}, "status": OrderStatus.INTENT}
-    )  # type: ignore[attr-defined]
+    )
     assert await demo.fetch(intent) is None
     balances = await demo.balances()
     assert balances["USDT"].free == D("799.8") and balances["BTC"].total == D(2)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from fractions import Fraction
 from itertools import pairwise
+from typing import Any
 
 from app.core.events import InProcessEventBus
 from app.db import models
@@ -71,7 +72,7 @@ async def make_trades() -> tuple[uuid.UUID, ReplayClock]:
     quotes = MarketQuotes(store, INTERVAL, clock)
     trades = DbTradeStore()
 
-    async def ledger():  # type: ignore[no-untyped-def]
+    async def ledger():
         return await trades.ledger(spec.id, spec.mode)
 
     executor = DemoTradeExecutor(quotes, FixedInstruments(), clock, ledger, FillModel())
@@ -82,7 +83,8 @@ async def make_trades() -> tuple[uuid.UUID, ReplayClock]:
     orders = OrderManager(trades, route, CollectingNotifier(), clock, FixedInstruments())
     rng = random.Random(18)
     prices = {"BTC/USDT": 100.0, "ETH/USDT": 50.0}
-    time, opened, made = START, {}, 0
+    opened: dict[str, Any] = {}
+    time, made = START, 0
     while made < TRADES or opened:
         for symbol in prices:
             prices[symbol] *= 1 + rng.gauss(0.0003, 0.01)
@@ -126,13 +128,13 @@ async def test_every_metric_recomputes_exactly_from_fills_and_snapshots(db: str)
     spans: dict[object, list[int]] = defaultdict(list)
     fees = Fraction(0)
     for fill in await models.Fill.filter(trader_id=trader_id):
-        side = "in" if purposes[fill.order_id] == OrderPurpose.ENTRY else "out"  # type: ignore[attr-defined]
-        sums = by_trade[fill.trade_id]  # type: ignore[attr-defined]
+        side = "in" if purposes[fill.order_id] == OrderPurpose.ENTRY else "out"
+        sums = by_trade[fill.trade_id]
         sums[side] += Fraction(fill.amount) * Fraction(fill.price)
         sums[f"{side}_amount"] += Fraction(fill.amount)
         sums["fees"] += Fraction(fill.fee)
         fees += Fraction(fill.fee)
-        spans[fill.trade_id].append(to_ms(fill.time))  # type: ignore[attr-defined]
+        spans[fill.trade_id].append(to_ms(fill.time))
     assert len(by_trade) == TRADES
     assert all(s["in_amount"] == s["out_amount"] > 0 for s in by_trade.values())
     pnls = [s["out"] - s["in"] - s["fees"] for s in by_trade.values()]

@@ -60,7 +60,7 @@ class Venue:
         self.placed: list[str] = []
         self.crash_after_accepting = False
 
-    async def _ledger(self):  # type: ignore[no-untyped-def]
+    async def _ledger(self):
         raise NotImplementedError
 
     async def place(self, order: Order) -> OrderReport:
@@ -118,7 +118,7 @@ def manager(executor: TradeExecutor, clock: ReplayClock) -> OrderManager:
 
 
 def demo(quotes: MarketQuotes, clock: ReplayClock) -> DemoTradeExecutor:
-    async def ledger():  # type: ignore[no-untyped-def]
+    async def ledger():
         raise NotImplementedError
 
     return DemoTradeExecutor(quotes, FixedInstruments(), clock, ledger, FillModel())

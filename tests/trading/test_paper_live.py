@@ -87,7 +87,7 @@ async def trade_round_trip(
     )
     async with client as session:
         tasks = [
-            asyncio.ensure_future(collect(session.subscribe(GraphQLRequest(q)), into))  # type: ignore[arg-type]
+            asyncio.ensure_future(collect(session.subscribe(GraphQLRequest(q)), into))
             for q, into in ((TRADES, trades), (PNL, pnl), (SIGNALS, signals))
         ]
         await asyncio.sleep(1.0)

@@ -20,7 +20,9 @@ from app.domain.enums import (
     SignalStatus,
     TradeStatus,
 )
-from app.domain.trader_spec import RiskSettings
+from app.domain.orders import Fill
+from app.domain.trade import Trade
+from app.domain.trader_spec import RiskSettings, TraderSpec
 from app.engine.sandbox import FilterSandbox
 from tests.trading.replay import START, STEP, Replay, spec
 
@@ -29,7 +31,7 @@ FLAT = (100.0, 100.5, 99.5, 100.0, 1e9)
 RISK = RiskSettings(stop_loss=D(2), take_profit=D(4))
 
 
-async def entered(sandbox: FilterSandbox, risk: RiskSettings = RISK) -> tuple[Replay, object]:
+async def entered(sandbox: FilterSandbox, risk: RiskSettings = RISK) -> tuple[Replay, TraderSpec]:
     trader = spec(risk)
     replay = Replay([trader], sandbox)
     signal = await replay.ready(trader)
@@ -43,8 +45,8 @@ async def entered(sandbox: FilterSandbox, risk: RiskSettings = RISK) -> tuple[Re
     return replay, trader
 
 
-def exit_fill(replay: Replay, trader: object) -> tuple[object, object]:
-    (trade,) = replay.trades_of(trader)  # type: ignore[arg-type]
+def exit_fill(replay: Replay, trader: TraderSpec) -> tuple[Trade, Fill]:
+    (trade,) = replay.trades_of(trader)
     fills = replay.trades.fills_of(trade.id)
     exits = [
         f for f in fills if replay.trades.orders_by_id[f.order_id].purpose == OrderPurpose.EXIT
@@ -207,8 +209,8 @@ async def test_the_stop_loss_guard_locks_entries_after_repeated_stop_outs(
     assert [t.exit_reason for t in replay.trades_of(trader)] == [ExitReason.STOP_LOSS] * 2
     locked = await replay.ready(trader, "SOL/USDT")
     await replay.close(dict.fromkeys(symbols, FLAT))
-    assert replay.signal(locked).status_reason is not None
-    assert replay.signal(locked).status_reason.startswith("refused by risk (stop_loss_guard)")
+    reason = replay.signal(locked).status_reason
+    assert reason is not None and reason.startswith("refused by risk (stop_loss_guard)")
 
 
 async def test_a_trader_at_its_max_drawdown_closes_its_positions_and_pauses(

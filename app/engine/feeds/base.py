@@ -28,9 +28,14 @@ DAY_MS = 86_400_000
 
 @runtime_checkable
 class MarketFeed(Protocol):
-    source: str
-    is_live_market: bool
-    clock: Clock
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def is_live_market(self) -> bool: ...
+
+    @property
+    def clock(self) -> Clock: ...
 
     @property
     def symbols(self) -> list[str]: ...

@@ -21,9 +21,11 @@ feed.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
 from decimal import Decimal
+from functools import partial
 from typing import Any, TypeVar
 
 import ccxt
@@ -48,7 +50,7 @@ def make_exchange(exchange_id: str, websocket: bool = True, **config: Any) -> An
     module: Any = ccxt_async
     if websocket:
         try:
-            import ccxt.pro as module
+            module = importlib.import_module("ccxt.pro")
         except ImportError:
             module = ccxt_async
     if not hasattr(module, exchange_id):
@@ -235,8 +237,8 @@ class CcxtFeed:
                 try:
                     limit = min(PAGE_LIMIT, (now - since) // step + 1)
                     rows = await retry(
-                        lambda since=since, limit=limit: self.client.fetch_ohlcv(
-                            symbol, interval, since=since, limit=limit
+                        partial(
+                            self.client.fetch_ohlcv, symbol, interval, since=since, limit=limit
                         ),
                         f"{self.source} {symbol} {interval} klines",
                         self.backoff,

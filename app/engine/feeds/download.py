@@ -13,6 +13,7 @@ import csv
 import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -103,9 +104,7 @@ async def _fetch_all(
     fraction = 0.0
     while cursor + step <= now:
         page = await retry(
-            lambda cursor=cursor: client.fetch_ohlcv(
-                symbol, interval, since=cursor, limit=PAGE_LIMIT
-            ),
+            partial(client.fetch_ohlcv, symbol, interval, since=cursor, limit=PAGE_LIMIT),
             f"download {symbol} {interval}",
             backoff,
             ATTEMPTS,

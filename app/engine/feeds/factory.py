@@ -44,11 +44,11 @@ async def create_feed(
     probe_seconds: float = PROBE_SECONDS,
 ) -> MarketFeed:
     kind, _, argument = settings.feed.partition(":")
-    speed = {} if settings.feed_speed is None else {"speed": settings.feed_speed}
+    speed = settings.feed_speed
     if kind == "simulated":
-        return SimulatedFeed(**speed)
+        return _simulated(speed)
     if kind == "replay":
-        return ReplayFeed(argument, **speed)
+        return ReplayFeed(argument) if speed is None else ReplayFeed(argument, speed=speed)
     if kind == "ccxt":
         return CcxtFeed(exchange_factory(argument), owns_client=True)
     client = exchange_factory(AUTO_EXCHANGE)
@@ -66,4 +66,9 @@ async def create_feed(
         "live trading is refused on this feed. Set TRADERS_FEED to choose explicitly. ===",
         AUTO_EXCHANGE,
     )
-    return SimulatedFeed(**speed)
+    return _simulated(speed)
+
+
+def _simulated(speed: float | None) -> SimulatedFeed:
+    """The simulated market at `speed`, or at its own default pace."""
+    return SimulatedFeed() if speed is None else SimulatedFeed(speed=speed)

@@ -35,8 +35,8 @@ def _strings(values: tuple[Decimal, ...]) -> list[str]:
 def decision_of(row: models.Decision) -> Decision:
     return Decision(
         id=row.id,
-        signal_id=row.signal_id,  # type: ignore[attr-defined]
-        trader_id=row.trader_id,  # type: ignore[attr-defined]
+        signal_id=row.signal_id,
+        trader_id=row.trader_id,
         action=row.action,
         direction=row.direction,
         confidence=row.confidence,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
+from typing import cast
 
 from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
@@ -31,7 +32,7 @@ from app.engine.clock import to_datetime, to_ms
 def signal_of(row: models.Signal, owner_id: int) -> Signal:
     return Signal(
         id=row.id,
-        trader_id=row.trader_id,  # type: ignore[attr-defined]
+        trader_id=row.trader_id,
         owner_id=owner_id,
         symbol=row.symbol,
         interval=row.interval,
@@ -99,7 +100,7 @@ class DbSignalRepository:
             claimed = await models.Signal.filter(
                 id__in=list(ids), lease_owner=owner, lease_until=to_datetime(until)
             ).values_list("id", flat=True)
-        return await self._load(claimed)
+        return await self._load(cast(list[uuid.UUID], claimed))
 
     async def transition(
         self,
@@ -140,9 +141,9 @@ class DbSignalRepository:
         if not ids:
             return []
         rows = await models.Signal.filter(id__in=list(ids)).order_by("created_at", "id")
-        owners = dict(
-            await models.Trader.filter(id__in={row.trader_id for row in rows}).values_list(  # type: ignore[attr-defined]
+        owners: dict[uuid.UUID, int] = dict(
+            await models.Trader.filter(id__in={row.trader_id for row in rows}).values_list(
                 "id", "owner_id"
             )
         )
-        return [signal_of(row, owners[row.trader_id]) for row in rows]  # type: ignore[attr-defined]
+        return [signal_of(row, owners[row.trader_id]) for row in rows]

@@ -15,7 +15,7 @@ from app.services.traders import TraderManager
 def spec_of(row: models.Trader) -> TraderSpec:
     return TraderSpec(
         id=row.id,
-        owner_id=row.owner_id,  # type: ignore[attr-defined]
+        owner_id=row.owner_id,
         name=row.name,
         interval=row.interval,
         symbols=tuple(row.symbols),

@@ -149,7 +149,7 @@ def order_of(row: Mapping[str, Any]) -> Order:
 def fill_of(row: models.Fill) -> Fill:
     return Fill(
         id=row.id,
-        order_id=row.order_id,  # type: ignore[attr-defined]
+        order_id=row.order_id,
         amount=row.amount,
         price=row.price,
         fee=row.fee,
@@ -271,7 +271,7 @@ class DbTradeStore:
         for trader_id, mode in accounts:
             await self._open_account(trader_id, mode)
         rows = await models.Ledger.filter(trader_id__in=list({t for t, _ in accounts}))
-        found = {(_uuid(row.trader_id), row.mode): row for row in rows}  # type: ignore[attr-defined]
+        found = {(_uuid(row.trader_id), row.mode): row for row in rows}
         return {key: ledger_of(found[key]) for key in accounts}
 
     async def active_trades(self, trader_ids: Collection[uuid.UUID] | None = None) -> list[Trade]:
