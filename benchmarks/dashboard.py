@@ -21,9 +21,8 @@ import statistics
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.dashboard.browser import CHROMIUM, DemoServer
 
@@ -35,7 +34,7 @@ NAVIGATION = """() => {
 
 
 def measure(
-    browser: Any, url: str, loads: int, ready: Callable[[Any], float]
+    browser: Browser, url: str, loads: int, ready: Callable[[Page], float]
 ) -> list[dict[str, float]]:
     figures = []
     for _ in range(loads):
@@ -49,7 +48,7 @@ def measure(
     return figures
 
 
-def traders_shown(page: Any) -> float:
+def traders_shown(page: Page) -> float:
     """When the page drew its first GraphQL answer: its own `traders-drawn` timing mark."""
     page.wait_for_selector("#trader-list .trader", timeout=30_000)
     return float(page.evaluate(DRAWN))

@@ -13,12 +13,15 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from tests.events.live import ROOT, free_port, wait_for_port
+
+if TYPE_CHECKING:
+    from playwright.sync_api import ConsoleMessage, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("TRADERS_TEST_ARTIFACTS", ROOT / "artifacts" / "browser"))
@@ -88,23 +91,23 @@ class DemoServer:
         )
         body = response.json()
         assert "errors" not in body, body
-        return body["data"]  # type: ignore[no-any-return]
+        return body["data"]
 
 
 class ConsoleErrors:
     """Every console error and uncaught exception of a page, as text."""
 
-    def __init__(self, page: Any) -> None:
+    def __init__(self, page: Page) -> None:
         self.messages: list[str] = []
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.messages.append(f"uncaught: {error}"))
 
-    def _console(self, message: Any) -> None:
+    def _console(self, message: ConsoleMessage) -> None:
         if message.type == "error":
             self.messages.append(message.text)
 
 
-def screenshot(page: Any, name: str) -> Path:
+def screenshot(page: Page, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)

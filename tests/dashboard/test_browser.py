@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.dashboard.browser import ConsoleErrors, DemoServer, require_chromium, screenshot
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')"
@@ -45,7 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
 
 
 @pytest.fixture(scope="module")
-def browser(server: DemoServer) -> Iterator[Any]:
+def browser(server: DemoServer) -> Iterator[Browser]:
     with playwright_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium")
         try:
@@ -54,7 +57,7 @@ def browser(server: DemoServer) -> Iterator[Any]:
             chromium.close()
 
 
-def open_page(browser: Any, width: int, height: int) -> tuple[Any, ConsoleErrors]:
+def open_page(browser: Browser, width: int, height: int) -> tuple[Page, ConsoleErrors]:
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     page.set_default_timeout(UI_WAIT_MS)
@@ -62,7 +65,7 @@ def open_page(browser: Any, width: int, height: int) -> tuple[Any, ConsoleErrors
 
 
 def test_demo_sign_in_create_a_trader_watch_a_live_signal_and_toggle(
-    server: DemoServer, browser: Any
+    server: DemoServer, browser: Browser
 ) -> None:
     page, console = open_page(browser, 1280, 900)
     started = time.monotonic()
@@ -120,7 +123,7 @@ def test_demo_sign_in_create_a_trader_watch_a_live_signal_and_toggle(
 
 
 def test_bad_filter_code_is_shown_at_its_line_and_nothing_is_saved(
-    server: DemoServer, browser: Any
+    server: DemoServer, browser: Browser
 ) -> None:
     before = server.graphql(TRADERS)["traders"]["nodes"]
     page, console = open_page(browser, 1280, 900)
@@ -144,7 +147,7 @@ def test_bad_filter_code_is_shown_at_its_line_and_nothing_is_saved(
 
 
 def test_at_phone_width_the_trader_list_and_signal_table_are_usable(
-    server: DemoServer, browser: Any
+    server: DemoServer, browser: Browser
 ) -> None:
     width = 390
     page, console = open_page(browser, width, 844)
@@ -172,7 +175,7 @@ def test_at_phone_width_the_trader_list_and_signal_table_are_usable(
     assert console.messages == []
 
 
-def test_a_bad_token_gets_a_clear_message(server: DemoServer, browser: Any) -> None:
+def test_a_bad_token_gets_a_clear_message(server: DemoServer, browser: Browser) -> None:
     page, console = open_page(browser, 1280, 900)
     page.goto(f"{server.base}/#token=trd_not-a-token")
     expect(page.locator("#sign-in-error")).to_contain_text("That token was not accepted")
@@ -186,7 +189,7 @@ def test_a_bad_token_gets_a_clear_message(server: DemoServer, browser: Any) -> N
 
 
 def test_the_trader_view_edits_settings_stops_and_deletes_a_trader(
-    server: DemoServer, browser: Any
+    server: DemoServer, browser: Browser
 ) -> None:
     trader_id = server.graphql(
         """mutation { createTrader(input: {name: "view test", interval: "1m", enabled: true,

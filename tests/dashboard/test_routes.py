@@ -20,7 +20,6 @@ async def test_the_root_serves_the_page_and_every_file_it_loads(client: httpx.As
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     loaded = re.findall(r'(?:src|href)="([^":]+)"', page.text)
-    assert "vendor/lightweight-charts.standalone.production.js" in loaded
     assert "js/app.js" in loaded
     for path in loaded:
         response = await client.get(f"/{path}")
@@ -34,6 +33,14 @@ async def test_every_module_import_resolves_to_a_served_file(client: httpx.Async
         for imported in re.findall(r'from "\./([\w.]+)"', module.read_text()):
             response = await client.get(f"/js/{imported}")
             assert response.status_code == 200, (module.name, imported)
+
+
+async def test_the_chart_library_the_charts_load_is_served(client: httpx.AsyncClient) -> None:
+    charts = (STATIC_DIRECTORY / "js" / "charts.js").read_text()
+    [library] = re.findall(r'const LIBRARY = "([^"]+)"', charts)
+    response = await client.get(f"/{library}")
+    assert response.status_code == 200
+    assert "Lightweight Charts" in response.text[:300]
 
 
 async def test_the_api_routes_answer_as_before(client: httpx.AsyncClient) -> None:
