@@ -28,6 +28,7 @@ expect = playwright_api.expect
 LIVE_WAIT_MS = 120_000  # a signal on the sped-up feed, on a loaded 2-core machine
 UI_WAIT_MS = 20_000
 CREATE_FLOW_SECONDS = 30  # the seed's first success metric
+expect.set_options(timeout=UI_WAIT_MS)
 TRADERS = "{ traders { nodes { id name enabled status } } }"
 UNLABELLED_CONTROLS = """() => [...document.querySelectorAll('input, select, textarea, button')]
   .filter((control) => control.offsetParent !== null)
@@ -102,7 +103,8 @@ def test_demo_sign_in_create_a_trader_watch_a_live_signal_and_toggle(
         "#signals-table tbody tr[data-live]:not([data-status=NEW])"
     ).first  # a row the subscription added or changed in place, once decided
     expect(analyzed).to_be_visible(timeout=LIVE_WAIT_MS)
-    analyzed.click()
+    analyzed.focus()  # rows are reachable by keyboard
+    page.keyboard.press("Enter")
     dialog = page.locator("#signal-dialog")
     expect(dialog.locator("#decision")).to_contain_text("Reasoning")
     expect(dialog.locator(".reasoning")).not_to_be_empty()
@@ -164,10 +166,10 @@ def test_at_phone_width_the_trader_list_and_signal_table_are_usable(
     assert status is not None and status["x"] + status["width"] <= width  # no sideways scroll
     assert page.evaluate(UNLABELLED_CONTROLS) == []
 
-    page.get_by_label("Filter signals by trader or symbol").fill("bollinger")
+    page.get_by_label("Filter signals by trader or symbol").fill("rsi mean")
     expect(page.locator("#signals-table tbody tr").first).to_be_visible(timeout=LIVE_WAIT_MS)
     names = page.locator("#signals-table tbody tr td:nth-child(2)").all_inner_texts()
-    assert names and all(name == "Bollinger squeeze breakout" for name in names)
+    assert names and all(name == "RSI mean reversion" for name in names)
 
     page.locator("#trader-list .trader-select", has_text="Volume spike").click()
     expect(page.locator("#trader-view h2")).to_have_text("Volume spike momentum")

@@ -71,7 +71,12 @@ export class SignalTable {
     const open = () => this.detail.open(this.signals.get(signal.id));
     const row = h("tr", {
       tabindex: "0", dataset: { id: signal.id },
-      onclick: open, onkeydown: (event) => { if (event.key === "Enter") open(); },
+      onclick: open,
+      onkeydown: (event) => {
+        if (event.key !== "Enter") return;
+        event.preventDefault(); // else the same key press activates the dialog's close button
+        open();
+      },
     });
     this.rows.set(signal.id, row);
     return row;
@@ -101,8 +106,19 @@ export class SignalTable {
       .sort((a, b) => (b.candleTime ?? "").localeCompare(a.candleTime ?? ""))
       .slice(0, SHOWN_ROWS);
     for (const signal of shown) this.fill(this.rows.get(signal.id), signal);
-    this.body.replaceChildren(...shown.map((signal) => this.rows.get(signal.id)));
+    this.place(shown.map((signal) => this.rows.get(signal.id)));
     this.empty.hidden = shown.length > 0;
+  }
+
+  /** Put `rows` in the table in order, moving only the rows out of place: a row that stays
+   * keeps the keyboard focus (moving an element in the document drops it). */
+  place(rows) {
+    const wanted = new Set(rows);
+    for (const row of [...this.body.children]) if (!wanted.has(row)) row.remove();
+    rows.forEach((row, index) => {
+      const current = this.body.children[index] ?? null;
+      if (current !== row) this.body.insertBefore(row, current);
+    });
   }
 }
 
