@@ -28,6 +28,12 @@ function rising(points) {
   return [...bySecond.values()].sort((a, b) => a.time - b.time);
 }
 
+/** About five significant digits whatever the price: 38,000.00, 3.9541, 0.092312. */
+function priceFormat(price) {
+  const precision = Math.min(8, Math.max(2, 4 - Math.floor(Math.log10(Math.abs(price) || 1))));
+  return { type: "price", precision, minMove: 10 ** -precision };
+}
+
 function newChart(charts, container) {
   const { createChart, ColorType } = charts;
   return createChart(container, {
@@ -85,7 +91,7 @@ function drawCandles(charts, container, candles, levels, at) {
   const chart = newChart(charts, container);
   const series = chart.addSeries(CandlestickSeries, {
     upColor: COLORS.up, downColor: COLORS.down, wickUpColor: COLORS.up, wickDownColor: COLORS.down,
-    borderVisible: false,
+    borderVisible: false, priceFormat: priceFormat(candles.at(-1)?.close ?? 1),
   });
   series.setData(rising(candles.map((candle) => ({
     time: seconds(candle.time), open: candle.open, high: candle.high, low: candle.low, close: candle.close,
