@@ -5,6 +5,7 @@ import { h } from "./dom.js";
 import { VALIDATE_FILTER } from "./queries.js";
 
 const VALIDATE_AFTER_MS = 400;
+export const CODE_NOT_SAVED = "The filter code has errors (marked at their lines): nothing was saved.";
 
 /**
  * `context()` gives { interval, symbols } for the dry run. Returns the element, the current

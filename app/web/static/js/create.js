@@ -2,7 +2,7 @@
 // -> saved, and active if the user leaves "Activate now" checked. The advanced mode shows
 // the filter code for editing, checked as it is typed.
 
-import { codeEditor } from "./code_editor.js";
+import { CODE_NOT_SAVED, codeEditor } from "./code_editor.js";
 import { ApiError } from "./graphql.js";
 import { facts, h, percent, replace, toast } from "./dom.js";
 import { CREATE_FROM_GENERATION, GENERATE, TEMPLATES } from "./queries.js";
@@ -105,7 +105,7 @@ export function setUpCreation({ api, onCreated }) {
       if (code !== draft.filterCode) {
         const validation = await editor.check();
         if (!validation?.valid) {
-          error.textContent = "The filter code has errors (marked at their lines): nothing was saved.";
+          error.textContent = CODE_NOT_SAVED;
           return;
         }
       }

@@ -2,7 +2,7 @@
 // settings (the advanced ones folded away), the emergency stop, and deletion.
 
 import { equityChart } from "./charts.js";
-import { codeEditor } from "./code_editor.js";
+import { CODE_NOT_SAVED, codeEditor } from "./code_editor.js";
 import { ApiError } from "./graphql.js";
 import { confirmAction, h, money, replace, percent, pill, signClass } from "./dom.js";
 import { DELETE_TRADER, EMERGENCY_STOP, TRADER, UPDATE_TRADER } from "./queries.js";
@@ -157,7 +157,7 @@ export class TraderView {
       if (editor.value() !== trader.filter.code) {
         const validation = await editor.check();
         if (!validation?.valid) {
-          error.textContent = "The filter code has errors (marked at their lines): nothing was saved.";
+          error.textContent = CODE_NOT_SAVED;
           return;
         }
         input.filter = { code: editor.value() };
