@@ -70,4 +70,3 @@ class AnalysisReviewer:
                 reason=f"{said}: now reads {decision.direction.value}: {decision.reasoning}",
             )
         return Review(close=False, reason=f"{said}: {decision.reasoning}")
-
