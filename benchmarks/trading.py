@@ -15,8 +15,8 @@ runs them, each in its own task. Measured per order:
 - ready -> order: from the signals being ready to the intent being recorded;
 - order -> fill: from the intent to the demo fill being booked (ledger, trade, audit).
 
-The baseline beside them is the screening time of the same closes. The analysis stage
-(rule engine, issue 17) is not on this branch: its time is not in these figures.
+The baseline beside them is the screening time of the same closes. The signals are made
+ready directly, so the analysis (`benchmarks.analysis` measures it) is not in these figures.
 """
 
 from __future__ import annotations
