@@ -3,20 +3,22 @@
     python -m benchmarks.trading [--traders 50] [--symbols 100] [--closes 5]
                                  [--database-url postgres://postgres@127.0.0.1:5432/test]
 
-The live wiring of `app.bootstrap` (database repositories, the demo executor, the event
-bus, the trading desk) on a seeded simulated market: 50 enabled traders with the
-screening benchmark's filters, each over every symbol. For each candle close the workflow
-screens (sandbox workers, signals recorded) and then, as the analysis stage would, one
-signal per trader becomes ready; the later stages then run at once, as the live engine
-runs them, each in its own task. Measured per order:
+The live wiring of `app.bootstrap` (database repositories, the rule engine, the demo
+executor, the event bus, the trading desk) on a seeded simulated market: 50 enabled traders
+with the screening benchmark's filters, each over every symbol. Each candle close runs the
+whole workflow as the live engine runs it: the screen (sandbox workers, signals recorded),
+then every stage at once, each in its own task, until all are idle: the analyzer decides
+on the new signals with the rule engine, and the trade stage enters those it marked ready.
+Measured per entry:
 
 - close -> order: from handing the close to the workflow to the entry's intent being
-  recorded (the order exists, before it is sent), the screen included;
-- ready -> order: from the signals being ready to the intent being recorded;
-- order -> fill: from the intent to the demo fill being booked (ledger, trade, audit).
+  recorded (the order exists, before it is sent), the screen and the analysis included;
+- screen -> order: from the end of the screen to the intent (analysis and risk, the
+  trade stage's reads and writes);
+- order -> fill: from the intent to the demo fill being booked (ledger, trade, audit), for
+  the entries at market (a limit entry waits for its price).
 
-The baseline beside them is the screening time of the same closes. The analysis stage
-(rule engine, issue 17) is not on this branch: its time is not in these figures.
+The baseline beside them is the screening time of the same closes.
 """
 
 from __future__ import annotations
@@ -36,9 +38,8 @@ from app.bootstrap import build_desk, build_workflow
 from app.core.events import InProcessEventBus
 from app.core.settings import Settings
 from app.db.config import close_db, init_db, migrate_db
-from app.domain.enums import Side, SignalStatus
+from app.db.models import Decision
 from app.domain.orders import Order
-from app.domain.signal import Signal
 from app.domain.trade import Trade
 from app.engine.clock import RealtimeClock
 from app.engine.feeds.simulated import SimulatedFeed
@@ -47,7 +48,6 @@ from app.engine.market import MarketData
 from app.engine.sandbox import FilterSandbox
 from app.engine.screening import CandleClose
 from app.engine.workflow import Stage
-from app.services.repositories.signals import DbSignalRepository
 from app.services.traders import TraderManager
 from app.services.users import create_user
 from benchmarks.screening import START_MS, strategies
@@ -111,11 +111,13 @@ async def main(args: argparse.Namespace) -> None:
     market = MarketData(feed, store)
     bus = InProcessEventBus()
     clock = RealtimeClock()
-    desk = build_desk(bus, clock, market, Settings(database_url=url))
+    # One user owns all 50 traders: a budget they share without a trader failing its close.
+    settings = Settings(database_url=url, screen_seconds_per_user=60)
+    desk = build_desk(bus, clock, market, settings)
     timing = Timing()
     timing.watch(desk.store)
     sandbox = FilterSandbox(workers=args.workers)
-    workflow = build_workflow(bus, clock, sandbox, market, desk=desk)
+    workflow = build_workflow(bus, clock, sandbox, market, settings, desk=desk)
 
     owner, _ = await create_user(f"bench-{uuid.uuid4().hex[:6]}")
     manager = TraderManager(bus)
@@ -140,11 +142,11 @@ async def main(args: argparse.Namespace) -> None:
         f"{args.workers} sandbox workers, {os.cpu_count()} CPUs, database {url.split(':')[0]}"
     )
 
-    signals = DbSignalRepository()
     screens: list[float] = []
     close_to_order: list[float] = []
-    ready_to_order: list[float] = []
+    screen_to_order: list[float] = []
     order_to_fill: list[float] = []
+    raised = 0
     await sandbox.start()
     try:
         for number in range(args.closes + 1):
@@ -153,45 +155,40 @@ async def main(args: argparse.Namespace) -> None:
             assert newest is not None
             close = CandleClose("1h", newest)
             view = market.view(close.at)
+            timing.intents.clear()
             started = time.perf_counter()
             report = await workflow.on_close(close, view)
             screened = time.perf_counter()
             assert report is not None and report.failures == 0, report
-            ready = []
-            for trader in traders:
-                signal = Signal(
-                    uuid.uuid4(), trader.id, owner.id, symbols[number % len(symbols)], "1h",
-                    Side.LONG, Decimal(1), close.time, clock.now(), status=SignalStatus.READY,
-                )  # fmt: skip
-                if await signals.add(signal):
-                    ready.append(signal.id)
-            made_ready = time.perf_counter()
             await asyncio.gather(*(until_idle(stage, view) for stage in workflow.stages))
             if number == 0:
                 continue  # the first close warms the sandbox replicas and the pool
             screens.append(screened - started)
-            for signal_id in ready:
-                recorded = timing.intents[signal_id]
-                close_to_order.append(recorded - started - (made_ready - screened))
-                ready_to_order.append(recorded - made_ready)
-                order_to_fill.append(timing.fills[signal_id] - recorded)
+            raised += report.matches
+            for signal_id, recorded in timing.intents.items():
+                close_to_order.append(recorded - started)
+                screen_to_order.append(recorded - screened)
+                if signal_id in timing.fills:  # not a limit entry waiting for its price
+                    order_to_fill.append(timing.fills[signal_id] - recorded)
         await desk.notifier.flush()
+        decided = await Decision.all().count()
     finally:
         await sandbox.close()
         await close_db()
 
+    print(
+        f"{args.closes} closes: {raised} signals raised; {decided} decisions of the rule engine "
+        f"(the warm-up close's included); "
+        f"{len(close_to_order)} entered ({len(order_to_fill)} at market)"
+    )
     print(summary("close -> order", close_to_order))
-    print(summary("ready -> order", ready_to_order))
+    print(summary("screen -> order", screen_to_order))
     print(summary("order -> fill", order_to_fill))
     median = statistics.median(screens)
     print(
         f"{'screening':<18} median {median * 1000:7.1f} ms per close, max "
         f"{max(screens) * 1000:.1f} ms ({len(screens)} closes; the baseline: the screen "
         "alone, before any order)"
-    )
-    print(
-        "close -> order excludes the benchmark's own insertion of the ready signals, which "
-        "stands in for the analysis stage"
     )
 
 

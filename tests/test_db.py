@@ -1,9 +1,11 @@
 import asyncio
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from tortoise.connection import get_connection
 
+from app.db.config import close_db, init_db
 from app.db.models import AppendOnlyError, TradeAuditLog, Trader, User
 from app.services.users import UserExistsError, create_user
 
@@ -61,3 +63,17 @@ async def test_a_user_name_is_taken_once_even_by_concurrent_creations(db: str) -
         await create_user(" alice ")
     with pytest.raises(ValueError, match="at most 100 characters"):
         await create_user("a" * 101)
+
+
+@pytest.mark.parametrize(("query", "synchronous"), [("", 1), ("?synchronous=FULL", 2)])
+async def test_sqlite_commits_without_waiting_for_fsync_unless_the_url_asks(
+    tmp_path: Path, query: str, synchronous: int
+) -> None:
+    await init_db(f"sqlite://{tmp_path / 'pragmas.sqlite3'}{query}")
+    try:
+        connection = get_connection("default")
+        [(mode,)] = (await connection.execute_query("PRAGMA journal_mode"))[1]
+        [(level,)] = (await connection.execute_query("PRAGMA synchronous"))[1]
+        assert (mode, level) == ("wal", synchronous)  # 1 is NORMAL, 2 is FULL
+    finally:
+        await close_db()

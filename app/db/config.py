@@ -1,4 +1,13 @@
-"""Tortoise configuration, connection and migration for one database URL."""
+"""Tortoise configuration, connection and migration for one database URL.
+
+SQLite runs in WAL mode (Tortoise's default) with `synchronous=NORMAL` unless the URL says
+otherwise (`sqlite://path?synchronous=FULL`): the pairing Rails 8 and Litestream default to.
+A commit then no longer waits for an fsync (3.4 ms each on this machine, against 0.02 ms),
+and the workflow commits several times per signal; the database stays consistent through
+any crash of the process, and only a power loss or an OS crash can roll back the last
+transactions. Production and live trading belong on PostgreSQL, which keeps its own
+durability settings.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api import migrate
 
 from app.core.settings import get_settings
@@ -14,9 +24,22 @@ MODELS_MODULE = "app.db.models"
 MIGRATIONS_MODULE = "migrations"
 
 
+SQLITE_DEFAULTS = {"synchronous": "NORMAL"}
+
+
+def connection_config(database_url: str) -> str | dict[str, Any]:
+    """The URL, or for SQLite its expanded form with our pragmas where the URL sets none."""
+    if not database_url.startswith("sqlite://"):
+        return database_url
+    config = expand_db_url(database_url)
+    for pragma, value in SQLITE_DEFAULTS.items():
+        config["credentials"].setdefault(pragma, value)
+    return config
+
+
 def tortoise_config(database_url: str) -> dict[str, Any]:
     return {
-        "connections": {"default": database_url},
+        "connections": {"default": connection_config(database_url)},
         "apps": {
             "models": {
                 "models": [MODELS_MODULE],

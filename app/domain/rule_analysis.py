@@ -51,6 +51,7 @@ class RuleVerdict:
     reasoning: str
     levels: KeyLevels
     trade_plan: TradePlan
+    judged: bool = True  # False: too little history to judge at all (a rejection all the same)
 
 
 def _last(name: str, candles: CandleArrays, output: str = "value", **params: object) -> float:
@@ -92,6 +93,7 @@ def judge_setup(
             f"only {len(candles.close)} candles; at least {MIN_CANDLES} are needed to judge",
             KeyLevels(),
             TradePlan(),
+            judged=False,
         )
     sign = 1.0 if direction == Side.LONG else -1.0
     close = float(candles.close[-1])

@@ -28,6 +28,7 @@ from app.domain.orders import Order
 from app.domain.trader_spec import TraderSpec
 from app.engine.analysis.base import AnalysisEngine
 from app.engine.analysis.context import DEFAULT_CANDLES, ContextBuilder
+from app.engine.analysis.review import AnalysisReviewer
 from app.engine.analyzer import DEFAULT_BATCH, Analyst, AnalyzerStage
 from app.engine.clock import Clock
 from app.engine.desk import TradingDesk
@@ -48,7 +49,6 @@ from app.engine.outcomes import OutcomeStage
 from app.engine.ports import (
     DecisionRepository,
     Notifier,
-    PositionReviewer,
     PriceUpdates,
     Quotes,
     SignalRepository,
@@ -77,7 +77,6 @@ class Ports:
     notifier: Notifier
     desk: TradingDesk
     prices: PriceUpdates
-    reviewer: PositionReviewer | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +161,9 @@ def assemble_workflow(
             batch=options.batch,
         ),
         PositionMonitor(desk.store, desk.orders, ports.prices, clock),
-        ExitSignals(ports.traders, desk.store, desk.orders, sandbox, ports.reviewer),
+        ExitSignals(
+            ports.traders, desk.store, desk.orders, sandbox, AnalysisReviewer(analysis, contexts)
+        ),
         TradeStage(
             ports.signals,
             ports.traders,
@@ -200,7 +201,6 @@ def memory_ports(
     instruments: Instruments,
     model: FillModel,
     balance: Decimal,
-    reviewer: PositionReviewer | None = None,
 ) -> MemoryPorts:
     """In-memory ports for a backtest of `specs` in the market `quotes` and `prices` show."""
     traders = MemoryTraderRepository(specs)
@@ -214,6 +214,5 @@ def memory_ports(
         notifier=notifier,
         desk=assemble_desk(trades, quotes, instruments, notifier, clock, model),
         prices=prices,
-        reviewer=reviewer,
         trades=trades,
     )

@@ -6,8 +6,7 @@ At each candle close of a trader's interval, for its open positions:
   language as its entry filter, runs in the same sandbox on the symbols it holds; a match
   closes that position (`exit_signal`);
 - every `review_candles` candles a position has been held, the `PositionReviewer` (the
-  analysis engine) is asked to hold or close it (`analysis`). Without an analysis wired in,
-  `NoReview` always holds.
+  analysis engine, `app.engine.analysis.review`) is asked to hold or close it (`analysis`).
 
 Closes are only noted by `on_close`; the sandbox and the reviewer run in `run`, so a slow
 model call never holds up a screen, and the price-driven position monitor (another stage)
@@ -20,7 +19,6 @@ import logging
 from collections import defaultdict
 
 from app.domain.enums import ExitReason, TradeStatus
-from app.domain.exits import Review
 from app.domain.filter_validation import FilterValidationError
 from app.domain.intervals import interval_ms
 from app.domain.trade import Trade
@@ -34,13 +32,6 @@ from app.engine.screening import CandleClose, MarketView
 log = logging.getLogger(__name__)
 
 
-class NoReview:
-    """The `PositionReviewer` until an analysis engine is wired in: always hold."""
-
-    async def review(self, spec: TraderSpec, trade: Trade, view: MarketView) -> Review:
-        return Review(close=False, reason="no analysis engine reviews positions")
-
-
 class ExitSignals(CloseDriven):
     name = "exits"
 
@@ -50,13 +41,13 @@ class ExitSignals(CloseDriven):
         store: TradeStore,
         orders: OrderManager,
         sandbox: FilterSandbox,
-        reviewer: PositionReviewer | None = None,
+        reviewer: PositionReviewer,
     ) -> None:
         self.traders = traders
         self.store = store
         self.orders = orders
         self.sandbox = sandbox
-        self.reviewer = reviewer or NoReview()
+        self.reviewer = reviewer
         super().__init__()
 
     async def at_close(self, close: CandleClose, view: MarketView) -> int:

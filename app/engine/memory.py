@@ -171,11 +171,13 @@ class MemoryDecisionRepository:
             key=lambda d: d.created_at,
         )
 
-    async def levels_for(self, signal: Signal) -> KeyLevels | None:
-        decisions = await self.for_signal(signal.id)
-        if decisions and decisions[-1].action == DecisionAction.ENTER_TRADE:
-            return decisions[-1].levels
-        return None
+    async def levels_for(self, signals: Collection[Signal]) -> dict[uuid.UUID, KeyLevels]:
+        found = {}
+        for signal in signals:
+            decisions = await self.for_signal(signal.id)
+            if decisions and decisions[-1].action == DecisionAction.ENTER_TRADE:
+                found[signal.id] = decisions[-1].levels
+        return found
 
     async def outcomes_due(self, now: int, limit: int) -> list[DueOutcome]:
         due = [

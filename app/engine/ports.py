@@ -161,9 +161,9 @@ class DecisionRepository(Protocol):
         """The signal's decisions, oldest first."""
         ...
 
-    async def levels_for(self, signal: Signal) -> KeyLevels | None:
-        """The levels to trade `signal` at: those of its latest decision when that decision
-        is to enter; None otherwise."""
+    async def levels_for(self, signals: Collection[Signal]) -> dict[uuid.UUID, KeyLevels]:
+        """The levels to trade each of `signals` at, by signal id: those of its latest
+        decision when that decision is to enter (a signal without is not in the answer)."""
         ...
 
     async def outcomes_due(self, now: int, limit: int) -> list[DueOutcome]:
@@ -279,10 +279,10 @@ class TradeStore(Protocol):
 
 
 class LevelsSource(Protocol):
-    """The key levels of the decision behind a ready signal (the analysis's
-    DecisionRepository serves them), None when the analysis gave none."""
+    """The key levels of the decisions behind ready signals, by signal id (the analysis's
+    DecisionRepository serves them); a signal the analysis gave none is not in the answer."""
 
-    async def levels_for(self, signal: Signal) -> KeyLevels | None: ...
+    async def levels_for(self, signals: Collection[Signal]) -> dict[uuid.UUID, KeyLevels]: ...
 
 
 class PositionReviewer(Protocol):

@@ -103,6 +103,7 @@ class TradeStage:
     async def _enter(self, claimed: list[Signal], now: int) -> None:
         specs = await self.traders.running_specs({signal.trader_id for signal in claimed})
         books = await self._books(list(specs.values()), now)
+        decided_levels = await self.levels.levels_for(claimed)
         entries = []
         for signal in claimed:
             spec = specs.get(signal.trader_id)
@@ -116,7 +117,7 @@ class TradeStage:
                 continue
             book.active.add(signal.symbol)
             book.cash -= decided.estimated_cost
-            levels = await self.levels.levels_for(signal)
+            levels = decided_levels.get(signal.id)
             entries.append(Entry(spec, signal, decided, levels, self._limit_price(signal, levels)))
         booked = await self.orders.open_many(entries)
         running = await self.traders.running_specs(

@@ -161,9 +161,10 @@ class Backtest:
         *,
         rechecks: int = 5,
         horizon: int = 24,
+        store: KlineStore | None = None,
     ) -> None:
         self.clock = ReplayClock()
-        self.store = KlineStore(depth=500, source_id="backtest")
+        self.store = store or KlineStore(depth=500, source_id="backtest")
         ports = memory_ports(
             tuple(traders),
             self.clock,

@@ -137,8 +137,8 @@ async def test_an_analysis_is_stored_on_its_signal_with_its_tokens(
     [moved] = await SignalTransition.filter(signal_id=signal.id)
     assert (moved.from_status, moved.to_status) == (SignalStatus.NEW, SignalStatus.READY)
     assert "enter_trade by gemini (gemini-2.5-flash)" in (moved.reason or "")
-    levels = await wiring.decisions.levels_for(signal.with_status(SignalStatus.READY))
-    assert levels is not None and levels.entry == decision.entry
+    levels = await wiring.decisions.levels_for([signal.with_status(SignalStatus.READY)])
+    assert levels[signal.id].entry == decision.entry
     assert await wiring.stage.run(view) == 0
 
 

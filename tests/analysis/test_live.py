@@ -81,8 +81,9 @@ async def test_with_a_key_gemini_analyzes_live(db: str, tmp_path: Path, gemini: 
         assert signal["analysis"]["engine"] == "GEMINI"
         assert signal["analysis"]["model"] == "gemini-2.5-flash"
         assert signal["analysis"]["inputTokens"] > 0
-        assert signal["status"] == "READY"
-        assert signal["transitions"] == [{"fromStatus": "NEW", "toStatus": "READY"}]
+        # Ready, then traded by the trade stage (or refused by risk) as soon as it runs.
+        assert signal["transitions"][0] == {"fromStatus": "NEW", "toStatus": "READY"}
+        assert signal["status"] in {"READY", "ENTERED", "CANCELLED"}
         assert gemini.requests and "BTC/USDT" in gemini.requests[0].prompt
         usage = await server.graphql(token, "{ llmUsage { engine calls } }")
         assert usage["llmUsage"] == {"engine": "GEMINI", "calls": len(gemini.requests)}

@@ -84,19 +84,23 @@ async def test_a_watched_signal_is_rechecked_at_the_next_candle_and_not_before()
     assert recheck.recheck
     assert [d.action for d in recheck.earlier] == [DecisionAction.GOOD_SETUP]
     assert recheck.as_of == START + (len(FLAT) + 1) * HOUR
-    assert status(backtest, signal) == SignalStatus.READY
+    assert status(backtest, signal) == SignalStatus.ENTERED  # ready, and traded at once
+    analysed = backtest.signals.transitions[:2]
     assert [(t.source, t.target) for t in backtest.signals.transitions] == [
         (SignalStatus.NEW, SignalStatus.WATCHING),
         (SignalStatus.WATCHING, SignalStatus.READY),
+        (SignalStatus.READY, SignalStatus.ENTERED),
     ]
     assert [t.at for t in backtest.signals.transitions] == [
         START + len(FLAT) * HOUR,
         START + (len(FLAT) + 1) * HOUR,
+        START + (len(FLAT) + 1) * HOUR,
     ]
-    assert all("by rules" in (t.reason or "") for t in backtest.signals.transitions)
+    assert all("by rules" in (t.reason or "") for t in analysed)
     assert [s.status for s in backtest.notifier.changed] == [
         SignalStatus.WATCHING,
         SignalStatus.READY,
+        SignalStatus.ENTERED,
     ]
 
 
@@ -172,7 +176,7 @@ async def test_a_rejected_setup_is_judged_too() -> None:
 async def test_only_the_lifecycles_moves_are_written() -> None:
     engine = ScriptedEngine(DecisionAction.ENTER_TRADE)
     backtest, signal, _ = await started(engine)
-    ready = backtest.signals.signals[signal.id]
+    entered = backtest.signals.signals[signal.id]
     with pytest.raises(InvalidTransitionError):
-        await backtest.signals.transition(ready, SignalStatus.WATCHING, "x", None, at=0)
-    assert status(backtest, signal) == SignalStatus.READY
+        await backtest.signals.transition(entered, SignalStatus.WATCHING, "x", None, at=0)
+    assert status(backtest, signal) == SignalStatus.ENTERED

@@ -97,7 +97,7 @@ async def test_query_count_is_the_same_for_5_and_50_traders(alice: Caller) -> No
     assert 3 <= few <= 8
 
 
-TRADING = """{ traders {
+TRADING = """{ traders(first: 50) { nodes {
     metrics { expectancy profitFactor feesPaid unrealisedPnL
         demoMetrics { equity maxDrawdown sharpeRatio sortinoRatio timeInMarket } }
     trades(first: 3) { nodes {
@@ -105,7 +105,7 @@ TRADING = """{ traders {
         orders { clientOrderId fills { price expectedPrice } }
         fills { amount }
     } }
-} }"""
+} } }"""
 
 
 async def _make_trading(owner_id: int, count: int) -> None:
@@ -130,12 +130,12 @@ async def test_trading_fields_cost_the_same_queries_for_5_and_50_traders(alice: 
     with counting_sql() as counter:
         data = await alice.data(TRADING)
     few = len(counter.statements)
-    assert all(len(t["trades"]["nodes"][0]["orders"]) == 2 for t in data["traders"])
+    assert all(len(t["trades"]["nodes"][0]["orders"]) == 2 for t in data["traders"]["nodes"])
     await _make_trading(alice.user_id, 45)
     with counting_sql() as counter:
         data = await alice.data(TRADING)
-    assert len(data["traders"]) == 50
-    node = data["traders"][0]["trades"]["nodes"][0]
+    assert len(data["traders"]["nodes"]) == 50
+    node = data["traders"]["nodes"][0]["trades"]["nodes"][0]
     assert node["signal"]["trade"]["id"] == node["id"] and len(node["fills"]) == 2
     assert len(counter.statements) == few
 

@@ -22,12 +22,12 @@ from app.domain.intervals import interval_ms
 from app.domain.signal import Signal
 from app.domain.trade import Trade
 from app.domain.trader_spec import RiskSettings, TraderSpec
+from app.engine.analysis.base import AnalysisEngine
 from app.engine.analysis.rules import RuleAnalysisEngine
 from app.engine.assembly import assemble_workflow, memory_ports
 from app.engine.clock import ReplayClock
 from app.engine.klines import KlineStore
 from app.engine.market import StoreView
-from app.engine.ports import PositionReviewer
 from app.engine.prices import CandleUpdates, MarketQuotes
 from app.engine.sandbox import FilterSandbox
 from app.engine.screening import CandleClose
@@ -70,7 +70,7 @@ class Replay:
         sandbox: FilterSandbox,
         *,
         model: FillModel = MODEL,
-        reviewer: PositionReviewer | None = None,
+        analysis: AnalysisEngine | None = None,
         balance: Decimal = Decimal(10_000),
     ) -> None:
         self.store = KlineStore(depth=1000)
@@ -84,13 +84,12 @@ class Replay:
             FixedInstruments(),
             model,
             balance,
-            reviewer,
         )
         self.traders, self.signals, self.trades = ports.traders, ports.signals, ports.trades
         self.decisions, self.notifier = ports.decisions, ports.notifier
         self.orders = ports.desk.orders
         self.workflow = assemble_workflow(
-            ports, self.clock, sandbox, RuleAnalysisEngine(), owner="backtest"
+            ports, self.clock, sandbox, analysis or RuleAnalysisEngine(), owner="backtest"
         )
         self.time = START
 

@@ -14,6 +14,7 @@ import time
 from starlette.applications import Starlette
 
 from app.bootstrap import build_workflow
+from app.core.settings import Settings
 from app.db import models
 from app.db.models import Trader, User
 from app.domain.enums import (
@@ -53,8 +54,10 @@ async def test_emergency_stop_closes_and_cancels_everything_while_screening_runs
         )
     limits = SandboxLimits(eval_seconds=2, run_seconds=30, grace_seconds=2, batch_cpu_seconds=120)
     async with FilterSandbox(workers=2, limits=limits) as sandbox:
+        # A budget the burning traders stay within: the screen is heavy, not failing.
+        settings = Settings(screen_seconds_per_user=60)
         workflow = build_workflow(
-            app.state.runtime.bus, RealtimeClock(), sandbox, market, desk=desk
+            app.state.runtime.bus, RealtimeClock(), sandbox, market, settings, desk=desk
         )
         newest = market.store.last_time(SYMBOLS[0], "1m")
         assert newest is not None

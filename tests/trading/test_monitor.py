@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import defaultdict
 from decimal import Decimal
 
-from app.domain.enums import ExitReason, TradeStatus
-from app.domain.exits import Review
-from app.domain.trade import Trade
-from app.domain.trader_spec import RiskSettings, TraderSpec
+from app.domain.decision import AnalysisEngineKind, Decision, DecisionAction
+from app.domain.enums import ExitReason, Side, TradeStatus
+from app.domain.trader_spec import RiskSettings
+from app.engine.analysis.base import AnalysisContext
 from app.engine.clock import RealtimeClock
 from app.engine.feeds.simulated import SimulatedFeed
 from app.engine.klines import KlineStore
@@ -21,7 +22,7 @@ from app.engine.memory import MemoryTraderRepository
 from app.engine.positions import PositionMonitor
 from app.engine.prices import PriceBoard
 from app.engine.sandbox import FilterSandbox
-from app.engine.screening import MarketView, ScreenerEngine
+from app.engine.screening import ScreenerEngine
 from app.engine.signals import SignalManager
 from app.engine.workflow import Workflow
 from tests.trading.replay import Replay, spec
@@ -49,36 +50,75 @@ async def test_the_exit_filter_closes_a_position_when_it_matches(sandbox: Filter
     assert exit_order.reason == "the exit filter matched"
 
 
-class Closing:
-    """A reviewer that closes on its third question, and counts them."""
+class Reviewing:
+    """An analysis engine that likes the setup twice, then calls it bad; it keeps what it was
+    asked."""
+
+    kind = AnalysisEngineKind.RULES
 
     def __init__(self) -> None:
-        self.asked: list[int] = []
+        self.asked: list[AnalysisContext] = []
 
-    async def review(self, spec: TraderSpec, trade: Trade, view: MarketView) -> Review:
-        self.asked.append(len(self.asked))
-        if len(self.asked) < 3:
-            return Review(close=False, reason="the trend holds")
-        return Review(close=True, reason="momentum faded")
+    async def analyze(self, context: AnalysisContext) -> Decision:
+        self.asked.append(context)
+        faded = len(self.asked) >= 3
+        return Decision(
+            id=uuid.uuid4(),
+            signal_id=context.signal.id,
+            trader_id=context.trader.id,
+            action=DecisionAction.BAD_SETUP if faded else DecisionAction.GOOD_SETUP,
+            direction=context.signal.side,
+            confidence=0.2 if faded else 0.7,
+            reasoning="momentum faded" if faded else "the trend holds",
+            created_at=context.now,
+            as_of=context.as_of,
+        )
 
 
 async def test_the_analysis_is_asked_every_n_candles_and_may_close(
     sandbox: FilterSandbox,
 ) -> None:
     trader = spec(RiskSettings(review_candles=2))
-    reviewer = Closing()
-    replay = Replay([trader], sandbox, reviewer=reviewer)
-    await replay.ready(trader)
+    engine = Reviewing()
+    replay = Replay([trader], sandbox, analysis=engine)
+    signal = await replay.ready(trader)
     await replay.close({"BTC/USDT": FLAT})
     for _ in range(5):
         await replay.close({"BTC/USDT": FLAT})
-    assert len(reviewer.asked) == 2
+    assert len(engine.asked) == 2
+    asked = engine.asked[0]
+    assert (asked.signal.id, asked.signal.symbol, asked.signal.side) == (
+        signal.id,
+        "BTC/USDT",
+        Side.LONG,
+    )
+    assert asked.positions and asked.positions[0].symbol == "BTC/USDT"
     assert replay.trades_of(trader)[0].status == TradeStatus.OPEN
     await replay.close({"BTC/USDT": FLAT})
     (trade,) = replay.trades_of(trader)
     assert (trade.status, trade.exit_reason) == (TradeStatus.CLOSED, ExitReason.ANALYSIS)
     (exit_order,) = [o for o in replay.trades.orders_by_id.values() if o.exit_reason]
-    assert exit_order.reason == "momentum faded"
+    assert exit_order.reason == "rules review, confidence 0.20: momentum faded"
+
+
+async def test_the_rule_engine_closes_a_long_whose_trend_broke(sandbox: FilterSandbox) -> None:
+    trader = spec(RiskSettings(review_candles=1))
+    replay = Replay([trader], sandbox)
+    for step in range(70):  # a steady climb the rules like for a long
+        price = 100.0 + step * 0.4
+        await replay.close({"BTC/USDT": (price, price + 0.3, price - 0.1, price + 0.2, 1e9)})
+    await replay.ready(trader)
+    await replay.close({"BTC/USDT": (128.0, 128.3, 127.8, 128.1, 1e9)})
+    assert replay.trades_of(trader)[0].status == TradeStatus.OPEN
+    for step in range(40):  # then a slide under its averages
+        price = 128.0 - step * 0.9
+        await replay.close({"BTC/USDT": (price, price + 0.1, price - 0.6, price - 0.5, 1e9)})
+        if replay.trades_of(trader)[0].status == TradeStatus.CLOSED:
+            break
+    (trade,) = replay.trades_of(trader)
+    assert (trade.status, trade.exit_reason) == (TradeStatus.CLOSED, ExitReason.ANALYSIS)
+    (exit_order,) = [o for o in replay.trades.orders_by_id.values() if o.exit_reason]
+    assert exit_order.reason is not None and exit_order.reason.startswith("rules review")
 
 
 async def test_a_tick_through_the_stop_closes_before_the_candle_does(

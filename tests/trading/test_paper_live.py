@@ -4,8 +4,8 @@ by themselves, metrics and the equity curve change, and `tradeEvents` and `pnlUp
 
 The first test starts from a ready signal recorded in the server's database through the
 signal repository, as the analysis stage would leave it. The second is the whole workflow
-from a trader's filter (acceptance 1 of issue 18): it needs the analysis stage in
-`build_workflow` to turn the filter's signals into ready ones, and is skipped until then.
+from a trader's filter (acceptance 1 of issue 18): screened, analyzed by the rule engine,
+traded.
 """
 
 from __future__ import annotations
@@ -20,15 +20,8 @@ from typing import Any
 import pytest
 from gql import Client, GraphQLRequest
 
-from app.bootstrap import build_workflow
-from app.core.events import InProcessEventBus
 from app.domain.enums import Side, SignalStatus
 from app.domain.signal import Signal
-from app.engine.clock import RealtimeClock
-from app.engine.feeds.simulated import SimulatedFeed
-from app.engine.klines import KlineStore
-from app.engine.market import MarketData
-from app.engine.sandbox import FilterSandbox
 from app.services.repositories.signals import DbSignalRepository
 from app.services.users import create_user
 from tests.events.live import TIMEOUT, ApiServer, engine_server, transport
@@ -133,13 +126,6 @@ async def test_a_ready_signal_becomes_a_paper_trade_that_closes_by_itself(
     assert trade["signal"]["status"] == "ENTERED"
 
 
-def _analysis_wired() -> bool:
-    market = MarketData(SimulatedFeed(["BTC/USDT"], speed=None), KlineStore())
-    workflow = build_workflow(InProcessEventBus(), RealtimeClock(), FilterSandbox(), market)
-    return any(stage.name.startswith("analy") for stage in workflow.stages)
-
-
-@pytest.mark.skipif(not _analysis_wired(), reason="needs the analysis stage (issue 17)")
 async def test_a_traders_filter_leads_to_analysed_signals_and_paper_trades(
     server: ApiServer,
 ) -> None:

@@ -32,5 +32,6 @@ class RuleAnalysisEngine:
             levels=verdict.levels,
             risk_reward=risk_reward(verdict.direction, verdict.levels),
             engine=self.kind,
+            invalid_reason=None if verdict.judged else verdict.reasoning,
             as_of=context.as_of,
         )

@@ -9,6 +9,7 @@ outcome stage moves the look to the next candle until the outcome is known.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
@@ -107,13 +108,18 @@ class DbDecisionRepository:
         rows = await models.Decision.filter(signal_id=signal_id).order_by("created_at", "id")
         return [decision_of(row) for row in rows]
 
-    async def levels_for(self, signal: Signal) -> KeyLevels | None:
-        row = (
-            await models.Decision.filter(signal_id=signal.id).order_by("-created_at", "-id").first()
+    async def levels_for(self, signals: Collection[Signal]) -> dict[uuid.UUID, KeyLevels]:
+        if not signals:
+            return {}
+        rows = await models.Decision.filter(signal_id__in=[s.id for s in signals]).order_by(
+            "created_at", "id"
         )
-        if row is None or row.action != DecisionAction.ENTER_TRADE:
-            return None
-        return decision_of(row).levels
+        latest = {row.signal_id: row for row in rows}
+        return {
+            signal_id: decision_of(row).levels
+            for signal_id, row in latest.items()
+            if row.action == DecisionAction.ENTER_TRADE
+        }
 
     async def outcomes_due(self, now: int, limit: int) -> list[DueOutcome]:
         rows = (
