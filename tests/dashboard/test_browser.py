@@ -78,6 +78,7 @@ def test_demo_sign_in_create_a_trader_watch_a_live_signal_and_toggle(
     demo_items = page.locator("#trader-list .trader[data-status=RUNNING]")
     expect(demo_items).to_have_count(3)
     expect(page.locator("#connection")).to_have_text("live")
+    expect(page.locator("#market")).to_have_text("simulated prices")  # --demo's feed
 
     page.get_by_role("button", name="New trader").click()
     page.get_by_label("Describe your trader in one sentence").fill(
