@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from app.core.tokens import hash_token
 from tests.events.live import ROOT, free_port, wait_for_port
 
 if TYPE_CHECKING:
@@ -57,18 +59,24 @@ class DemoServer:
     def log(self) -> Path:
         return self.directory / "serve.log"
 
-    def start(self) -> None:
+    @property
+    def database(self) -> Path:
+        return self.directory / "traders.sqlite3"
+
+    def environment(self) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith("TRADERS_")}
-        env |= {
-            "TRADERS_DATABASE_URL": f"sqlite://{self.directory / 'traders.sqlite3'}",
+        return env | {
+            "TRADERS_DATABASE_URL": f"sqlite://{self.database}",
             "TRADERS_FEED_SPEED": FEED_SPEED,
             "PYTHONPATH": str(ROOT),
         }
+
+    def start(self) -> None:
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", "serve", "--demo", "--port", str(self.port)],
                 cwd=self.directory,
-                env=env,
+                env=self.environment(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -81,6 +89,24 @@ class DemoServer:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=30)
+
+    def issue_token(self) -> str:
+        """Another token for the local user, as `traders user token local` prints it."""
+        result = subprocess.run(
+            [sys.executable, "-m", "app.cli", "user", "token", "local"],
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return result.stdout.strip().splitlines()[-1]
+
+    def revoke(self, token: str) -> None:
+        with sqlite3.connect(self.database) as connection:
+            connection.execute(
+                "UPDATE api_tokens SET revoked = 1 WHERE token_hash = ?", (hash_token(token),)
+            )
 
     def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
         response = httpx.post(

@@ -242,3 +242,21 @@ def test_the_trader_view_edits_settings_stops_and_deletes_a_trader(
     ids = [t["id"] for t in server.graphql(TRADERS)["traders"]["nodes"]]
     assert trader_id not in ids
     assert console.messages == []
+
+
+def test_a_token_revoked_mid_session_leads_back_to_sign_in(
+    server: DemoServer, browser: Browser
+) -> None:
+    token = server.issue_token()
+    page, console = open_page(browser, 1280, 900)
+    page.goto(f"{server.base}/#token={token}")
+    expect(page.locator("#trader-list .trader").first).to_be_visible()
+    server.revoke(token)
+    page.locator("#trader-list .trader-select").first.click()
+    expect(page.locator("#sign-in-error")).to_contain_text("That token was not accepted")
+    expect(page.locator("#dashboard")).to_be_hidden()
+    page.get_by_label("API token").fill(server.token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#trader-list .trader").first).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('traders.token')") == server.token
+    assert [m for m in console.messages if "401" not in m] == []

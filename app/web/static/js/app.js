@@ -16,7 +16,16 @@ const TOKEN_KEY = "traders.token";
 const VIEW_REFRESH_MS = 3000;
 const DRAWN_MARK = "traders-drawn"; // a User Timing mark: when the page first shows the traders
 
+const TOKEN_REFUSED = "That token was not accepted: it is unknown or was revoked. "
+  + "Paste a current one, or issue another with `traders user token NAME`.";
+
+/** A failure the user should see; a token refused mid-session leads back to sign-in. */
 function report(error) {
+  if (error instanceof ApiError && error.code === "UNAUTHENTICATED") {
+    sessionStorage.removeItem(TOKEN_KEY);
+    showSignIn(TOKEN_REFUSED);
+    return;
+  }
   toast(error instanceof Error ? error.message : String(error));
 }
 
@@ -36,10 +45,14 @@ function showSignIn(message = "") {
   document.getElementById("token-input").focus();
 }
 
+let started = false;
+
 document.getElementById("sign-in-form").addEventListener("submit", (event) => {
   event.preventDefault();
   sessionStorage.setItem(TOKEN_KEY, document.getElementById("token-input").value.trim());
-  boot();
+  // After a token was refused mid-session, a fresh page drops the old one's listeners.
+  if (started) location.reload();
+  else boot();
 });
 
 async function boot() {
@@ -55,14 +68,13 @@ async function boot() {
     first = await api.request(START);
   } catch (error) {
     if (error instanceof ApiError && error.code === "UNAUTHENTICATED") {
-      sessionStorage.removeItem(TOKEN_KEY);
-      showSignIn("That token was not accepted: it is unknown or was revoked. "
-        + "Paste a current one, or issue another with `traders user token NAME`.");
+      report(error);
     } else {
       showSignIn(`The server did not answer: ${error.message}`);
     }
     return;
   }
+  started = true;
   new Dashboard(api, token).start(first);
 }
 
