@@ -105,9 +105,9 @@ export class TraderView {
   settings(trader) {
     const risk = trader.strategy.riskManagement;
     const inputs = new Map();
-    const field = (path, title, value, attributes = {}) => {
+    const field = (path, title, value, { multiline = false, ...attributes } = {}) => {
       const id = `setting-${path.replaceAll(".", "-")}`;
-      const input = h(attributes.multiline ? "textarea" : "input", { id, ...attributes, multiline: null });
+      const input = h(multiline ? "textarea" : "input", { id, ...attributes });
       input.value = value ?? "";
       inputs.set(path, { input, original: input.value });
       return h("div", {}, h("label", { for: id }, title), input,
