@@ -31,13 +31,17 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
     from app.api.app import create_app
+    from app.services.first_run import applies_to
 
     host, port = args.host or settings.host, args.port or settings.port
     if args.demo:
         if settings.feed not in ("auto", "simulated"):
             raise SystemExit(f"error: --demo runs on the simulated feed, not {settings.feed}")
         settings = settings.model_copy(update={"feed": "simulated"})
-    asyncio.run(_with_db(settings, lambda: _welcome(settings, host, port, demo=args.demo)))
+    if applies_to(settings.database_url):
+        asyncio.run(_with_db(settings, lambda: _welcome(settings, host, port, demo=args.demo)))
+    elif args.demo:
+        print("no demo traders added (not on SQLite): sign in with a user's token")
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -49,16 +53,16 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
 
 
 async def _welcome(settings: Settings, host: str, port: int, demo: bool) -> None:
-    """On a first run, create the local user (and the demo traders) and print the link."""
+    """On a first run of the embedded database, create the local user (and the demo
+    traders) and print the sign-in link; a deployment on PostgreSQL skips this step."""
     from app.core.events import InProcessEventBus
-    from app.services.first_run import applies_to, first_run, sign_in_link
+    from app.services.first_run import first_run, sign_in_link
     from app.services.traders import TraderManager
 
     created = await first_run(settings.database_url, TraderManager(InProcessEventBus()), demo)
     if created is None:
         if demo:
-            reason = "users exist" if applies_to(settings.database_url) else "not on SQLite"
-            print(f"no demo traders added ({reason}): sign in with a user's token")
+            print("no demo traders added (users exist): sign in with a user's token")
         return
     made = f" and {len(created.traders)} demo traders" if created.traders else ""
     print(f"created the local user {created.user.name!r}{made}")
