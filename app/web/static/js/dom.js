@@ -31,11 +31,16 @@ export function facts(pairs, className = "facts") {
       .flatMap(([label, value]) => [h("dt", {}, label), h("dd", {}, value)]));
 }
 
+/** A profit or loss: signed, "+12.30" or "-4.00". */
 export function money(value) {
   if (value === null || value === undefined) return "—";
-  const number = Number(value);
-  const sign = number > 0 ? "+" : "";
-  return `${sign}${number.toLocaleString(undefined, { maximumFractionDigits: 2, minimumFractionDigits: 2 })}`;
+  return `${Number(value) > 0 ? "+" : ""}${amount(value)}`;
+}
+
+/** A sum of money without a sign: equity, fees. */
+export function amount(value) {
+  if (value === null || value === undefined) return "—";
+  return Number(value).toLocaleString(undefined, { maximumFractionDigits: 2, minimumFractionDigits: 2 });
 }
 
 export function price(value) {

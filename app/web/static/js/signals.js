@@ -108,6 +108,8 @@ export class SignalTable {
     for (const signal of shown) this.fill(this.rows.get(signal.id), signal);
     this.place(shown.map((signal) => this.rows.get(signal.id)));
     this.empty.hidden = shown.length > 0;
+    this.empty.textContent = needle || traderId ? "No signals match: they appear here as they come."
+      : "No signals yet: they appear here as traders' filters match.";
   }
 
   /** Put `rows` in the table in order, moving only the rows out of place: a row that stays

@@ -4,7 +4,7 @@
 import { equityChart } from "./charts.js";
 import { CODE_NOT_SAVED, codeEditor } from "./code_editor.js";
 import { ApiError } from "./graphql.js";
-import { confirmAction, h, money, replace, percent, pill, signClass } from "./dom.js";
+import { amount, confirmAction, h, money, percent, pill, replace, signClass } from "./dom.js";
 import { DELETE_TRADER, EMERGENCY_STOP, TRADER, UPDATE_TRADER } from "./queries.js";
 
 const BASIC_RISK = [
@@ -88,8 +88,8 @@ export class TraderView {
         ["Avg win / loss", `${money(m.avgWin)} / ${money(m.avgLoss)}`],
         ["Expectancy", money(m.expectancy), signClass(m.expectancy)],
         ["Profit factor", m.profitFactor ? Number(m.profitFactor).toFixed(2) : "—"],
-        ["Fees", money(m.feesPaid)],
-        ["Demo equity", money(m.demoMetrics?.equity)],
+        ["Fees", amount(m.feesPaid)],
+        ["Demo equity", amount(m.demoMetrics?.equity)],
         ["Max drawdown", percent(m.demoMetrics?.maxDrawdown)],
         ["Sharpe", m.demoMetrics?.sharpeRatio ? Number(m.demoMetrics.sharpeRatio).toFixed(2) : "—"],
       ].map(([name, value, className]) => h("div", { class: "metric" },
