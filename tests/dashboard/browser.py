@@ -103,7 +103,8 @@ class DemoServer:
         return result.stdout.strip().splitlines()[-1]
 
     def revoke(self, token: str) -> None:
-        with sqlite3.connect(self.database) as connection:
+        # The running server writes to the same file: wait for its write lock like it does.
+        with sqlite3.connect(self.database, timeout=30) as connection:
             connection.execute(
                 "UPDATE api_tokens SET revoked = 1 WHERE token_hash = ?", (hash_token(token),)
             )
