@@ -86,9 +86,16 @@ class DemoServer:
         self.link, self.token = found.group(0), found.group(1)
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
+        """Terminate, and kill what has not exited after 30 s (as `ApiServer.stop` does):
+        these tests are about the page, not about a graceful shutdown."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
             self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
 
     def issue_token(self) -> str:
         """Another token for the local user, as `traders user token local` prints it."""
