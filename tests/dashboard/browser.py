@@ -13,13 +13,14 @@ import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
-from app.core.tokens import hash_token
+from app.core.tokens import hash_token, new_token
 from tests.events.live import ROOT, free_port, wait_for_port
 
 if TYPE_CHECKING:
@@ -98,23 +99,27 @@ class DemoServer:
             self.process.wait(timeout=10)
 
     def issue_token(self) -> str:
-        """Another token for the local user, as `traders user token local` prints it."""
-        result = subprocess.run(
-            [sys.executable, "-m", "app.cli", "user", "token", "local"],
-            env=self.environment(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        return result.stdout.strip().splitlines()[-1]
+        """Another token for the local user, stored as `issue_token` stores one (its hash).
+        Written from here, on one short connection, rather than by a second `traders`
+        process that would migrate the database the running server writes to."""
+        token = new_token()
+        with self._database() as connection:
+            connection.execute(
+                "INSERT INTO api_tokens (user_id, token_hash, name, created_at, revoked) "
+                "SELECT id, ?, 'browser test', ?, 0 FROM users WHERE name = 'local'",
+                (hash_token(token), datetime.now(UTC).isoformat(" ")),
+            )
+        return token
 
     def revoke(self, token: str) -> None:
-        # The running server writes to the same file: wait for its write lock like it does.
-        with sqlite3.connect(self.database, timeout=30) as connection:
+        with self._database() as connection:
             connection.execute(
                 "UPDATE api_tokens SET revoked = 1 WHERE token_hash = ?", (hash_token(token),)
             )
+
+    def _database(self) -> sqlite3.Connection:
+        # The running server writes to the same file: wait for its write lock as it does.
+        return sqlite3.connect(self.database, timeout=30)
 
     def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
         response = httpx.post(

@@ -38,18 +38,23 @@ export class TraderView {
     replace(this.section, );
   }
 
-  async show(traderId) {
+  async show(traderId, { refresh = false } = {}) {
     this.traderId = traderId;
     const data = await this.api.request(TRADER, { id: traderId });
-    if (this.traderId !== traderId) return;
+    if (this.traderId !== traderId || (refresh && this.editing())) return;
     this.render(data.trader, data.demo.equityCurve, data.live.equityCurve);
   }
 
-  /** Re-read the figures after a P&L or status event, unless the user is editing. */
+  /** Re-read the figures after a P&L or status event, unless the user is editing (also
+   * when they opened the settings while the figures were on their way). */
   refresh() {
-    if (this.traderId && !this.section.querySelector("details[open]")) {
-      this.show(this.traderId).catch(this.report);
+    if (this.traderId && !this.editing()) {
+      this.show(this.traderId, { refresh: true }).catch(this.report);
     }
+  }
+
+  editing() {
+    return this.section.querySelector("details[open]") !== null;
   }
 
   clearCharts() {
