@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.domain.backtest import DataSpan
 from app.domain.candles import clean_candles
 from app.domain.intervals import interval_ms
 from app.engine.feeds.base import RollingTickers
@@ -81,6 +82,13 @@ class ReplayMarket:
     @property
     def keys(self) -> list[tuple[str, str]]:
         return list(self._series)
+
+    def spans(self) -> dict[tuple[str, str], DataSpan]:
+        """The open times of each series' first and last candle."""
+        return {
+            key: DataSpan(int(series.time[0]), int(series.time[-1]))
+            for key, series in self._series.items()
+        }
 
     def closes(
         self, intervals: Iterable[str], start: int, end: int

@@ -13,15 +13,16 @@ next one, so a run is deterministic and as fast as the CPU allows.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from app.domain.decision import Decision
+from app.domain.decision_quality import Label
 from app.domain.fill_model import FillModel
 from app.domain.intervals import interval_ms
 from app.domain.ledger import DEFAULT_BALANCE
-from app.domain.metrics import Performance
+from app.domain.metrics import Metrics, Performance, metrics_of
 from app.domain.signal import Signal
 from app.domain.trade import Trade
 from app.domain.trader_spec import TraderSpec
@@ -37,6 +38,9 @@ from app.engine.screening import CandleClose, ScreenReport
 
 OWNER = "backtest"
 
+Progress = Callable[[int, int], Awaitable[None]]
+"""Told (closes replayed, closes in all) after every close."""
+
 
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
@@ -46,6 +50,9 @@ class ReplayResult:
     performance: dict[uuid.UUID, Performance]
     reports: tuple[ScreenReport, ...]
     errors: dict[str, str] = field(default_factory=dict)
+    metrics: dict[uuid.UUID, Metrics] = field(default_factory=dict)
+    equity: dict[uuid.UUID, list[tuple[int, Decimal]]] = field(default_factory=dict)
+    labels: dict[uuid.UUID, Label] = field(default_factory=dict)
 
 
 async def replay_history(
@@ -59,8 +66,10 @@ async def replay_history(
     options: StageOptions | None = None,
     model: FillModel | None = None,
     balance: Decimal = DEFAULT_BALANCE,
+    progress: Progress | None = None,
 ) -> ReplayResult:
-    """Run every close in [start, end] (moments, epoch ms) of the specs' intervals."""
+    """Run every close in [start, end] (moments, epoch ms) of the specs' intervals, telling
+    `progress` after each one."""
     clock = ReplayClock(start)
     interval = market.base_interval
     ports = memory_ports(
@@ -76,8 +85,9 @@ async def replay_history(
         ports, clock, sandbox, analysis or RuleAnalysisEngine(), owner=OWNER, options=options
     )
     reports = []
+    closes = list(market.closes({spec.interval for spec in specs}, start, end))
     try:
-        for moment, intervals in market.closes({spec.interval for spec in specs}, start, end):
+        for done, (moment, intervals) in enumerate(closes, 1):
             clock.advance(moment)
             market.reveal(moment)
             view = market.view()
@@ -86,13 +96,29 @@ async def replay_history(
                 if (report := await workflow.on_close(close, view)) is not None:
                     reports.append(report)
             await workflow.drain(view)
+            if progress is not None:
+                await progress(done, len(closes))
     finally:
         await sandbox.forget_source(market.source_id)
+    performance = {spec.id: await ports.trades.performance(spec.id, spec.mode) for spec in specs}
+    marks = ports.desk.quotes.marks(market.symbols(interval)) if market.at is not None else {}
     return ReplayResult(
         tuple(ports.signals.all()),
         tuple(sorted(ports.decisions.decisions.values(), key=lambda d: (d.created_at, d.id.hex))),
         tuple(sorted(ports.trades.trades.values(), key=lambda t: (t.opened_at, t.id.hex))),
-        {spec.id: await ports.trades.performance(spec.id, spec.mode) for spec in specs},
+        performance,
         tuple(reports),
         {str(trader_id): reason for trader_id, reason in ports.traders.errors.items()},
+        {
+            spec.id: metrics_of(
+                performance[spec.id],
+                now=clock.now(),
+                total_signals=sum(s.trader_id == spec.id for s in ports.signals.all()),
+                ledger=await ports.trades.ledger(spec.id, spec.mode),
+                marks=marks,
+            )
+            for spec in specs
+        },
+        {spec.id: ports.trades.equity_curve(spec.id, spec.mode) for spec in specs},
+        dict(ports.decisions.outcomes),
     )
