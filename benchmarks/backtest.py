@@ -106,9 +106,8 @@ async def run(pairs: int, candles: int, workers: int, profile: bool) -> None:
     print(f"candles/s        {total / wall:10,.0f}")
     print(f"signals          {len(result.signals):8d}")
     print(f"decisions        {len(result.decisions):8d}")
-    print(
-        f"trades           {len(result.trades):8d}  {dict(Counter(t.exit_reason for t in result.trades))}"
-    )
+    reasons = dict(Counter(str(t.exit_reason) for t in result.trades))
+    print(f"trades           {len(result.trades):8d}  {reasons}")
     print(f"total P&L        {performance.total_pnl}")
     print(f"peak memory      {own:8.0f} MiB engine, {children:.0f} MiB largest worker")
     print(f"numpy RSI floor  {floor:8.3f} s (the indicator alone, once over each series)")

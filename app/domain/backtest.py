@@ -81,12 +81,29 @@ def _plain(value: object) -> object:
     return value
 
 
+TRADE_FIELDS = (
+    "id",
+    "signal_id",
+    "symbol",
+    "side",
+    "status",
+    "amount",
+    "entry_price",
+    "entry_fee",
+    "exit_price",
+    "exit_fee",
+    "stop_loss",
+    "take_profit",
+    "pnl",
+    "pnl_percent",
+    "exit_reason",
+    "opened_at",
+    "closed_at",
+)
+
+
 def _trade(trade: Trade) -> dict[str, Any]:
-    keep = (
-        "id symbol side status amount entry_price entry_fee exit_price exit_fee stop_loss "
-        "take_profit pnl pnl_percent exit_reason opened_at closed_at signal_id"
-    ).split()
-    return {name: _plain(getattr(trade, name)) for name in keep}
+    return {name: _plain(getattr(trade, name)) for name in TRADE_FIELDS}
 
 
 def _decision(decision: Decision, symbol: str, label: Label | None) -> dict[str, Any]:
