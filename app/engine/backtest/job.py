@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -119,6 +119,22 @@ def check_request(request: BacktestRequest) -> TraderSpec:
     if request.balance <= 0:
         raise BacktestInputError("balance", "the starting balance must be positive")
     return spec
+
+
+def check_symbols(directory: str | Path, symbols: Collection[str], interval: str) -> None:
+    """Before anything is read: the directory exists and has a file for each asked symbol at
+    `interval` (any symbol when none is asked)."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise BacktestInputError("data", f"no data directory {str(path)!r}")
+    held = {symbol for symbol, each in candle_files(path) if each == interval}
+    if not held:
+        raise BacktestInputError("interval", f"{str(path)!r} holds no {interval} candles")
+    unknown = sorted(set(symbols) - held)
+    if unknown:
+        raise BacktestInputError(
+            "symbols", f"no {interval} candles for {', '.join(unknown)} in the data"
+        )
 
 
 def load_series(directory: str | Path, interval: str) -> dict[tuple[str, str], np.ndarray]:
