@@ -158,13 +158,17 @@ def result_document(
     errors: Mapping[str, str],
 ) -> dict[str, Any]:
     """The whole result of a run as JSON-able data. `symbols_of` maps signal ids to symbols,
-    `labels` decision ids to their judged outcomes."""
+    `labels` decision ids to their judged outcomes. Trades and decisions are in market order
+    (time, then symbol), never by their ids, which are fresh in every run."""
     return {
         "metrics": {f.name: _plain(getattr(metrics, f.name)) for f in fields(metrics)},
         "equity_curve": [[time, format(equity, "f")] for time, equity in equity_curve],
-        "trades": [_trade(t) for t in trades],
+        "trades": [_trade(t) for t in sorted(trades, key=lambda t: (t.opened_at, t.symbol))],
         "decisions": [
-            _decision(d, symbols_of.get(d.signal_id, ""), labels.get(d.id)) for d in decisions
+            _decision(d, symbols_of.get(d.signal_id, ""), labels.get(d.id))
+            for d in sorted(
+                decisions, key=lambda d: (d.created_at, symbols_of.get(d.signal_id, ""))
+            )
         ],
         "decision_quality": _quality(quality_of(decisions, labels)),
         "signals": signals,
