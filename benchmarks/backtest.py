@@ -98,11 +98,16 @@ async def run(pairs: int, candles: int, workers: int, profile: bool) -> None:
         wall = time.perf_counter() - started
     floor = numpy_floor(series)
     total = pairs * candles
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    own_usage = resource.getrusage(resource.RUSAGE_SELF)
+    children_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own, children = own_usage.ru_maxrss / 1024, children_usage.ru_maxrss / 1024
     performance = next(iter(result.performance.values()))
     print(f"{pairs} pairs x {candles} 1h candles = {total:,} candles, {len(result.reports)} closes")
     print(f"wall time        {wall:8.2f} s")
+    print(
+        f"CPU time         {own_usage.ru_utime + own_usage.ru_stime:8.2f} s engine, "
+        f"{children_usage.ru_utime + children_usage.ru_stime:.2f} s sandbox workers"
+    )
     print(f"candles/s        {total / wall:10,.0f}")
     print(f"signals          {len(result.signals):8d}")
     print(f"decisions        {len(result.decisions):8d}")
@@ -110,6 +115,8 @@ async def run(pairs: int, candles: int, workers: int, profile: bool) -> None:
     print(f"trades           {len(result.trades):8d}  {reasons}")
     print(f"total P&L        {performance.total_pnl}")
     print(f"peak memory      {own:8.0f} MiB engine, {children:.0f} MiB largest worker")
+    for stage, seconds in sorted(result.stage_seconds.items(), key=lambda item: -item[1]):
+        print(f"  stage {stage:<18} {seconds:8.2f} s")
     print(f"numpy RSI floor  {floor:8.3f} s (the indicator alone, once over each series)")
     if profiler:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)

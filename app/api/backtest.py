@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from datetime import datetime
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 import strawberry
@@ -36,6 +37,15 @@ from app.services.backtests import BacktestAsk, BacktestManager
 from app.services.errors import InvalidInputError
 
 BacktestStatus = strawberry.enum(enums.BacktestStatus)
+
+
+@strawberry.enum(description="What a backtest replays")
+class BacktestData(Enum):
+    REPLAY_DIRECTORY = "replay_directory"
+    """the server's replay directory (TRADERS_BACKTEST_DATA): CSV or Parquet files"""
+    MARKET = "market"
+    """the stored history of the running market (the engine's candles, TRADERS_KLINE_DEPTH deep)"""
+
 
 # Input fields by the names a `BacktestInputError` gives them.
 INPUT_PATHS = {
@@ -279,6 +289,9 @@ class BacktestInput:
     )
     taker_fee: Decimal | None = strawberry.field(default=None, description="as a fraction")
     maker_fee: Decimal | None = None
+    data: BacktestData = strawberry.field(
+        default=BacktestData.REPLAY_DIRECTORY, description="the candles the run replays"
+    )
 
 
 def _ask(value: BacktestInput) -> BacktestAsk:
@@ -312,10 +325,12 @@ class BacktestMutation:
     )
     async def backtest_trader(self, info: Info, input: BacktestInput) -> strawberry.ID:
         user = info.context.require_user()
-        settings = info.context.runtime.settings
+        runtime = info.context.runtime
+        settings = runtime.settings
+        market = runtime.market.data().store if input.data == BacktestData.MARKET else None
         try:
             run = await manager(info).start(
-                user, _ask(input), fill_model(settings), settings.demo_balance
+                user, _ask(input), fill_model(settings), settings.demo_balance, market
             )
         except BacktestInputError as exc:
             field = INPUT_PATHS.get(exc.field, exc.field)

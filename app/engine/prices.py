@@ -18,8 +18,10 @@ and the last candle's volume, which market impact is measured against.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from decimal import Decimal
+
+import numpy as np
 
 from app.domain.fill_model import Bar, Quote
 from app.domain.signal import price_of
@@ -93,6 +95,28 @@ def candle_bar(candles: Candles, index: int) -> Bar:
     )
 
 
+class NewCandles(Mapping[str, list[Bar]]):
+    """The candles of each symbol from an index on, made bars only when a symbol is read:
+    the position monitor reads the few symbols it holds, not every symbol of the market."""
+
+    def __init__(self, since: dict[str, tuple[Candles, int]]) -> None:
+        self._since = since
+        self._bars: dict[str, list[Bar]] = {}
+
+    def __getitem__(self, symbol: str) -> list[Bar]:
+        bars = self._bars.get(symbol)
+        if bars is None:
+            candles, first = self._since[symbol]
+            bars = self._bars[symbol] = [candle_bar(candles, i) for i in range(first, len(candles))]
+        return bars
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._since)
+
+    def __len__(self) -> int:
+        return len(self._since)
+
+
 class CandleUpdates:
     """The candles of `interval` closed since the last `take`, symbol by symbol."""
 
@@ -106,8 +130,8 @@ class CandleUpdates:
         """A backtest drains the stages after each close; nothing here wakes a waiter."""
         await asyncio.Event().wait()
 
-    def take(self) -> dict[str, list[Bar]]:
-        found: dict[str, list[Bar]] = {}
+    def take(self) -> NewCandles:
+        found: dict[str, tuple[Candles, int]] = {}
         now = self.clock.now()
         for symbol in self.store.symbols(self.interval):
             candles = self.store.candles(symbol, self.interval, now)
@@ -117,11 +141,11 @@ class CandleUpdates:
             if seen is None:
                 self._seen[symbol] = int(candles.time[-1])
                 continue
-            newer = [i for i in range(len(candles)) if candles.time[i] > seen]
-            if newer:
-                found[symbol] = [candle_bar(candles, i) for i in newer]
-                self._seen[symbol] = int(candles.time[newer[-1]])
-        return found
+            first = int(np.searchsorted(candles.time, seen, side="right"))
+            if first < len(candles):
+                found[symbol] = (candles, first)
+                self._seen[symbol] = int(candles.time[-1])
+        return NewCandles(found)
 
 
 class MarketQuotes:

@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from app.core.events import Event, EventBus, EventType
@@ -37,7 +41,8 @@ from app.domain.enums import BacktestStatus
 from app.domain.fill_model import FillModel
 from app.domain.trader_spec import TraderSpec
 from app.domain.trader_templates import TEMPLATES, TraderDraft
-from app.engine.backtest.job import BacktestRequest, check_request, check_symbols
+from app.engine.backtest.job import BacktestRequest, check_request, check_symbols, write_market
+from app.engine.klines import KlineStore
 from app.services.errors import NotFoundError
 from app.services.repositories.traders import spec_of
 from app.services.traders import parse_id
@@ -112,10 +117,19 @@ class BacktestRunner:
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.processes: dict[uuid.UUID, asyncio.subprocess.Process] = {}
 
-    def submit(self, run: models.Backtest, request: BacktestRequest) -> None:
+    def submit(
+        self, run: models.Backtest, request: BacktestRequest, scratch: Path | None = None
+    ) -> None:
+        """Run `request` for `run`; `scratch`, a directory made for the run, goes with it."""
+
+        def done(_: object) -> None:
+            self._tasks.pop(run.id, None)
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+
         task = asyncio.create_task(self._run(run, request), name=f"backtest {run.id}")
         self._tasks[run.id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(run.id, None))
+        task.add_done_callback(done)
 
     def stop(self, run_id: uuid.UUID) -> None:
         """End the run's worker if this process runs it (its row says why)."""
@@ -250,10 +264,16 @@ class BacktestManager:
         return draft_spec(ask.draft, owner.id), None
 
     async def start(
-        self, owner: models.User, ask: BacktestAsk, defaults: FillModel, balance: Decimal
+        self,
+        owner: models.User,
+        ask: BacktestAsk,
+        defaults: FillModel,
+        balance: Decimal,
+        market: KlineStore | None = None,
     ) -> models.Backtest:
         """Check the ask, record the run and hand it to the runner; `BacktestInputError`
-        (nothing recorded) when it cannot run as asked."""
+        (nothing recorded) when it cannot run as asked. With `market`, the run replays that
+        store's history instead of the replay directory."""
         if self.runner is None:
             raise BacktestInputError("trader", "this process runs no backtests")
         spec, trader_id = await self._spec(owner, ask)
@@ -276,7 +296,17 @@ class BacktestManager:
             fill_model=fees,
         )
         checked = check_request(request)
-        check_symbols(self.data, checked.symbols, checked.interval)
+        scratch = None
+        if market is not None:
+            scratch = Path(tempfile.mkdtemp(prefix="traders-backtest-"))
+            write_market(market, scratch, checked.interval)
+            request = dataclasses.replace(request, data=str(scratch))
+        try:
+            check_symbols(request.data, checked.symbols, checked.interval)
+        except BacktestInputError:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+            raise
         run = await models.Backtest.create(
             id=uuid.uuid4(),
             owner_id=owner.id,
@@ -284,7 +314,7 @@ class BacktestManager:
             request=json.loads(request.to_json()),
             created_at=_now(),
         )
-        self.runner.submit(run, request)
+        self.runner.submit(run, request, scratch)
         return run
 
     async def get(self, owner: models.User, run_id: str | uuid.UUID) -> models.Backtest:

@@ -27,7 +27,11 @@ from app.api.context import Context
 from app.api.schema import build_schema
 from app.core.settings import Settings
 from app.db import models
+from app.engine.feeds.simulated import SimulatedFeed
+from app.engine.klines import KlineStore
+from app.engine.market import MarketData
 from app.services.backtests import BacktestRunner
+from app.services.market import EmbeddedMarket
 from app.services.runtime import Runtime
 from tests.api.conftest import Caller, _caller, create_trader
 from tests.events.live import until
@@ -292,3 +296,45 @@ async def test_a_template_and_a_generation_preview_run_without_a_saved_trader(
         assert run["status"] == "DONE", run
         assert run["traderId"] is None and run["result"]["closes"] == 61
     assert await models.Trader.all().count() == 0
+
+
+HOUR = 3_600_000
+
+
+def simulated_market(runtime: Runtime) -> KlineStore:
+    """A running market's stored history, as the embedded engine holds it (not started)."""
+    store = KlineStore(depth=400, source_id="simulated")
+    feed = SimulatedFeed(["BTC/USDT", "ETH/USDT"], intervals=("1h",), seed=3, speed=None)
+    feed.backfill(store)
+    runtime.market = EmbeddedMarket(MarketData(feed, store))
+    return store
+
+
+async def test_a_run_replays_the_stored_history_of_the_running_market(
+    app: Starlette, alice: Caller
+) -> None:
+    store = simulated_market(app.state.runtime)
+    last = store.last_time("BTC/USDT", "1h")
+    assert last is not None
+    window = {
+        "from": datetime.fromtimestamp((last - 150 * HOUR) / 1000, UTC).isoformat(),
+        "to": datetime.fromtimestamp((last + HOUR) / 1000, UTC).isoformat(),
+    }
+    preview = {"suggestedName": "dips", "filterCode": "return rsi(candles, 14)[-1] < 45"}
+    preview |= {"interval": "1h", "symbols": ["BTC/USDT", "ETH/USDT"]}
+
+    run_id = await started(alice, trader=preview, data="MARKET", **window)
+    run = await finished(alice, run_id)
+
+    assert run["status"] == "DONE", run
+    assert run["result"]["closes"] == 152  # the closes from last - 150 h to last + 1 h
+    elsewhere = await start(alice, trader=preview, data="MARKET", symbols=["SOL/USDT"], **window)
+    assert fields_of(elsewhere) == ["symbols"], "the market has no such symbol"
+
+
+async def test_the_running_market_is_unavailable_without_the_engine(alice: Caller) -> None:
+    preview = {"suggestedName": "dips", "filterCode": "return True", "interval": "1h"}
+
+    body = await start(alice, trader=preview, data="MARKET", **{"from": moment(1), "to": moment(9)})
+
+    assert codes(body) == ["ENGINE_UNAVAILABLE"]

@@ -5,7 +5,8 @@ through `run_backtest`: the request is checked before anything is replayed (the 
 trader's filter, the symbols against the data), the market is loaded from a replay
 directory (CSV as `traders data download` writes it, or Parquet) or taken as given (the
 stored history of the running market), and `replay_history` runs the live stages over it.
-The answer is the result document of `app.domain.backtest`. A request travels between
+`write_market` turns the stored history of a running market into such a directory. The
+answer is the result document of `app.domain.backtest`. A request travels between
 processes as JSON (`to_json`, `from_json`), money as strings.
 """
 
@@ -31,7 +32,8 @@ from app.domain.ledger import DEFAULT_BALANCE
 from app.domain.trader_spec import RiskSettings, TraderSpec
 from app.engine.backtest.replay import ReplayMarket
 from app.engine.backtest.run import Progress, replay_history
-from app.engine.feeds.replay import candle_files, read_candles
+from app.engine.feeds.replay import candle_filename, candle_files, read_candles, write_parquet
+from app.engine.klines import KlineStore
 from app.engine.sandbox import FilterSandbox
 
 DEFAULT_WORKERS = 1
@@ -135,6 +137,20 @@ def check_symbols(directory: str | Path, symbols: Collection[str], interval: str
         raise BacktestInputError(
             "symbols", f"no {interval} candles for {', '.join(unknown)} in the data"
         )
+
+
+def write_market(store: KlineStore, directory: Path, interval: str) -> Path:
+    """The stored history of a running market (its series at `interval` and smaller ones,
+    which quotes and fills read) as a replay directory of Parquet files."""
+    wanted = INTERVAL_SECONDS[interval]
+    for each in store.intervals():
+        if INTERVAL_SECONDS[each] > wanted:
+            continue
+        for symbol in store.symbols(each):
+            c = store.candles(symbol, each)
+            rows = np.column_stack([c.time, c.open, c.high, c.low, c.close, c.volume])
+            write_parquet(directory / candle_filename(symbol, each, ".parquet"), rows)
+    return directory
 
 
 def load_series(directory: str | Path, interval: str) -> dict[tuple[str, str], np.ndarray]:

@@ -72,6 +72,8 @@ class ReplayMarket:
         self._tickers = RollingTickers()
         self._revealed = {symbol: 0 for symbol in symbols}
         self.at: int | None = None
+        self._ends: dict[tuple[str, str], int] = {}
+        self._symbols: dict[str, tuple[str, ...]] = {}
 
     @classmethod
     def from_directory(cls, directory: str | Path, depth: int = DEFAULT_DEPTH) -> ReplayMarket:
@@ -123,9 +125,11 @@ class ReplayMarket:
         if self.at is not None and at < self.at:
             raise ValueError("a replayed market does not go back in time")
         self.at = at
+        self._ends = {key: self._end(series, key[1], at) for key, series in self._series.items()}
+        self._symbols = {}
         for symbol, interval in self._ticker_interval.items():
             series = self._series[(symbol, interval)]
-            end = self._end(series, interval, at)
+            end = self._ends[(symbol, interval)]
             for index in range(self._revealed[symbol], end):
                 self._tickers.update(
                     symbol,
@@ -156,18 +160,22 @@ class ReplayMarket:
         if series is None:
             empty = _readonly(np.empty(0))
             return Candles(symbol, interval, _readonly(np.empty(0, dtype=np.int64)), *[empty] * 5)
-        return series.candles(symbol, interval, self._end(series, interval, at), self.depth)
+        end = self._ends[(symbol, interval)] if at == self.at else self._end(series, interval, at)
+        return series.candles(symbol, interval, end, self.depth)
 
     def symbols(self, interval: str) -> tuple[str, ...]:
         """Every symbol with candles at `interval` closed by the moment revealed last."""
-        at = self._moment(None)
-        return tuple(
-            sorted(
-                symbol
-                for (symbol, each), series in self._series.items()
-                if each == interval and self._end(series, interval, at) > 0
+        found = self._symbols.get(interval)
+        if found is None:
+            at = self._moment(None)
+            found = self._symbols[interval] = tuple(
+                sorted(
+                    symbol
+                    for (symbol, each), series in self._series.items()
+                    if each == interval and self._end(series, interval, at) > 0
+                )
             )
-        )
+        return found
 
     def _moment(self, closed_by: int | None) -> int:
         at = self.at if closed_by is None else closed_by

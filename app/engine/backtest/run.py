@@ -12,6 +12,7 @@ next one, so a run is deterministic and as fast as the CPU allows.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class ReplayResult:
     metrics: dict[uuid.UUID, Metrics] = field(default_factory=dict)
     equity: dict[uuid.UUID, list[tuple[int, Decimal]]] = field(default_factory=dict)
     labels: dict[uuid.UUID, Label] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 async def replay_history(
@@ -84,13 +86,16 @@ async def replay_history(
     workflow = assemble_workflow(
         ports, clock, sandbox, analysis or RuleAnalysisEngine(), owner=OWNER, options=options
     )
+    workflow.stage_seconds["replay"] = 0.0
     reports = []
     closes = list(market.closes({spec.interval for spec in specs}, start, end))
     try:
         for done, (moment, intervals) in enumerate(closes, 1):
+            revealing = time.perf_counter()
             clock.advance(moment)
             market.reveal(moment)
             view = market.view()
+            workflow.stage_seconds["replay"] += time.perf_counter() - revealing
             for interval in intervals:
                 close = CandleClose(interval, moment - interval_ms(interval))
                 if (report := await workflow.on_close(close, view)) is not None:
@@ -121,4 +126,5 @@ async def replay_history(
         },
         {spec.id: ports.trades.equity_curve(spec.id, spec.mode) for spec in specs},
         dict(ports.decisions.outcomes),
+        dict(workflow.stage_seconds),
     )

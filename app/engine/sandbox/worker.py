@@ -105,10 +105,15 @@ class Replica:
         return int(self.time.nbytes + self.values.nbytes)
 
     def merged(self, update: SeriesUpdate) -> Replica:
-        keep = self.time < update.time[0]
+        """The rows before the update's first (the replica's times are sorted), then the
+        update's, the last `length` of them."""
+        keep = int(np.searchsorted(self.time, update.time[0], side="left"))
+        start = max(0, keep + len(update.time) - update.length)
         return Replica(
-            np.concatenate((self.time[keep], update.time))[-update.length :],
-            np.concatenate((self.values[:, keep], update.values), axis=1)[:, -update.length :],
+            np.concatenate((self.time[start:keep], update.time))[-update.length :],
+            np.concatenate((self.values[:, start:keep], update.values), axis=1)[
+                :, -update.length :
+            ],
         )
 
 
