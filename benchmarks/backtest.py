@@ -29,6 +29,7 @@ import talib
 
 from app.domain.intervals import interval_ms
 from app.domain.trader_spec import RiskSettings, TraderSpec
+from app.engine.backtest.ahead import AHEAD
 from app.engine.backtest.replay import ReplayMarket
 from app.engine.backtest.run import replay_history
 from app.engine.sandbox import FilterSandbox
@@ -83,7 +84,7 @@ def numpy_floor(series: dict[tuple[str, str], np.ndarray]) -> float:
     return time.perf_counter() - started
 
 
-async def run(pairs: int, candles: int, workers: int, profile: bool) -> None:
+async def run(pairs: int, candles: int, workers: int, ahead: int, profile: bool) -> None:
     series = {(f"P{index:02d}/USDT", "1h"): random_walk(index, candles) for index in range(pairs)}
     market = ReplayMarket(series, depth=WARMUP + 20)
     start = START_MS + WARMUP * HOUR
@@ -92,7 +93,9 @@ async def run(pairs: int, candles: int, workers: int, profile: bool) -> None:
         started = time.perf_counter()
         if profiler:
             profiler.enable()
-        result = await replay_history([rsi_trader()], market, sandbox, start=start, end=2**62)
+        result = await replay_history(
+            [rsi_trader()], market, sandbox, start=start, end=2**62, ahead=ahead
+        )
         if profiler:
             profiler.disable()
         wall = time.perf_counter() - started
@@ -127,9 +130,10 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--candles", type=int, default=8760)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--ahead", type=int, default=AHEAD, help="closes per sandbox message")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    asyncio.run(run(args.pairs, args.candles, args.workers, args.profile))
+    asyncio.run(run(args.pairs, args.candles, args.workers, args.ahead, args.profile))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ screening uses), the signal stage, the analyzer with the given analysis engine (
 engine by default), the signal monitor, the position monitor and exit signals, the trade
 stage with the demo executor and its fill model, equity snapshots and the outcome stage.
 Orders meet the replayed market (its smallest interval's candles, as revealed). Live tables
-are never touched. Each close is revealed, handled and every later stage drained before the
-next one, so a run is deterministic and as fast as the CPU allows.
+are never touched. The screener is the live one answering from batches of the closes to
+come (`ScreenAhead`): the same sandbox and filters, each close seeing only its own past.
+Each close is revealed, handled and every later stage drained before the next one, so a
+run is deterministic and as fast as the CPU allows.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from app.domain.trader_spec import TraderSpec
 from app.engine.analysis.base import AnalysisEngine
 from app.engine.analysis.rules import RuleAnalysisEngine
 from app.engine.assembly import StageOptions, assemble_workflow, memory_ports
+from app.engine.backtest.ahead import AHEAD, ScreenAhead
 from app.engine.backtest.replay import ReplayMarket
 from app.engine.clock import ReplayClock
 from app.engine.instruments import DerivedInstruments
@@ -69,9 +72,10 @@ async def replay_history(
     model: FillModel | None = None,
     balance: Decimal = DEFAULT_BALANCE,
     progress: Progress | None = None,
+    ahead: int = AHEAD,
 ) -> ReplayResult:
     """Run every close in [start, end] (moments, epoch ms) of the specs' intervals, telling
-    `progress` after each one."""
+    `progress` after each one; `ahead` closes are screened in one sandbox message."""
     clock = ReplayClock(start)
     interval = market.base_interval
     ports = memory_ports(
@@ -89,6 +93,7 @@ async def replay_history(
     workflow.stage_seconds["replay"] = 0.0
     reports = []
     closes = list(market.closes({spec.interval for spec in specs}, start, end))
+    workflow.screener = ScreenAhead(sandbox, market, closes, ahead)
     try:
         for done, (moment, intervals) in enumerate(closes, 1):
             revealing = time.perf_counter()
