@@ -86,7 +86,7 @@ def numpy_floor(series: dict[tuple[str, str], np.ndarray]) -> float:
 
 async def run(pairs: int, candles: int, workers: int, ahead: int, profile: bool) -> None:
     series = {(f"P{index:02d}/USDT", "1h"): random_walk(index, candles) for index in range(pairs)}
-    market = ReplayMarket(series, depth=WARMUP + 20)
+    market = ReplayMarket(series)  # the live kline depth, as `run_backtest` replays
     start = START_MS + WARMUP * HOUR
     profiler = cProfile.Profile() if profile else None
     async with FilterSandbox(workers=workers) as sandbox:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+
 from app.domain.decision_quality import DEFAULT_HORIZON, label_outcome
 from app.domain.intervals import interval_ms
 from app.engine.clock import Clock
@@ -54,13 +56,14 @@ class OutcomeStage:
     async def _judge(self, item: DueOutcome, view: MarketView) -> None:
         decision = item.decision
         candles = view.candles(item.symbol, item.interval)
+        since = int(np.searchsorted(candles.time, decision.as_of, side="left"))
         label = label_outcome(
             decision.direction,
             decision.levels,
             decision.as_of,
-            candles.time.tolist(),
-            candles.high.tolist(),
-            candles.low.tolist(),
+            candles.time[since:].tolist(),
+            candles.high[since:].tolist(),
+            candles.low[since:].tolist(),
             self.horizon,
         )
         if label is not None:

@@ -125,14 +125,20 @@ class CandleUpdates:
         self.interval = interval
         self.clock = clock
         self._seen: dict[str, int] = {}
+        self._taken_at: int | None = None
 
     async def wait(self) -> None:
         """A backtest drains the stages after each close; nothing here wakes a waiter."""
         await asyncio.Event().wait()
 
     def take(self) -> NewCandles:
+        """Nothing closes while the replay clock stands still: a second take at the same
+        moment (the stages drain more than once a close) finds nothing without looking."""
         found: dict[str, tuple[Candles, int]] = {}
         now = self.clock.now()
+        if now == self._taken_at:
+            return NewCandles(found)
+        self._taken_at = now
         for symbol in self.store.symbols(self.interval):
             candles = self.store.candles(symbol, self.interval, now)
             seen = self._seen.get(symbol)
