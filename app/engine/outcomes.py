@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-
 from app.domain.decision_quality import DEFAULT_HORIZON, label_outcome
 from app.domain.intervals import interval_ms
 from app.engine.clock import Clock
@@ -56,7 +54,7 @@ class OutcomeStage:
     async def _judge(self, item: DueOutcome, view: MarketView) -> None:
         decision = item.decision
         candles = view.candles(item.symbol, item.interval)
-        since = int(np.searchsorted(candles.time, decision.as_of, side="left"))
+        since = int(candles.time.searchsorted(decision.as_of, side="left"))
         label = label_outcome(
             decision.direction,
             decision.levels,

@@ -21,8 +21,6 @@ import asyncio
 from collections.abc import Callable, Collection, Iterator, Mapping
 from decimal import Decimal
 
-import numpy as np
-
 from app.domain.fill_model import Bar, Quote
 from app.domain.signal import price_of
 from app.engine.clock import Clock
@@ -147,7 +145,7 @@ class CandleUpdates:
             if seen is None:
                 self._seen[symbol] = int(candles.time[-1])
                 continue
-            first = int(np.searchsorted(candles.time, seen, side="right"))
+            first = int(candles.time.searchsorted(seen, side="right"))
             if first < len(candles):
                 found[symbol] = (candles, first)
                 self._seen[symbol] = int(candles.time[-1])

@@ -194,11 +194,13 @@ class ReplayMarket:
         return found
 
     def _symbols_at(self, interval: str, at: int) -> tuple[str, ...]:
+        """The symbols whose first candle at `interval` had closed by `at`."""
+        opened_by = at - interval_ms(interval)
         return tuple(
             sorted(
                 symbol
                 for (symbol, each), series in self._series.items()
-                if each == interval and self._end(series, interval, at) > 0
+                if each == interval and series.time[0] <= opened_by
             )
         )
 
@@ -209,7 +211,7 @@ class ReplayMarket:
     @staticmethod
     def _end(series: _Series, interval: str, at: int) -> int:
         """How many of the series' candles had closed by `at`."""
-        return int(np.searchsorted(series.time, at - interval_ms(interval), side="right"))
+        return int(series.time.searchsorted(at - interval_ms(interval), side="right"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,8 +153,10 @@ class RollingTickers:
 def _sums(window: deque[tuple[int, float, float, float]]) -> tuple[float, float, float, float]:
     """A day of candles as (last, change in percent, base volume, quote volume)."""
     last = window[-1][2]
-    base = sum(volume for *_, volume in window)
-    quote = sum(close * volume for _, _, close, volume in window)
+    base = quote = 0.0
+    for _, _, close, volume in window:  # one pass, in order: the sums of `sum()`, bit for bit
+        base += volume
+        quote += close * volume
     return last, (last / window[0][1] - 1) * 100, base, quote
 
 

@@ -284,7 +284,7 @@ class FilterSandbox:
         updates = []
         for (symbol, interval), candles in part.snapshots.items():
             sent = worker.sent.get((source_id, symbol, interval), -1)
-            start = int(np.searchsorted(candles.time, sent, side="right"))
+            start = int(candles.time.searchsorted(sent, side="right"))
             if start < len(candles.time):
                 values = np.vstack(
                     (
@@ -359,7 +359,7 @@ def _window(
     end = (
         len(candles.time)
         if at is None
-        else int(np.searchsorted(candles.time, at - interval_ms(interval), side="right"))
+        else int(candles.time.searchsorted(at - interval_ms(interval), side="right"))
     )
     if end == 0:
         return None
@@ -393,7 +393,7 @@ def _merge(
                 task = part.tasks[match.task]
                 candles = part.snapshots[(task.symbol, interval)]
                 until = next(time for each, time, _ in task.windows if each == interval)
-                last = int(np.searchsorted(candles.time, until, side="right")) - 1
+                last = int(candles.time.searchsorted(until, side="right")) - 1
                 matches[index].append(
                     FilterMatch(
                         task.symbol,

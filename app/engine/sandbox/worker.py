@@ -107,7 +107,7 @@ class Replica:
     def window(self, until: int, rows: int) -> FilterCandles:
         """The last `rows` candles that opened by `until`: all of the replica, or copies of
         that part of it (a view would keep the later candles reachable)."""
-        end = int(np.searchsorted(self.time, until, side="right"))
+        end = int(self.time.searchsorted(until, side="right"))
         start = max(0, end - rows)
         if start == 0 and end == len(self.time):
             return self.candles
@@ -118,7 +118,7 @@ class Replica:
     def merged(self, update: SeriesUpdate) -> Replica:
         """The rows before the update's first (the replica's times are sorted), then the
         update's, the last `length` of them."""
-        keep = int(np.searchsorted(self.time, update.time[0], side="left"))
+        keep = int(self.time.searchsorted(update.time[0], side="left"))
         start = max(0, keep + len(update.time) - update.length)
         return Replica(
             np.concatenate((self.time[start:keep], update.time))[-update.length :],
