@@ -93,7 +93,7 @@ async def replay_history(
     workflow.stage_seconds["replay"] = 0.0
     reports = []
     closes = list(market.closes({spec.interval for spec in specs}, start, end))
-    workflow.screener = ScreenAhead(sandbox, market, closes, ahead)
+    screener = workflow.screener = ScreenAhead(sandbox, market, closes, ahead)
     try:
         for done, (moment, intervals) in enumerate(closes, 1):
             revealing = time.perf_counter()
@@ -109,6 +109,7 @@ async def replay_history(
             if progress is not None:
                 await progress(done, len(closes))
     finally:
+        await screener.close()
         await sandbox.forget_source(market.source_id)
     performance = {spec.id: await ports.trades.performance(spec.id, spec.mode) for spec in specs}
     marks = ports.desk.quotes.marks(market.symbols(interval)) if market.at is not None else {}
