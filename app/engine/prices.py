@@ -22,6 +22,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from decimal import Decimal
 
 from app.domain.fill_model import Bar, Quote
+from app.domain.intervals import interval_ms
 from app.domain.signal import price_of
 from app.engine.clock import Clock
 from app.engine.feeds.base import Ticker
@@ -94,35 +95,58 @@ def candle_bar(candles: Candles, index: int) -> Bar:
 
 
 class NewCandles(Mapping[str, list[Bar]]):
-    """The candles of each symbol from an index on, made bars only when a symbol is read:
-    the position monitor reads the few symbols it holds, not every symbol of the market."""
+    """The candles of `interval` that closed in (`after`, `upto`], looked up and made bars
+    only for the symbols read: the position monitor reads the few symbols it holds, not
+    every symbol of the market. Empty when `after` is None (the first look) or not earlier."""
 
-    def __init__(self, since: dict[str, tuple[Candles, int]]) -> None:
-        self._since = since
+    def __init__(self, store: CandleHistory, interval: str, after: int | None, upto: int) -> None:
+        self.store = store
+        self.interval = interval
+        self.after = after
+        self.upto = upto
         self._bars: dict[str, list[Bar]] = {}
 
-    def __getitem__(self, symbol: str) -> list[Bar]:
+    def _of(self, symbol: str) -> list[Bar]:
         bars = self._bars.get(symbol)
         if bars is None:
-            candles, first = self._since[symbol]
-            bars = self._bars[symbol] = [candle_bar(candles, i) for i in range(first, len(candles))]
+            bars = []
+            if self:
+                assert self.after is not None
+                candles = self.store.candles(symbol, self.interval, self.upto)
+                opened_after = self.after - interval_ms(self.interval)
+                first = int(candles.time.searchsorted(opened_after, side="right"))
+                bars = [candle_bar(candles, i) for i in range(first, len(candles))]
+            self._bars[symbol] = bars
+        return bars
+
+    def __bool__(self) -> bool:
+        """Whether anything can have closed: the clock moved since the last look."""
+        return self.after is not None and self.upto > self.after
+
+    def __contains__(self, symbol: object) -> bool:
+        return isinstance(symbol, str) and bool(self._of(symbol))
+
+    def __getitem__(self, symbol: str) -> list[Bar]:
+        bars = self._of(symbol)
+        if not bars:
+            raise KeyError(symbol)
         return bars
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._since)
+        return (symbol for symbol in self.store.symbols(self.interval) if symbol in self)
 
     def __len__(self) -> int:
-        return len(self._since)
+        return sum(1 for _ in self)
 
 
 class CandleUpdates:
-    """The candles of `interval` closed since the last `take`, symbol by symbol."""
+    """The candles of `interval` closed since the last `take`: in a replay candles close in
+    time order, so what closed since is what closed between the two looks' moments."""
 
     def __init__(self, store: CandleHistory, interval: str, clock: Clock) -> None:
         self.store = store
         self.interval = interval
         self.clock = clock
-        self._seen: dict[str, int] = {}
         self._taken_at: int | None = None
 
     async def wait(self) -> None:
@@ -130,26 +154,9 @@ class CandleUpdates:
         await asyncio.Event().wait()
 
     def take(self) -> NewCandles:
-        """Nothing closes while the replay clock stands still: a second take at the same
-        moment (the stages drain more than once a close) finds nothing without looking."""
-        found: dict[str, tuple[Candles, int]] = {}
         now = self.clock.now()
-        if now == self._taken_at:
-            return NewCandles(found)
-        self._taken_at = now
-        for symbol in self.store.symbols(self.interval):
-            candles = self.store.candles(symbol, self.interval, now)
-            seen = self._seen.get(symbol)
-            if not len(candles):
-                continue
-            if seen is None:
-                self._seen[symbol] = int(candles.time[-1])
-                continue
-            first = int(candles.time.searchsorted(seen, side="right"))
-            if first < len(candles):
-                found[symbol] = (candles, first)
-                self._seen[symbol] = int(candles.time[-1])
-        return NewCandles(found)
+        after, self._taken_at = self._taken_at, now
+        return NewCandles(self.store, self.interval, after, now)
 
 
 class MarketQuotes:
