@@ -35,6 +35,15 @@ def _readonly(array: np.ndarray) -> np.ndarray:
 class _Series:
     time: np.ndarray
     values: np.ndarray  # (5, n): open, high, low, close, volume
+    times: list[int]  # the open times again, as the replay loop steps through them
+
+    def closed_by(self, interval: str, at: int, start: int = 0) -> int:
+        """How many of the candles had closed by `at`, counting on from `start` (the count
+        at an earlier moment: a replay only goes forward, a step of a candle or two)."""
+        times, end, opened_by = self.times, start, at - interval_ms(interval)
+        while end < len(times) and times[end] <= opened_by:
+            end += 1
+        return end
 
     def candles(self, symbol: str, interval: str, end: int, depth: int) -> Candles:
         start = max(0, end - depth)
@@ -61,7 +70,9 @@ class ReplayMarket:
             cleaned = clean_candles(rows, interval_ms(interval), max_fill=depth)
             if len(cleaned):
                 self._series[(symbol, interval)] = _Series(
-                    _readonly(cleaned.time), _readonly(np.ascontiguousarray(cleaned.values.T))
+                    _readonly(cleaned.time),
+                    _readonly(np.ascontiguousarray(cleaned.values.T)),
+                    cleaned.time.tolist(),
                 )
         symbols = sorted({symbol for symbol, _ in self._series})
         self._ticker_interval = {
@@ -125,7 +136,10 @@ class ReplayMarket:
         if self.at is not None and at < self.at:
             raise ValueError("a replayed market does not go back in time")
         self.at = at
-        self._ends = {key: self._end(series, key[1], at) for key, series in self._series.items()}
+        self._ends = {
+            key: series.closed_by(key[1], at, self._ends.get(key, 0))
+            for key, series in self._series.items()
+        }
         self._symbols = {}
         for moment in [m for m in self._figures if m < at]:
             del self._figures[moment]
@@ -143,7 +157,7 @@ class ReplayMarket:
         self._rolled_to = at
         for symbol, interval in self._ticker_interval.items():
             series = self._series[(symbol, interval)]
-            end = self._end(series, interval, at)
+            end = series.closed_by(interval, at, self._revealed[symbol])
             for index in range(self._revealed[symbol], end):
                 self._tickers.update(
                     symbol,

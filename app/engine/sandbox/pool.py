@@ -17,6 +17,7 @@ part's run is lost (`FilterOutcome.lost`), for its jobs only.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import functools
 import logging
 import math
@@ -228,6 +229,7 @@ class FilterSandbox:
     ) -> list[tuple[int, _Part]]:
         parts = [_Part() for _ in range(self.size)]
         series: dict[tuple[str, str], CandleArrays] = {}
+        times: dict[tuple[str, str], list[int]] = {}  # each snapshot's open times, as ints
         base = 0
         for close in closes:
             by_symbol: dict[str, list[int]] = {}
@@ -245,7 +247,8 @@ class FilterSandbox:
                             key = (symbol, interval)
                             if key not in series:
                                 series[key] = source.candles(symbol, interval)
-                            windows[interval] = _window(series[key], interval, close.at, depth)
+                                times[key] = series[key].time.tolist()
+                            windows[interval] = _window(times[key], interval, close.at, depth)
                         missing = missing or windows[interval] is None
                     if not missing:
                         job_indexes.append(index)
@@ -253,7 +256,9 @@ class FilterSandbox:
                     continue
                 part = parts[self._slot(symbol)]
                 seen = {i: w for i, w in windows.items() if w is not None}
-                part.snapshots.update(((symbol, i), series[(symbol, i)]) for i in seen)
+                for interval in seen:
+                    if (symbol, interval) not in part.snapshots:
+                        part.snapshots[(symbol, interval)] = series[(symbol, interval)]
                 ticker = close.tickers.get(symbol)
                 if ticker is None:
                     first = close.jobs[job_indexes[0] - base].interval
@@ -265,7 +270,7 @@ class FilterSandbox:
                         ticker,
                         tuple(job_indexes),
                         tuple(
-                            (i, int(series[(symbol, i)].time[end - 1]), rows)
+                            (i, times[(symbol, i)][end - 1], rows)
                             for i, (rows, end) in seen.items()
                         ),
                     )
@@ -352,15 +357,11 @@ def _each(workers: Iterable[WorkerProcess], action: Callable[[WorkerProcess], No
 
 
 def _window(
-    candles: CandleArrays, interval: str, at: int | None, depth: int | None
+    times: list[int], interval: str, at: int | None, depth: int | None
 ) -> tuple[int, int] | None:
-    """(rows, end) of the snapshot a close at `at` sees (all of it when None): the candles
-    closed by then, at most `depth` of them; None when there are none."""
-    end = (
-        len(candles.time)
-        if at is None
-        else int(candles.time.searchsorted(at - interval_ms(interval), side="right"))
-    )
+    """(rows, end) of the snapshot (its open times) a close at `at` sees (all of it when
+    None): the candles closed by then, at most `depth` of them; None when there are none."""
+    end = len(times) if at is None else bisect.bisect_right(times, at - interval_ms(interval))
     if end == 0:
         return None
     return (end if depth is None else min(depth, end)), end
