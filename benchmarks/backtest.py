@@ -1,15 +1,19 @@
 """Backtest speed: freqtrade's RSI(14) sample over 50 pairs x 8,760 1h candles, as a trader.
 
 The strategy (enter under RSI 30, exit over 70, a 5% stop, a 6% take profit as freqtrade's
-ROI) runs as a trader with the rule engine, through `run_backtest`: the live stages on the
-replay clock, the filter in the sandbox, in-memory repositories. The market is a seeded
-random walk with volatility regimes (calm, normal, wild, switching at random), one year of
-hourly candles per pair. It prints wall time, candles per second, time per stage and peak
-memory (this process and its sandbox workers), and, measured in the same run, the time a
-plain numpy loop takes to compute the same RSI over the same candles (the floor of any
-backtester that looks at every candle).
+ROI) runs as a trader with the rule engine through `replay_history`, as `run_backtest` runs
+it: the live stages on the replay clock, the filter in the sandbox (2 workers), in-memory
+repositories, the live kline depth (500 candles a close sees). The market is a seeded random
+walk with volatility regimes (calm, normal, wild, switching at random), one year of hourly
+candles per pair. It prints wall time, CPU time (this process, and its sandbox workers),
+candles per second, time per stage (with the workers screening ahead, a stage that waits on
+the event loop is charged for the batch work done meanwhile) and peak memory, and, measured
+in the same run, the time numpy and TA-Lib take to compute the same RSI once over each whole
+series: the floor of a vectorised backtester, which sees every candle at once.
 
-    python -m benchmarks.backtest [--pairs 50] [--candles 8760] [--workers 2]
+`--ahead 1` screens one close per sandbox message, as the live engine must.
+
+    python -m benchmarks.backtest [--pairs 50] [--candles 8760] [--workers 2] [--ahead 24]
 """
 
 from __future__ import annotations
