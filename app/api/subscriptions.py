@@ -20,6 +20,7 @@ import strawberry
 from graphql.execution.executor import Executor
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from app.api.backtest import BacktestSubscription
 from app.api.types import (
     Info,
     Metrics,
@@ -270,7 +271,7 @@ TraderId = Annotated[
 
 
 @strawberry.type
-class Subscription:
+class Subscription(BacktestSubscription):
     @strawberry.subscription(description="Signals created or changed")
     def signal_events(
         self, info: Info, trader_id: TraderId = None

@@ -39,6 +39,8 @@ class EventType:
       optionally per mode under "demo", "live"
     - TRADER_STATUS: kind ("created", "updated", "deleted", ...), status, reason, enabled,
       mode
+    - BACKTEST: backtest_id, status, progress (0-1), closes_done, closes_total, reason; the
+      event's trader_id is the backtested trader's, empty for an unsaved one
 
     A missing kind reads as "updated".
 
@@ -49,6 +51,7 @@ class EventType:
     TRADE = "trade"
     PNL = "pnl"
     TRADER_STATUS = "trader_status"
+    BACKTEST = "backtest"
 
 
 def _plain(value: object) -> str:

@@ -168,6 +168,13 @@ class Settings(BaseSettings):
         le=100,
         description="paper market impact: the price moves impact x (order amount / candle volume)",
     )
+    backtest_data: str = Field(
+        default="data/candles",
+        description="the replay directory (CSV or Parquet candle files) backtests run on",
+    )
+    backtest_concurrency: int = Field(
+        default=1, ge=1, le=64, description="backtests one API process runs at once"
+    )
     max_query_depth: int = Field(default=12, ge=2, le=100)
     max_aliases: int = Field(default=30, ge=1, le=1000)
     max_traders_per_user: int = Field(default=100, ge=1, le=1_000_000)
