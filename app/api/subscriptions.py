@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 import strawberry
 
 from app.api.broadcast import subscribe
+from app.api.market_subscriptions import MarketSubscription
 from app.api.types import (
     Info,
     Metrics,
@@ -243,7 +244,7 @@ TraderId = Annotated[
 
 
 @strawberry.type
-class Subscription:
+class Subscription(MarketSubscription):
     @strawberry.subscription(description="Signals created or changed")
     def signal_events(
         self, info: Info, trader_id: TraderId = None

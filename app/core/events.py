@@ -20,7 +20,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Hashable, Iterable
+from collections.abc import AsyncGenerator, Callable, Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
@@ -100,6 +100,31 @@ class Event:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"malformed event: {exc!r}") from None
+
+
+def candle_event(symbol: str, interval: str, row: Sequence[float]) -> Event:
+    """A closed candle from its row in ccxt's order: open time (epoch ms), open, high, low,
+    close, volume."""
+    time, open_, high, low, close, volume = row
+    payload = {"symbol": symbol, "interval": interval, "time": int(time), "open": open_}
+    payload |= {"high": high, "low": low, "close": close, "volume": volume}
+    return Event(EventType.CANDLE, None, None, payload)
+
+
+def ticker_event(
+    symbol: str,
+    time: int,
+    last: Decimal,
+    change_pct: Decimal | None = None,
+    bid: Decimal | None = None,
+    ask: Decimal | None = None,
+    base_volume: Decimal | None = None,
+    quote_volume: Decimal | None = None,
+) -> Event:
+    """A symbol's last price and 24-hour figures at `time` (epoch ms)."""
+    payload = {"symbol": symbol, "time": time, "last": last, "change_pct": change_pct}
+    payload |= {"bid": bid, "ask": ask, "base_volume": base_volume, "quote_volume": quote_volume}
+    return Event(EventType.TICKER, None, None, payload)
 
 
 @dataclass(frozen=True, slots=True)
