@@ -26,9 +26,16 @@ from app.api.outbox import Outbox
 
 def _outbox(handler: Any) -> Outbox:
     websocket: ASGIWebSocketAdapter = handler.websocket
+    # The connection's ASGI send, below Starlette's per-message state checks: the outbox
+    # sends only while the connection is open, and any failure ends its writer.
+    asgi_send = websocket.ws._send
+
+    async def send_text(text: str) -> None:
+        await asgi_send({"type": "websocket.send", "text": text})
+
     runtime = handler.view.runtime
     return Outbox(
-        websocket.ws.send_text,
+        send_text,
         websocket.close,
         runtime.bus.broadcaster,
         capacity=runtime.settings.subscription_send_queue,
