@@ -193,7 +193,10 @@ class Broadcaster:
     """
 
     def __init__(self, max_queue: int = 1000) -> None:
-        self._fanouts: dict[str, dict[Hashable, Fanout[Any]]] = {}
+        self._fanouts: dict[tuple[Hashable, frozenset[str]], Fanout[Any]] = {}
+        # The fanouts with members of an owner, by event type and owner, with how many:
+        # an event is looked at only by fanouts where someone may hear it.
+        self._routes: dict[tuple[str, int | None], dict[Fanout[Any], int]] = {}
         self._max_queue = max_queue
         self._members = 0
         self.dropped = 0
@@ -204,7 +207,7 @@ class Broadcaster:
         return self._members
 
     def deliver(self, event: Event) -> None:
-        for fanout in list(self._fanouts.get(event.type, {}).values()):
+        for fanout in list(self._routes.get((event.type, event.owner_id), ())):
             fanout.deliver(event)
 
     def join(
@@ -221,11 +224,14 @@ class Broadcaster:
         kinds = frozenset(types)
         if not kinds:
             raise ValueError("a listener must hear at least one event type")
-        found = self._fanouts.get(next(iter(kinds)), {}).get((key, kinds))
-        fanout: Fanout[P] = found if found is not None else Fanout(preparation())
-        for kind in kinds:
-            self._fanouts.setdefault(kind, {})[(key, kinds)] = fanout
+        fanout: Fanout[P] | None = self._fanouts.get((key, kinds))
+        if fanout is None:
+            fanout = self._fanouts[(key, kinds)] = Fanout(preparation())
         fanout.add(audience, sink)
+        routes = [(kind, audience.owner_id) for kind in kinds]
+        for route in routes:
+            members = self._routes.setdefault(route, {})
+            members[fanout] = members.get(fanout, 0) + 1
         self._members += 1
         joined = True
 
@@ -236,14 +242,15 @@ class Broadcaster:
             joined = False
             self._members -= 1
             fanout.discard(audience, sink)
-            if len(fanout):
-                return
-            for kind in kinds:
-                fanouts = self._fanouts.get(kind, {})
-                if fanouts.get((key, kinds)) is fanout:
-                    del fanouts[(key, kinds)]
-                if not fanouts:
-                    self._fanouts.pop(kind, None)
+            for route in routes:
+                members = self._routes[route]
+                members[fanout] -= 1
+                if not members[fanout]:
+                    del members[fanout]
+                if not members:
+                    del self._routes[route]
+            if not len(fanout):
+                del self._fanouts[(key, kinds)]
 
         return leave
 
