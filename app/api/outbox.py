@@ -8,6 +8,11 @@ outbox holds `capacity` frames the oldest is dropped for each new one (counted o
 broadcaster, `traders_events_dropped`), and after `max_dropped` drops the connection is
 closed with `SLOW_CONSUMER` and a reason saying why, so that a stalled client learns it
 missed events instead of silently living with a gap.
+
+Only a client that does not read is closed: the drops that count towards the limit are
+those made while the writer waits for the connection to take more (its send suspended,
+which the server does only when the client's socket is full). When the whole process is
+too busy to keep up, outboxes drop what they cannot hold, but nobody is told they are slow.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from app.core.events import Broadcaster
 
@@ -28,12 +34,13 @@ SLOW_CONSUMER = 4420
 
 
 class Outbox:
-    """`send` writes one text frame to the websocket; `close` closes it with a code and a
-    reason. `counters` is the process's broadcaster, which keeps the drop counts."""
+    """`send` is the connection's ASGI send, which the outbox gives `websocket.send`
+    messages of text frames; `close` closes it with a code and a reason. `counters` is the
+    process's broadcaster, which keeps the drop counts."""
 
     def __init__(
         self,
-        send: Callable[[str], Awaitable[None]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
         close: Callable[[int, str], Awaitable[None]],
         counters: Broadcaster,
         capacity: int,
@@ -48,7 +55,9 @@ class Outbox:
         self._ready = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
+        self._sending = False
         self.dropped = 0
+        self.dropped_unread = 0
         self.closed = False
 
     def put(self, frame: str) -> None:
@@ -58,22 +67,26 @@ class Outbox:
             self._frames.popleft()
             self.dropped += 1
             self._counters.dropped += 1
-            if self.dropped >= self._max_dropped:
-                self._give_up()
-                return
+            if self._sending:  # put runs between writer steps: the writer is suspended
+                self.dropped_unread += 1
+                if self.dropped_unread >= self._max_dropped:
+                    self._give_up()
+                    return
         self._frames.append(frame)
         if self._writer is None:
             self._writer = asyncio.create_task(self._write(), name="websocket outbox")
         self._ready.set()
 
     async def _write(self) -> None:
-        frames, ready = self._frames, self._ready
+        frames, ready, send = self._frames, self._ready, self._send
         try:
             while True:
                 await ready.wait()
                 ready.clear()
                 while frames:
-                    await self._send(frames.popleft())
+                    self._sending = True
+                    await send({"type": "websocket.send", "text": frames.popleft()})
+                    self._sending = False
         except Exception as exc:  # the client is gone: its handler cleans the rest up
             log.debug("websocket outbox stopped: %r", exc)
             self.closed = True
@@ -82,7 +95,9 @@ class Outbox:
         self.closed = True
         self._frames.clear()
         self._counters.slow_closed += 1
-        reason = f"slow consumer: {self.dropped} events dropped, the client did not read"
+        reason = (
+            f"slow consumer: {self.dropped_unread} events dropped while the client did not read"
+        )
         log.warning("closing a websocket: %s", reason)
         self._stop_writer()
         self._closer = asyncio.create_task(self._close_quietly(reason), name="close slow")

@@ -26,16 +26,11 @@ from app.api.outbox import Outbox
 
 def _outbox(handler: Any) -> Outbox:
     websocket: ASGIWebSocketAdapter = handler.websocket
-    # The connection's ASGI send, below Starlette's per-message state checks: the outbox
-    # sends only while the connection is open, and any failure ends its writer.
-    asgi_send = websocket.ws._send
-
-    async def send_text(text: str) -> None:
-        await asgi_send({"type": "websocket.send", "text": text})
-
     runtime = handler.view.runtime
     return Outbox(
-        send_text,
+        # The connection's ASGI send, below Starlette's per-message state checks: the
+        # outbox sends only while the connection is open, and any failure ends its writer.
+        websocket.ws._send,
         websocket.close,
         runtime.bus.broadcaster,
         capacity=runtime.settings.subscription_send_queue,

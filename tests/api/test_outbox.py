@@ -4,6 +4,7 @@ read falls behind alone, then is closed with a reason."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from app.api.outbox import SLOW_CONSUMER, Outbox
 from app.core.events import Broadcaster
@@ -19,9 +20,10 @@ class Client:
         self.received: list[str] = []
         self.closed: tuple[int, str] | None = None
 
-    async def send(self, frame: str) -> None:
+    async def send(self, message: dict[str, Any]) -> None:
+        assert message["type"] == "websocket.send"
         await self.reading.wait()
-        self.received.append(frame)
+        self.received.append(message["text"])
 
     async def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
@@ -62,10 +64,23 @@ async def test_a_client_that_does_not_read_loses_the_oldest_then_is_closed() -> 
 
     assert client.closed == (
         SLOW_CONSUMER,
-        "slow consumer: 4 events dropped, the client did not read",
+        "slow consumer: 4 events dropped while the client did not read",
     )
     assert counters.slow_closed == 1
     outbox.put("after")
     client.reading.set()
     await outbox.aclose()
     assert "after" not in client.received
+
+
+async def test_a_busy_process_drops_what_it_cannot_hold_but_closes_nobody() -> None:
+    client, counters = Client(), Broadcaster()
+    outbox = Outbox(client.send, client.close, counters, capacity=3, max_dropped=2)
+
+    for n in range(10):  # faster than the writer gets to run: it never waited for the client
+        outbox.put(f"f{n}")
+    await until(lambda: client.received == ["f7", "f8", "f9"])
+
+    assert (outbox.dropped, counters.dropped, counters.slow_closed) == (7, 7, 0)
+    assert client.closed is None
+    await outbox.aclose()
