@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import math
 import os
@@ -98,20 +99,20 @@ class Run:
 
 
 class Meter:
-    """Send times by event key, how many arrivals each still awaits, the latency of each
-    arrival, and, while `probing`, which subscribers an event has reached at all."""
+    """Send times by event key, how many arrivals are still outstanding, the latency of
+    each arrival, and, while `probing`, which subscribers an event has reached at all."""
 
     def __init__(self) -> None:
         self.probing = True
         self.sent: dict[str, float] = {}
-        self.awaited: dict[str, int] = {}
+        self.outstanding = 0
         self.latencies: list[float] = []
         self.probed: set[int] = set()
-        self.arrived = asyncio.Event()
+        self.all_arrived = asyncio.Event()
 
     def expect(self, key: str, sent: float, arrivals: int) -> None:
         self.sent[key] = sent
-        self.awaited[key] = arrivals
+        self.outstanding += arrivals
 
     def record(self, key: str, subscriber: int) -> None:
         if self.probing:
@@ -121,10 +122,9 @@ class Meter:
         if sent is None:
             return
         self.latencies.append(time.perf_counter() - sent)
-        self.awaited[key] -= 1
-        if not self.awaited[key]:
-            del self.sent[key], self.awaited[key]
-        self.arrived.set()
+        self.outstanding -= 1
+        if not self.outstanding:
+            self.all_arrived.set()
 
 
 # What event i (with its id) is on the wire: its channel and its JSON.
@@ -186,13 +186,9 @@ async def publish_at_rate(
 
 async def drain(meter: Meter, seconds: float = 3.0) -> None:
     """Give the last events time to arrive; stop early once every one has."""
-    deadline = time.perf_counter() + seconds
-    while meter.sent and time.perf_counter() < deadline:
-        meter.arrived.clear()
-        try:
-            await asyncio.wait_for(meter.arrived.wait(), deadline - time.perf_counter())
-        except TimeoutError:
-            break
+    if meter.outstanding:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(meter.all_arrived.wait(), seconds)
 
 
 def signal_event(audience: Audience, event_id: str, i: int) -> Event:
