@@ -28,12 +28,13 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from contextlib import aclosing
 from contextvars import ContextVar
 from dataclasses import dataclass
 from inspect import isawaitable
 from typing import Any, Never, TypeVar
 
-from graphql import GraphQLSchema, parse
+from graphql import ExecutionResult, GraphQLSchema, parse
 
 from app.api.errors import ApiErrors
 from app.api.executor import SubscriptionExecutor
@@ -100,23 +101,30 @@ class SharedDocument:
         self._errors = ApiErrors()
 
     def payload(self, event: Event) -> str | None:
-        try:
-            value = self._convert(event)
-        except CONVERSION_ERRORS as exc:
-            log.warning("skipped event %s (%s): %r", event.id, event.type, exc)
-            return None
+        value = _converted(self._convert, event)
         if value is None:
             return None
         result = self._executor.build_per_event_executor(value).execute_operation(False)
-        if isawaitable(result):
-            result.close()  # type: ignore[union-attr]
-            log.error("a subscription event type resolved asynchronously; event %s", event.id)
+        if not isinstance(result, ExecutionResult):
+            if isawaitable(result):
+                result.close()  # type: ignore[attr-defined]
+            log.error("subscription result of event %s is not immediate: skipped", event.id)
             return None
-        payload: dict[str, Any] = {"data": result.data}  # type: ignore[union-attr]
-        if result.errors:  # type: ignore[union-attr]
-            errors = self._errors._process_errors(result.errors)  # type: ignore[union-attr]
+        payload: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            errors = self._errors._process_errors(result.errors)
             payload["errors"] = [error.formatted for error in errors]
         return json.dumps(payload, separators=(",", ":"))
+
+
+def _converted(convert: Convert[T], event: Event) -> T | None:
+    """`convert(event)`; an event whose payload does not convert (say, a value a newer
+    process introduced) is logged and skipped, like a lost event."""
+    try:
+        return convert(event)
+    except CONVERSION_ERRORS as exc:
+        log.warning("skipped event %s (%s): %r", event.id, event.type, exc)
+        return None
 
 
 class _Joined:
@@ -146,14 +154,11 @@ async def _queued(
     info: Info, types: Iterable[str], audience: Audience, convert: Convert[T]
 ) -> AsyncGenerator[T, None]:
     listening = info.context.runtime.bus.listen(audience.owner_id, types, audience.trader_id)
-    async for event in listening:
-        try:
-            converted = convert(event)
-        except CONVERSION_ERRORS as exc:
-            log.warning("skipped event %s (%s): %r", event.id, event.type, exc)
-            continue
-        if converted is not None:
-            yield converted
+    async with aclosing(listening) as events:
+        async for event in events:
+            converted = _converted(convert, event)
+            if converted is not None:
+                yield converted
 
 
 def subscribe(
