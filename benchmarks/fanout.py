@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from redis.asyncio import Redis
 
 from app.core.events import Event, EventType, candle_event
@@ -81,6 +82,7 @@ class Run:
     seconds: float
     server_cpu: float
     own_cpu: float
+    server_counts: str = ""
 
     def report(self) -> str:
         received = len(self.latencies)
@@ -94,7 +96,7 @@ class Run:
             f"{ordered[-1] * 1000:7.2f} ms   {received / self.seconds:8.0f} deliveries/s   "
             f"lost {self.expected - received} of {self.expected}\n{'':<24} CPU: server "
             f"{self.server_cpu:.0%} of a core, this process (publisher and clients) "
-            f"{self.own_cpu:.0%}"
+            f"{self.own_cpu:.0%}{self.server_counts}"
         )
 
 
@@ -151,6 +153,43 @@ async def measure(
     )
 
 
+SERVER_COUNTERS = {
+    "traders_events_received_total": "received from Redis",
+    "traders_events_dropped_total": "dropped",
+    "traders_websockets_closed_slow_total": "websockets closed as slow",
+}
+
+
+async def server_counters(server: ApiServer) -> dict[str, float]:
+    """The server's event counters, from its /metrics."""
+    async with httpx.AsyncClient(timeout=CONNECT_TIMEOUT) as client:
+        text = (await client.get(server.http_url.replace("/graphql", "/metrics"))).text
+    values = dict(line.split(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    return {name: float(values.get(name, "nan")) for name in SERVER_COUNTERS}
+
+
+async def measure_server(
+    name: str, server: ApiServer, meter: Meter, work: Callable[[], Awaitable[int]]
+) -> Run:
+    """`measure`, and what the server counted meanwhile (events it received, dropped)."""
+    before = await server_counters(server)
+    run = await measure(name, server.pid, meter, work)
+    after = await server_counters(server)
+    counts = ", ".join(
+        f"{label} {after[metric] - before[metric]:.0f}" for metric, label in SERVER_COUNTERS.items()
+    )
+    run.server_counts = f"; server: {counts}"
+    return run
+
+
+def cpu_share(seconds: float = 1.0) -> float:
+    """The share of a core a busy process gets on this machine now (it is shared)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    while time.perf_counter() - wall < seconds:
+        pass
+    return (time.process_time() - cpu) / (time.perf_counter() - wall)
+
+
 async def publish_at_rate(
     redis: Redis,
     message: Message,
@@ -186,6 +225,7 @@ async def publish_at_rate(
 
 async def drain(meter: Meter, seconds: float = 3.0) -> None:
     """Give the last events time to arrive; stop early once every one has."""
+    meter.all_arrived.clear()  # set whenever the clients caught up during the run
     if meter.outstanding:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(meter.all_arrived.wait(), seconds)
@@ -411,9 +451,9 @@ async def run_routed(
             event = signal_event(audiences[i % len(audiences)], event_id, i)
             return DEFAULT_CHANNEL, event.to_json()
 
-        return await measure(
+        return await measure_server(
             "graphql routed",
-            server.pid,
+            server,
             meter,
             lambda: publish_at_rate(redis, message, meter, rate, count, 1, tick),
         )
@@ -449,9 +489,9 @@ async def run_broadcast(
         def message(i: int, event_id: str) -> tuple[str, str]:
             return DEFAULT_CHANNEL, signal_event(audience, event_id, i).to_json()
 
-        return await measure(
+        return await measure_server(
             "graphql broadcast",
-            server.pid,
+            server,
             meter,
             lambda: publish_at_rate(redis, message, meter, rate, count, subscribers, tick),
         )
@@ -556,7 +596,7 @@ async def run_market(
             await pipeline.execute()
             return subscribers
 
-        return await measure("market: one close", server.pid, meter, close)
+        return await measure_server("market: one close", server, meter, close)
     finally:
         await stop(readers)
         await redis.aclose()
@@ -566,6 +606,7 @@ async def main(args: argparse.Namespace) -> None:
     count = int(args.rate * args.duration)
     broadcast_count = int(args.broadcast_rate * args.duration)
     runs: list[Run] = []
+    share_before = cpu_share()
     with tempfile.TemporaryDirectory(prefix="fanout-") as directory:
         root = Path(directory)
         redis = RedisServer(root)
@@ -607,7 +648,11 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             server.stop()
             redis.stop()
-    print(f"{args.subscribers} subscribers for {args.duration:.0f} s of publishing each")
+    share_after = cpu_share()
+    print(
+        f"{args.subscribers} subscribers for {args.duration:.0f} s of publishing each; a busy "
+        f"process got {share_before:.0%} of a core before the runs, {share_after:.0%} after"
+    )
     print(
         f"routed: {args.rate:.0f} events/s ({count} events), each to one subscriber; "
         f"the publisher sends what is due every {args.tick_ms:g} ms"
