@@ -34,9 +34,9 @@ SLOW_CONSUMER = 4420
 
 
 class Outbox:
-    """`send` is the connection's ASGI send, which the outbox gives `websocket.send`
-    messages of text frames; `close` closes it with a code and a reason. `counters` is the
-    process's broadcaster, which keeps the drop counts."""
+    """`send` sends an ASGI message on the connection (Starlette's `WebSocket.send`), which
+    the outbox gives `websocket.send` messages of text frames; `close` closes it with a code
+    and a reason. `counters` is the process's broadcaster, which keeps the drop counts."""
 
     def __init__(
         self,

@@ -25,12 +25,12 @@ from app.api.outbox import Outbox
 
 
 def _outbox(handler: Any) -> Outbox:
+    """The outbox of either protocol's handler, on the connection it handles for our view
+    (`app.api.view.GraphQLView`, which holds the runtime)."""
     websocket: ASGIWebSocketAdapter = handler.websocket
     runtime = handler.view.runtime
     return Outbox(
-        # The connection's ASGI send, below Starlette's per-message state checks: the
-        # outbox sends only while the connection is open, and any failure ends its writer.
-        websocket.ws._send,
+        websocket.ws.send,
         websocket.close,
         runtime.bus.broadcaster,
         capacity=runtime.settings.subscription_send_queue,
