@@ -50,6 +50,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
         log_level=settings.log_level.lower(),
         ws_ping_interval=20,
         ws_max_size=settings.max_body_bytes,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
     )
 
 

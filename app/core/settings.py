@@ -184,6 +184,31 @@ class Settings(BaseSettings):
         le=100_000_000,
         description="estimated fields an operation may resolve; page sizes multiply",
     )
+    subscription_send_queue: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="subscription results a websocket may have waiting to be sent; then the "
+        "oldest is dropped for each new one",
+    )
+    subscription_max_dropped: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000_000,
+        description="results dropped for a websocket that does not read before it is closed "
+        "(code 4420)",
+    )
+    ticker_interval_seconds: float = Field(
+        default=1.0,
+        ge=0.05,
+        le=3600,
+        description="tickers subscriptions get each symbol's ticker at most this often",
+    )
+    ws_per_message_deflate: bool = Field(
+        default=False,
+        description="compress websocket messages (permessage-deflate) when a client offers it; "
+        "costs CPU per message and memory per connection for small JSON events",
+    )
 
     @field_validator("database_url")
     @classmethod
