@@ -128,8 +128,12 @@ def _converted(convert: Convert[T], event: Event) -> T | None:
         return None
 
 
-class Results(AsyncIterator[T_co], Protocol):
+class Results(Protocol[T_co]):
     """A subscription's result stream, closed when the subscription ends."""
+
+    def __aiter__(self) -> AsyncIterator[T_co]: ...
+
+    async def __anext__(self) -> T_co: ...
 
     async def aclose(self) -> None: ...
 
