@@ -32,6 +32,7 @@ from app.engine.instruments import DerivedInstruments
 from app.engine.live import LiveEngine
 from app.engine.llm.client import LlmClient, LlmLimits, gemini_models
 from app.engine.market import MarketData
+from app.engine.market_publisher import MarketPublisher
 from app.engine.prices import MarketQuotes
 from app.engine.sandbox import FilterSandbox
 from app.engine.workflow import Workflow
@@ -153,12 +154,17 @@ def build_runtime(settings: Settings) -> Runtime:
 @asynccontextmanager
 async def engine_running(runtime: Runtime) -> AsyncIterator[LiveEngine]:
     """Run the live engine inside this process for the duration of the block, with the
-    dry-run lane of `validateFilter` beside it on the same market; orders a previous run
-    left as intents or open are settled first."""
+    dry-run lane of `validateFilter` beside it on the same market and its market publisher
+    (candles and tickers on the bus); orders a previous run left as intents or open are
+    settled first."""
     engine, desk = await build_engine(runtime.settings, runtime.bus, runtime.llm)
     checker = FilterChecker.from_settings(engine.market, runtime.settings)
+    publisher = MarketPublisher(
+        engine.market, runtime.bus, runtime.settings.ticker_interval_seconds
+    )
     await desk.orders.reconcile()
     try:
+        await publisher.start()
         await engine.start()
         await checker.start()
         runtime.engine, runtime.market = engine, EmbeddedMarket(engine.market)
@@ -168,4 +174,5 @@ async def engine_running(runtime: Runtime) -> AsyncIterator[LiveEngine]:
         runtime.filter_checker = runtime.desk = None
         await checker.close()
         await engine.stop()
+        await publisher.stop()
         await desk.notifier.flush()

@@ -1,17 +1,28 @@
-"""`traders`: serve the API, migrate the database, manage users, record market data."""
+"""`traders`: serve the API, migrate the database, manage users, record market data,
+backtest a trader."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import sys
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from app.core.settings import Settings, SettingsError, load_settings
 from app.db.config import close_db, init_db, migrate_db
+
+if TYPE_CHECKING:
+    from app.domain.trader_spec import TraderSpec
+
+BAR_WIDTH = 40
 
 
 def _with_db(settings: Settings, work: Callable[[], Awaitable[None]]) -> Coroutine[Any, Any, None]:
@@ -49,6 +60,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
         log_level=settings.log_level.lower(),
         ws_ping_interval=20,
         ws_max_size=settings.max_body_bytes,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
     )
 
 
@@ -140,6 +152,117 @@ def data_download(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
+def _progress_bar(out: TextIO) -> Callable[[int, int], Awaitable[None]]:
+    """A one-line progress bar on `out`, redrawn at each new percent."""
+    shown = -1
+
+    async def draw(done: int, total: int) -> None:
+        nonlocal shown
+        percent = done * 100 // total if total else 100
+        if percent != shown:
+            shown = percent
+            bar = "#" * (percent * BAR_WIDTH // 100)
+            out.write(f"\r[{bar:<{BAR_WIDTH}}] {percent:3d}% {done}/{total} closes")
+            if done == total:
+                out.write("\n")
+            out.flush()
+
+    return draw
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise SystemExit(f"error: {path}: {exc.strerror}") from None
+
+
+def _backtest_spec(settings: Settings, args: argparse.Namespace) -> TraderSpec:
+    """The trader a `traders backtest` names: saved, a template, or filter files."""
+    from app.domain.trader_spec import RiskSettings, TraderSpec
+    from app.domain.trader_templates import TEMPLATES
+    from app.services.backtests import draft_spec
+
+    if args.template is not None:
+        if args.template not in TEMPLATES:
+            raise SystemExit(f"error: no template {args.template!r}; known: {', '.join(TEMPLATES)}")
+        return draft_spec(TEMPLATES[args.template].render(), 0)
+    if args.filter is not None:
+        return TraderSpec(
+            id=uuid.uuid4(),
+            owner_id=0,
+            name=Path(args.filter).stem,
+            interval=args.interval or "1h",
+            filter_code=_read(args.filter),
+            exit_filter_code=_read(args.exit_filter) if args.exit_filter else "",
+            risk=RiskSettings(stop_loss=args.stop_loss, take_profit=args.take_profit),
+        )
+    from app.db.models import Trader
+    from app.services.repositories.traders import spec_of
+
+    found: list[TraderSpec] = []
+
+    async def read() -> None:
+        row = await Trader.get_or_none(id=args.trader)
+        if row is not None:
+            found.append(spec_of(row))
+
+    asyncio.run(_with_db(settings, read))
+    if not found:
+        raise SystemExit(f"error: no trader {args.trader}")
+    return found[0]
+
+
+def backtest(settings: Settings, args: argparse.Namespace) -> None:
+    from app.domain.backtest import BacktestInputError, summary_rows
+    from app.engine.assembly import fill_model
+    from app.engine.backtest.job import BacktestRequest, run_backtest
+    from app.engine.feeds.download import to_epoch_ms
+
+    spec = _backtest_spec(settings, args)
+    fees = fill_model(settings)
+    try:
+        start, end = to_epoch_ms(args.from_), to_epoch_ms(args.to)
+    except ValueError as exc:
+        raise SystemExit(f"error: --from and --to take ISO dates or times: {exc}") from None
+    try:
+        request = BacktestRequest(
+            trader=spec,
+            start=start,
+            end=end,
+            data=args.data or settings.backtest_data,
+            symbols=tuple(args.symbols or ()),
+            interval=args.interval,
+            balance=args.balance or settings.demo_balance,
+            fill_model=dataclasses.replace(
+                fees,
+                taker_fee=fees.taker_fee if args.taker_fee is None else args.taker_fee,
+                maker_fee=fees.maker_fee if args.maker_fee is None else args.maker_fee,
+            ),
+        )
+        document = asyncio.run(
+            run_backtest(request, progress=_progress_bar(sys.stderr), workers=args.workers)
+        )
+    except BacktestInputError as exc:
+        raise SystemExit(f"error: {exc.field}: {exc}") from None
+    rows = summary_rows(document)
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    for reason in document["errors"].values():
+        print(f"the trader stopped: {reason}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(document, indent=1))
+        print(f"result written to {args.json}")
+    if args.plot:
+        from app.engine.backtest.plot import plot_equity
+
+        plot_equity(document, args.plot, title=f"backtest {args.from_} to {args.to}")
+        print(f"equity curve drawn to {args.plot}")
+    if document["errors"]:
+        sys.exit(1)
+
+
 def schema(settings: Settings, args: argparse.Namespace) -> None:
     from app.api.schema import build_schema
 
@@ -189,6 +312,33 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--since", required=True, help="ISO date, e.g. 2024-01-01")
     download.add_argument("--directory", default="data/candles")
     download.set_defaults(handler=data_download)
+
+    run = commands.add_parser(
+        "backtest", help="replay a trader over recorded candles, on the live stage code"
+    )
+    which = run.add_mutually_exclusive_group(required=True)
+    which.add_argument("--trader", type=uuid.UUID, help="a saved trader's id")
+    which.add_argument("--template", help="a strategy template's key")
+    which.add_argument("--filter", help="a file of filter code (a trader of its own)")
+    run.add_argument("--exit-filter", help="with --filter: a file of exit filter code")
+    run.add_argument("--stop-loss", type=Decimal, help="with --filter: percent")
+    run.add_argument("--take-profit", type=Decimal, help="with --filter: percent")
+    run.add_argument("--from", dest="from_", required=True, help="ISO date or time (UTC)")
+    run.add_argument("--to", required=True, help="ISO date or time (UTC)")
+    run.add_argument("--data", help="replay directory (default: TRADERS_BACKTEST_DATA)")
+    run.add_argument("--symbols", nargs="+", help="instead of the trader's own")
+    run.add_argument("--interval", help="instead of the trader's own")
+    run.add_argument("--balance", type=Decimal, help="default: TRADERS_DEMO_BALANCE")
+    run.add_argument(
+        "--taker-fee", type=Decimal, help="a fraction (default: TRADERS_DEMO_TAKER_FEE)"
+    )
+    run.add_argument(
+        "--maker-fee", type=Decimal, help="a fraction (default: TRADERS_DEMO_MAKER_FEE)"
+    )
+    run.add_argument("--workers", type=int, default=2, help="sandbox worker processes")
+    run.add_argument("--json", help="write the full result document to this file")
+    run.add_argument("--plot", help="draw the equity curve, trades marked, to this PNG")
+    run.set_defaults(handler=backtest)
     return parser
 
 

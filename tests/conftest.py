@@ -40,6 +40,7 @@ TABLES = (
     "orders",
     "trades",
     "signals",
+    "backtests",
     "traders",
     "exchange_credentials",
     "api_tokens",

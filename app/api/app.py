@@ -25,6 +25,7 @@ from app.api.view import GraphQLView
 from app.bootstrap import build_runtime, engine_running
 from app.core.settings import Settings
 from app.db.config import close_db, init_db, migrate_db
+from app.services.backtests import BacktestRunner
 from app.web.dashboard import dashboard_mount
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             await runtime.bus.start()
             if runtime.llm is not None:
                 started.push_async_callback(runtime.llm.close)
+            runtime.backtests = BacktestRunner(runtime.bus, settings.backtest_concurrency)
+            started.push_async_callback(runtime.backtests.close)
             if settings.engine == "embedded":
                 engine = await started.enter_async_context(engine_running(runtime))
                 logger.info("engine embedded; market data source: %s", engine.market.source)

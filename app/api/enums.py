@@ -12,6 +12,7 @@ import strawberry
 from app.domain.decision import AnalysisEngineKind, DecisionAction
 from app.domain.decision_quality import Outcome
 from app.domain.enums import (
+    BacktestStatus,
     ExitReason,
     Liquidity,
     OrderPurpose,
@@ -37,6 +38,7 @@ for plain in (
     OrderSide,
     OrderPurpose,
     Liquidity,
+    BacktestStatus,
 ):
     strawberry.enum(plain)
 strawberry.enum(
@@ -57,6 +59,7 @@ strawberry.enum(
 
 __all__ = [
     "AnalysisEngineKind",
+    "BacktestStatus",
     "DecisionAction",
     "ExitReason",
     "Liquidity",

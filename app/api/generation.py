@@ -169,9 +169,10 @@ GENERATED_PATHS: dict[str, str] = {
 }
 
 
-def _fields(value: GeneratedTraderInput) -> dict[str, object]:
+def draft_of(value: GeneratedTraderInput) -> TraderDraft:
+    """The trader the input describes, unsaved."""
     risk = value.risk_parameters
-    draft = TraderDraft(
+    return TraderDraft(
         name=value.suggested_name,
         description=value.description,
         interval=value.interval,
@@ -190,7 +191,10 @@ def _fields(value: GeneratedTraderInput) -> dict[str, object]:
             }
         ),
     )
-    return {**draft.trader_fields(), "enabled": value.enabled}
+
+
+def _fields(value: GeneratedTraderInput) -> dict[str, object]:
+    return {**draft_of(value).trader_fields(), "enabled": value.enabled}
 
 
 def generator(info: Info) -> TraderGenerator:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import strawberry
 
+from app.api.backtest import BacktestMutation
 from app.api.generation import GenerationMutation
 from app.api.inputs import CreateTraderInput, UpdateTraderInput, api_errors, to_changes
 from app.api.trading import TradingMutation
@@ -15,7 +16,7 @@ from app.services.errors import InvalidInputError
 
 
 @strawberry.type
-class Mutation(GenerationMutation, TradingMutation):
+class Mutation(GenerationMutation, TradingMutation, BacktestMutation):
     @strawberry.mutation
     async def create_trader(self, info: Info, input: CreateTraderInput) -> Trader:
         user = info.context.require_user()

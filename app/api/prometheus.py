@@ -119,6 +119,11 @@ def _bus_metrics(bus: EventBus) -> Iterator[Metric]:
         "Events dropped for listeners that fell behind (oldest first).",
         value=broadcaster.dropped,
     )
+    yield CounterMetricFamily(
+        "traders_websockets_closed_slow",
+        "Websocket connections closed (code 4420) for falling too far behind.",
+        value=broadcaster.slow_closed,
+    )
     yield GaugeMetricFamily(
         "traders_event_listeners",
         "Subscriptions listening to events in this process.",

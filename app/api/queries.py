@@ -9,6 +9,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from app.api.analysis import AnalysisQuery
+from app.api.backtest import BacktestQuery
 from app.api.filter_check import FilterQuery
 from app.api.generation import GenerationQuery
 from app.api.market import MarketQuery
@@ -33,7 +34,7 @@ M = TypeVar("M", bound=Model)
 
 
 @strawberry.type
-class Query(FilterQuery, MarketQuery, AnalysisQuery, GenerationQuery, TradingQuery):
+class Query(FilterQuery, MarketQuery, AnalysisQuery, GenerationQuery, TradingQuery, BacktestQuery):
     @strawberry.field(description="The caller")
     def me(self, info: Info) -> User:
         return User.from_model(info.context.require_user())

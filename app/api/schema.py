@@ -11,10 +11,11 @@ from strawberry.schema.config import StrawberryConfig
 
 from app.api.cost import QueryCostLimiter
 from app.api.errors import ApiErrors
+from app.api.executor import SubscriptionExecutor
 from app.api.loaders import Loaders
 from app.api.mutations import Mutation
 from app.api.queries import Query
-from app.api.subscriptions import Subscription, SubscriptionExecutor
+from app.api.subscriptions import Subscription
 from app.core.settings import Settings
 
 

@@ -32,6 +32,7 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 
 from app.api.context import Context
+from app.api.ws_protocols import LegacyWSHandler, TransportWSHandler
 from app.db.models import User
 from app.domain.bounds import json_problem
 from app.services.runtime import Runtime
@@ -95,6 +96,9 @@ def _is_request_error(result: ExecutionResult) -> bool:
 
 
 class GraphQLView(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
     def __init__(self, schema: BaseSchema, runtime: Runtime, **kwargs: Any) -> None:
         super().__init__(schema, **kwargs)
         self.runtime = runtime

@@ -124,7 +124,7 @@ class RedisEventBus:
             log.info("event publishing recovered after %d failures", self.publish_failures)
 
     def listen(
-        self, owner_id: int, types: Iterable[str], trader_id: str | None = None
+        self, owner_id: int | None, types: Iterable[str], trader_id: str | None = None
     ) -> AsyncGenerator[Event, None]:
         return self.broadcaster.listen(owner_id, types, trader_id)
 

@@ -168,6 +168,13 @@ class Settings(BaseSettings):
         le=100,
         description="paper market impact: the price moves impact x (order amount / candle volume)",
     )
+    backtest_data: str = Field(
+        default="data/candles",
+        description="the replay directory (CSV or Parquet candle files) backtests run on",
+    )
+    backtest_concurrency: int = Field(
+        default=1, ge=1, le=64, description="backtests one API process runs at once"
+    )
     max_query_depth: int = Field(default=12, ge=2, le=100)
     max_aliases: int = Field(default=30, ge=1, le=1000)
     max_traders_per_user: int = Field(default=100, ge=1, le=1_000_000)
@@ -176,6 +183,31 @@ class Settings(BaseSettings):
         ge=1,
         le=100_000_000,
         description="estimated fields an operation may resolve; page sizes multiply",
+    )
+    subscription_send_queue: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="subscription results a websocket may have waiting to be sent; then the "
+        "oldest is dropped for each new one",
+    )
+    subscription_max_dropped: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000_000,
+        description="results dropped for a websocket that does not read before it is closed "
+        "(code 4420)",
+    )
+    ticker_interval_seconds: float = Field(
+        default=1.0,
+        ge=0.05,
+        le=3600,
+        description="tickers subscriptions get each symbol's ticker at most this often",
+    )
+    ws_per_message_deflate: bool = Field(
+        default=False,
+        description="compress websocket messages (permessage-deflate) when a client offers it; "
+        "costs CPU per message and memory per connection for small JSON events",
     )
 
     @field_validator("database_url")

@@ -16,6 +16,7 @@ from tortoise.models import Model
 from app.domain.decision import AnalysisEngineKind, DecisionAction
 from app.domain.decision_quality import Outcome
 from app.domain.enums import (
+    BacktestStatus,
     ExitReason,
     Liquidity,
     OrderPurpose,
@@ -532,3 +533,31 @@ class EquitySnapshot(Model):
     class Meta:
         table = "equity_snapshots"
         unique_together = (("trader_id", "mode", "time"),)
+
+
+class Backtest(Model):
+    """A backtest run: what was asked, how far it is, and when done its result document
+    (`app.domain.backtest`). A run writes only this row: its signals, decisions and trades
+    live in memory while it replays and in `result` after, never in the live tables."""
+
+    id = fields.UUIDField(primary_key=True)
+    owner: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="backtests", on_delete=fields.CASCADE
+    )
+    trader: fields.ForeignKeyNullableRelation[Trader] = fields.ForeignKeyField(
+        "models.Trader", related_name="backtests", null=True, on_delete=fields.SET_NULL
+    )
+    status = fields.CharEnumField(BacktestStatus, max_length=12, default=BacktestStatus.QUEUED)
+    request: Any = fields.JSONField()
+    progress = fields.FloatField(default=0.0)
+    closes_done = fields.IntField(default=0)
+    closes_total = fields.IntField(default=0)
+    reason = fields.TextField(null=True)
+    result: Any = fields.JSONField(null=True)
+    created_at = fields.DatetimeField()
+    started_at = fields.DatetimeField(null=True)
+    finished_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "backtests"
+        indexes = (("owner_id", "created_at"),)

@@ -96,3 +96,18 @@ class OrderStatus(StrEnum):
     CANCELED = "canceled"
     REJECTED = "rejected"
     EXPIRED = "expired"
+
+
+class BacktestStatus(StrEnum):
+    """Lifecycle of a backtest run: `queued` and `running` are live, the others final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL_BACKTEST_STATUSES = frozenset(
+    {BacktestStatus.DONE, BacktestStatus.FAILED, BacktestStatus.CANCELLED}
+)

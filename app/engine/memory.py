@@ -82,27 +82,41 @@ class Transition:
     at: int
 
 
+def _queue_order(signal: Signal) -> tuple[int, str]:
+    return signal.created_at, signal.id.hex
+
+
 class MemorySignalRepository:
+    """Indexed by status and by active (trader, symbol), as the database is: a claim or a
+    check looks at the few signals it concerns, not at every signal a year of replay made."""
+
     def __init__(self) -> None:
         self.signals: dict[uuid.UUID, Signal] = {}
         self._leases: dict[uuid.UUID, _Lease] = {}
         self.transitions: list[Transition] = []
+        self._by_status: dict[SignalStatus, dict[uuid.UUID, None]] = {}
+        self._active: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+
+    def _index(self, signal: Signal, previous: Signal | None) -> None:
+        if previous is not None:
+            self._by_status[previous.status].pop(previous.id, None)
+            if previous.active:
+                self._active.pop((previous.trader_id, previous.symbol), None)
+        self._by_status.setdefault(signal.status, {})[signal.id] = None
+        if signal.active:
+            self._active[(signal.trader_id, signal.symbol)] = signal.id
 
     def all(self) -> list[Signal]:
         """Every signal in the order it was added."""
         return list(self.signals.values())
 
     async def active_symbols(self, trader_id: uuid.UUID, symbols: Collection[str]) -> set[str]:
-        wanted = set(symbols)
-        return {
-            s.symbol
-            for s in self.signals.values()
-            if s.trader_id == trader_id and s.active and s.symbol in wanted
-        }
+        return {symbol for symbol in set(symbols) if (trader_id, symbol) in self._active}
 
     async def add(self, signal: Signal) -> bool:
         if signal.active and await self.active_symbols(signal.trader_id, [signal.symbol]):
             return False
+        self._index(signal, self.signals.get(signal.id))
         self.signals[signal.id] = signal
         return True
 
@@ -110,11 +124,12 @@ class MemorySignalRepository:
         self, status: SignalStatus, owner: str, now: int, until: int, limit: int
     ) -> list[Signal]:
         claimed: list[Signal] = []
-        for signal in sorted(self.signals.values(), key=lambda s: (s.created_at, s.id.hex)):
+        waiting = (self.signals[i] for i in self._by_status.get(status, {}))
+        for signal in sorted(waiting, key=_queue_order):
             if len(claimed) >= limit:
                 break
             lease = self._leases.get(signal.id)
-            if signal.status == status and (lease is None or lease.until <= now):
+            if lease is None or lease.until <= now:
                 self._leases[signal.id] = _Lease(owner, until)
                 claimed.append(signal)
         return claimed
@@ -137,7 +152,9 @@ class MemorySignalRepository:
             self._leases.pop(signal.id, None)
         else:
             self._leases[signal.id] = _Lease(None, not_before)
-        moved = self.signals[signal.id] = replace(current, status=status, status_reason=reason)
+        moved = replace(current, status=status, status_reason=reason)
+        self._index(moved, current)
+        self.signals[signal.id] = moved
         self.transitions.append(Transition(signal.id, current.status, status, reason, at))
         return moved
 
@@ -161,15 +178,16 @@ class MemoryDecisionRepository:
         self.decisions: dict[uuid.UUID, Decision] = {}
         self.outcomes: dict[uuid.UUID, Label] = {}
         self._check_at: dict[uuid.UUID, int] = {}
+        self._of_signal: dict[uuid.UUID, list[Decision]] = {}
+        self._unjudged: dict[uuid.UUID, None] = {}
 
     async def add(self, decision: Decision) -> None:
         self.decisions[decision.id] = decision
+        self._of_signal.setdefault(decision.signal_id, []).append(decision)
+        self._unjudged[decision.id] = None
 
     async def for_signal(self, signal_id: uuid.UUID) -> list[Decision]:
-        return sorted(
-            (d for d in self.decisions.values() if d.signal_id == signal_id),
-            key=lambda d: d.created_at,
-        )
+        return sorted(self._of_signal.get(signal_id, ()), key=lambda d: d.created_at)
 
     async def levels_for(self, signals: Collection[Signal]) -> dict[uuid.UUID, KeyLevels]:
         found = {}
@@ -180,10 +198,11 @@ class MemoryDecisionRepository:
         return found
 
     async def outcomes_due(self, now: int, limit: int) -> list[DueOutcome]:
+        unjudged = (self.decisions[i] for i in self._unjudged)
         due = [
             d
-            for d in sorted(self.decisions.values(), key=lambda d: (d.created_at, d.id.hex))
-            if d.id not in self.outcomes and self._check_at.get(d.id, d.created_at) <= now
+            for d in sorted(unjudged, key=lambda d: (d.created_at, d.id.hex))
+            if self._check_at.get(d.id, d.created_at) <= now
         ]
         found = []
         for decision in due[:limit]:
@@ -193,6 +212,7 @@ class MemoryDecisionRepository:
 
     async def record_outcome(self, decision_id: uuid.UUID, label: Label) -> None:
         self.outcomes[decision_id] = label
+        self._unjudged.pop(decision_id, None)
 
     async def check_outcome_later(self, decision_id: uuid.UUID, at: int) -> None:
         self._check_at[decision_id] = at

@@ -54,13 +54,14 @@ class OutcomeStage:
     async def _judge(self, item: DueOutcome, view: MarketView) -> None:
         decision = item.decision
         candles = view.candles(item.symbol, item.interval)
+        since = int(candles.time.searchsorted(decision.as_of, side="left"))
         label = label_outcome(
             decision.direction,
             decision.levels,
             decision.as_of,
-            candles.time.tolist(),
-            candles.high.tolist(),
-            candles.low.tolist(),
+            candles.time[since:].tolist(),
+            candles.high[since:].tolist(),
+            candles.low[since:].tolist(),
             self.horizon,
         )
         if label is not None:

@@ -309,7 +309,7 @@ class PriceUpdates(Protocol):
     """Every symbol's price moves since the previous `take`, oldest first: live, the feed's
     ticks; in a backtest, the candles the replay revealed."""
 
-    def take(self) -> dict[str, list[Bar]]: ...
+    def take(self) -> Mapping[str, list[Bar]]: ...
 
     async def wait(self) -> None:
         """Return once there are updates to take (live; a backtest never waits)."""

@@ -18,10 +18,11 @@ and the last candle's volume, which market impact is measured against.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from decimal import Decimal
 
 from app.domain.fill_model import Bar, Quote
+from app.domain.intervals import interval_ms
 from app.domain.signal import price_of
 from app.engine.clock import Clock
 from app.engine.feeds.base import Ticker
@@ -93,35 +94,69 @@ def candle_bar(candles: Candles, index: int) -> Bar:
     )
 
 
+class NewCandles(Mapping[str, list[Bar]]):
+    """The candles of `interval` that closed in (`after`, `upto`], looked up and made bars
+    only for the symbols read: the position monitor reads the few symbols it holds, not
+    every symbol of the market. Empty when `after` is None (the first look) or not earlier."""
+
+    def __init__(self, store: CandleHistory, interval: str, after: int | None, upto: int) -> None:
+        self.store = store
+        self.interval = interval
+        self.after = after
+        self.upto = upto
+        self._bars: dict[str, list[Bar]] = {}
+
+    def _of(self, symbol: str) -> list[Bar]:
+        bars = self._bars.get(symbol)
+        if bars is None:
+            bars = []
+            if self:
+                assert self.after is not None
+                candles = self.store.candles(symbol, self.interval, self.upto)
+                opened_after = self.after - interval_ms(self.interval)
+                first = int(candles.time.searchsorted(opened_after, side="right"))
+                bars = [candle_bar(candles, i) for i in range(first, len(candles))]
+            self._bars[symbol] = bars
+        return bars
+
+    def __bool__(self) -> bool:
+        """Whether anything can have closed: the clock moved since the last look."""
+        return self.after is not None and self.upto > self.after
+
+    def __contains__(self, symbol: object) -> bool:
+        return isinstance(symbol, str) and bool(self._of(symbol))
+
+    def __getitem__(self, symbol: str) -> list[Bar]:
+        bars = self._of(symbol)
+        if not bars:
+            raise KeyError(symbol)
+        return bars
+
+    def __iter__(self) -> Iterator[str]:
+        return (symbol for symbol in self.store.symbols(self.interval) if symbol in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class CandleUpdates:
-    """The candles of `interval` closed since the last `take`, symbol by symbol."""
+    """The candles of `interval` closed since the last `take`: in a replay candles close in
+    time order, so what closed since is what closed between the two looks' moments."""
 
     def __init__(self, store: CandleHistory, interval: str, clock: Clock) -> None:
         self.store = store
         self.interval = interval
         self.clock = clock
-        self._seen: dict[str, int] = {}
+        self._taken_at: int | None = None
 
     async def wait(self) -> None:
         """A backtest drains the stages after each close; nothing here wakes a waiter."""
         await asyncio.Event().wait()
 
-    def take(self) -> dict[str, list[Bar]]:
-        found: dict[str, list[Bar]] = {}
+    def take(self) -> NewCandles:
         now = self.clock.now()
-        for symbol in self.store.symbols(self.interval):
-            candles = self.store.candles(symbol, self.interval, now)
-            seen = self._seen.get(symbol)
-            if not len(candles):
-                continue
-            if seen is None:
-                self._seen[symbol] = int(candles.time[-1])
-                continue
-            newer = [i for i in range(len(candles)) if candles.time[i] > seen]
-            if newer:
-                found[symbol] = [candle_bar(candles, i) for i in newer]
-                self._seen[symbol] = int(candles.time[newer[-1]])
-        return found
+        after, self._taken_at = self._taken_at, now
+        return NewCandles(self.store, self.interval, after, now)
 
 
 class MarketQuotes:

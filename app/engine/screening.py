@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -121,28 +121,38 @@ class ScreenerEngine:
     ) -> dict[uuid.UUID, FilterOutcome]:
         """Every spec's filter over its symbols, on the market as `view` shows it, each within
         its budget per worker (`budgets`; the sandbox's own limit when not given)."""
-        budgets = budgets or {}
-        outcomes: dict[uuid.UUID, FilterOutcome] = {}
-        jobs = []
-        for spec in specs:
-            try:
-                program = spec.filter
-            except FilterValidationError as exc:
-                outcomes[spec.id] = FilterOutcome(str(spec.id), failure=f"invalid filter: {exc}")
-                continue
-            jobs.append(
-                FilterJob(
-                    str(spec.id),
-                    program.code,
-                    spec.interval,
-                    spec.symbols or view.symbols(spec.interval),
-                    program.timeframes,
-                    spec.filter_params(),
-                    budgets.get(spec.id),
-                )
-            )
+        outcomes, jobs = filter_jobs(specs, view.symbols, budgets or {})
         by_key = {str(spec.id): spec.id for spec in specs}
         if jobs:
             found = await self.sandbox.run(jobs, view, view.tickers())
             outcomes.update((by_key[key], outcome) for key, outcome in found.items())
         return outcomes
+
+
+def filter_jobs(
+    specs: Sequence[TraderSpec],
+    symbols: Callable[[str], Sequence[str]],
+    budgets: Mapping[uuid.UUID, float],
+) -> tuple[dict[uuid.UUID, FilterOutcome], list[FilterJob]]:
+    """The sandbox job of each spec over its symbols (`symbols(interval)` when it names
+    none), and the outcome of each spec whose filter does not pass."""
+    outcomes: dict[uuid.UUID, FilterOutcome] = {}
+    jobs = []
+    for spec in specs:
+        try:
+            program = spec.filter
+        except FilterValidationError as exc:
+            outcomes[spec.id] = FilterOutcome(str(spec.id), failure=f"invalid filter: {exc}")
+            continue
+        jobs.append(
+            FilterJob(
+                str(spec.id),
+                program.code,
+                spec.interval,
+                spec.symbols or tuple(symbols(spec.interval)),
+                program.timeframes,
+                spec.filter_params(),
+                budgets.get(spec.id),
+            )
+        )
+    return outcomes, jobs

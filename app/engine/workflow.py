@@ -10,6 +10,8 @@ take their work from durable state (a signal's status, an open position), never 
 call chain, so a slow one never holds up the next screen: the live engine runs each one in
 a task of its own, woken after every close (`LiveEngine`); a backtest runs them one after
 the other until none has anything left (`drain`), which makes it deterministic.
+`stage_seconds` adds up the time each stage took in `on_close` and `drain` ("screen": the
+screen and the signals it recorded), for the backtest benchmark's time per stage.
 
 The live engine calls `on_close` from its close trigger; a backtest calls it from its replay
 loop with a replayed view. Nothing here knows which clock drives it.
@@ -82,13 +84,23 @@ class Workflow:
         self.stages = tuple(stages)
         self.fairness = fairness or Fairness()
         self._spent: dict[str, dict[uuid.UUID, float]] = {}
+        self.stage_seconds: dict[str, float] = {"screen": 0.0} | {
+            stage.name: 0.0 for stage in self.stages
+        }
 
     async def drain(self, view: MarketView) -> int:
         """Run the later stages, in order, until none has anything due; the items handled."""
         total = 0
-        while done := sum([await stage.run(view) for stage in self.stages]):
+        while done := sum([await self._timed(stage, view) for stage in self.stages]):
             total += done
         return total
+
+    async def _timed(self, stage: Stage, view: MarketView) -> int:
+        started = time.perf_counter()
+        try:
+            return await stage.run(view)
+        finally:
+            self.stage_seconds[stage.name] += time.perf_counter() - started
 
     async def on_close(self, close: CandleClose, view: MarketView) -> ScreenReport | None:
         """Screen the close and record signals; None when the sandbox failed (logged)."""
@@ -116,11 +128,17 @@ class Workflow:
         self._spent[close.interval] = {
             trader: outcome.spent_seconds for trader, outcome in outcomes.items()
         }
+        screened = time.perf_counter()
+        self.stage_seconds["screen"] += screened - started
         for stage in self.stages:
             try:
                 await stage.on_close(close, view)
             except Exception:
                 log.exception("stage %s failed on the %s close", stage.name, close.interval)
+            finally:
+                now = time.perf_counter()
+                self.stage_seconds[stage.name] += now - screened
+                screened = now
         report = ScreenReport(
             close.interval,
             close.time,

@@ -4,7 +4,8 @@ every request.
 The API reaches the engine only through this object: the market port answers with the
 engine embedded or without it (`TRADERS_ENGINE=off`), and `engine`, `desk` (its trading
 desk) and `filter_checker` (dry runs of filter code) are None when it runs elsewhere. `llm`
-is the process's model client (None without a Gemini key).
+is the process's model client (None without a Gemini key); `backtests` runs the backtests
+this process started (None until the app starts).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from app.engine.desk import TradingDesk
     from app.engine.live import LiveEngine
     from app.engine.llm.client import LlmClient
+    from app.services.backtests import BacktestRunner
     from app.services.filter_check import FilterChecker
 
 
@@ -32,3 +34,4 @@ class Runtime:
     filter_checker: FilterChecker | None = None
     llm: LlmClient | None = None
     desk: TradingDesk | None = None
+    backtests: BacktestRunner | None = None

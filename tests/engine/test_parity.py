@@ -7,7 +7,7 @@ assembled stages on the replay clock with in-memory repositories. Both screen ev
 of five recorded BTC pairs with the same traders, analyze the signals with the rule engine
 and watch them, and must agree signal by signal, decision by decision and, close by close,
 on what each screen found. A backtest run twice agrees with itself, and candles changed
-after a moment change nothing at or before it.
+after a moment change no signal, decision or trade at or before it.
 """
 
 from __future__ import annotations
@@ -277,14 +277,44 @@ async def test_candles_changed_after_a_moment_change_nothing_at_or_before_it(
         rows[later, 5] *= rng.uniform(0.1, 10.0, size=int(later.sum()))
         changed[key] = rows
     altered = await _backtest(specs, ReplayMarket(changed))
+    assert _traded(altered.trades) != _traded(original.trades), "the change must matter"
 
     def until_cutoff(result: ReplayResult) -> list[tuple[Any, ...]]:
         return _comparable(
             [s for s in result.signals if s.candle_time + interval_ms("5m") <= cutoff]
         )
 
+    def decided_until_cutoff(result: ReplayResult) -> list[tuple[Any, ...]]:
+        return _decided(
+            [d for d in result.decisions if d.created_at <= cutoff], list(result.signals)
+        )
+
+    def traded_until_cutoff(result: ReplayResult) -> list[tuple[Any, ...]]:
+        """Each trade as it stood at the cut-off: entries made by then, exits made by then."""
+        return _traded(
+            [
+                t
+                if t.closed_at is not None and t.closed_at <= cutoff
+                else dataclasses.replace(
+                    t,
+                    status=TradeStatus.OPEN,
+                    closed_at=None,
+                    exit_price=None,
+                    exit_fee=Decimal(0),
+                    pnl=None,
+                    exit_reason=None,
+                )
+                for t in result.trades
+                if t.opened_at <= cutoff
+            ]
+        )
+
     assert until_cutoff(original), "signals before the cut-off are needed to compare"
     assert until_cutoff(altered) == until_cutoff(original)
+    assert decided_until_cutoff(original), "decisions before the cut-off are needed"
+    assert decided_until_cutoff(altered) == decided_until_cutoff(original)
+    assert traded_until_cutoff(original), "trades before the cut-off are needed"
+    assert traded_until_cutoff(altered) == traded_until_cutoff(original)
     before = [r for r in original.reports if r.candle_time + interval_ms("5m") <= cutoff]
     assert _screens(altered.reports)[: len(before)] == _screens(before)
     assert _screens(altered.reports) != _screens(original.reports), "the change must matter"

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
 import pytest
 
 from app.core.bus import create_event_bus
-from app.core.events import Broadcaster, Event, EventType, InProcessEventBus
+from app.core.events import (
+    Audience,
+    Broadcaster,
+    Event,
+    EventType,
+    InProcessEventBus,
+    candle_event,
+    ticker_event,
+)
 from app.core.redis_bus import RedisEventBus
 from app.core.settings import Settings
 
@@ -119,3 +127,65 @@ def test_create_event_bus_follows_the_redis_setting() -> None:
     bus = create_event_bus(Settings(redis_url="redis://127.0.0.1:6379/0"))
     assert isinstance(bus, RedisEventBus)
     assert bus.url == "redis://127.0.0.1:6379/0"
+
+
+async def test_a_fanout_prepares_each_event_once_for_the_members_that_hear_it() -> None:
+    broadcaster = Broadcaster()
+    prepared: list[Event] = []
+
+    def preparation() -> Callable[[Event], str]:
+        def prepare(event: Event) -> str:
+            prepared.append(event)
+            return f"result of {event.payload['n']}"
+
+        return prepare
+
+    heard: dict[str, list[str]] = {name: [] for name in ("a", "b", "t2", "bob")}
+    audiences = {"a": Audience(1), "b": Audience(1), "t2": Audience(1, "t2"), "bob": Audience(2)}
+    leaves = [
+        broadcaster.join(
+            "doc", [EventType.SIGNAL], preparation, audiences[name], heard[name].append
+        )
+        for name in heard
+    ]
+    assert broadcaster.listener_count == 4
+
+    broadcaster.deliver(signal_event(owner_id=1, trader_id="t1", n=1))
+    broadcaster.deliver(signal_event(owner_id=2, trader_id="t9", n=2))
+    broadcaster.deliver(signal_event(owner_id=3, trader_id="t1", n=3))
+    broadcaster.deliver(Event(EventType.TRADE, 1, "t1", {"n": 4}))
+
+    assert [event.payload["n"] for event in prepared] == [1, 2]
+    assert heard == {"a": ["result of 1"], "b": ["result of 1"], "t2": [], "bob": ["result of 2"]}
+    for leave in leaves:
+        leave()
+        leave()
+    assert broadcaster.listener_count == 0
+
+
+async def test_a_fanout_withholds_what_its_preparation_declines() -> None:
+    broadcaster = Broadcaster()
+    heard: list[Event] = []
+    broadcaster.join(
+        "doc",
+        [EventType.CANDLE],
+        lambda: lambda event: event if event.payload["symbol"] == "BTC/USDT" else None,
+        Audience(None),
+        heard.append,
+    )
+
+    broadcaster.deliver(candle_event("ETH/USDT", "1m", [0, 1, 2, 0.5, 1.5, 10]))
+    broadcaster.deliver(candle_event("BTC/USDT", "1m", [0, 1, 2, 0.5, 1.5, 10]))
+    broadcaster.deliver(signal_event(n=1))
+
+    assert [event.payload["symbol"] for event in heard] == ["BTC/USDT"]
+
+
+def test_market_events_belong_to_no_user_and_round_trip_through_json() -> None:
+    event = ticker_event("BTC/USDT", 1_767_225_600_000, Decimal("64000.5"), Decimal("-1.25"))
+
+    parsed = Event.from_json(event.to_json())
+
+    assert (parsed.owner_id, parsed.trader_id) == (None, None)
+    assert parsed.payload["last"] == "64000.5"
+    assert parsed.payload["change_pct"] == "-1.25"

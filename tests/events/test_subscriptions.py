@@ -19,8 +19,9 @@ from strawberry.types import ExecutionResult
 
 from app.api.context import Context
 from app.api.errors import ApiErrors
+from app.api.executor import SubscriptionExecutor
 from app.api.queries import Query
-from app.api.subscriptions import Subscription, SubscriptionExecutor
+from app.api.subscriptions import Subscription
 from app.core.events import Event, EventType, InProcessEventBus
 from app.core.settings import Settings
 from app.db.models import Trader, User

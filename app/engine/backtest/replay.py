@@ -3,7 +3,7 @@
 Each series is cleaned once by the rules the live kline store applies to every append (so
 gaps are filled the same way), then held whole in memory. `view(at)` shows what a live store
 would hold at the moment `at`: for each series, its last `depth` candles that had closed by
-then, and tickers rolled over the candles revealed so far exactly as the replay feed rolls
+then, and tickers rolled over the candles closed by then exactly as the replay feed rolls
 them. A candle that closes later is not in any view before its close: no look-ahead.
 """
 
@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from app.domain.backtest import DataSpan
 from app.domain.candles import clean_candles
 from app.domain.intervals import interval_ms
 from app.engine.feeds.base import RollingTickers
 from app.engine.feeds.replay import candle_files, read_candles
 from app.engine.klines import DEFAULT_DEPTH, Candles
 from app.engine.sandbox import TickerValues
-from app.engine.screening import ticker_values
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -35,6 +35,15 @@ def _readonly(array: np.ndarray) -> np.ndarray:
 class _Series:
     time: np.ndarray
     values: np.ndarray  # (5, n): open, high, low, close, volume
+    times: list[int]  # the open times again, as the replay loop steps through them
+
+    def closed_by(self, interval: str, at: int, start: int = 0) -> int:
+        """How many of the candles had closed by `at`, counting on from `start` (the count
+        at an earlier moment: a replay only goes forward, a step of a candle or two)."""
+        times, end, opened_by = self.times, start, at - interval_ms(interval)
+        while end < len(times) and times[end] <= opened_by:
+            end += 1
+        return end
 
     def candles(self, symbol: str, interval: str, end: int, depth: int) -> Candles:
         start = max(0, end - depth)
@@ -61,7 +70,9 @@ class ReplayMarket:
             cleaned = clean_candles(rows, interval_ms(interval), max_fill=depth)
             if len(cleaned):
                 self._series[(symbol, interval)] = _Series(
-                    _readonly(cleaned.time), _readonly(np.ascontiguousarray(cleaned.values.T))
+                    _readonly(cleaned.time),
+                    _readonly(np.ascontiguousarray(cleaned.values.T)),
+                    cleaned.time.tolist(),
                 )
         symbols = sorted({symbol for symbol, _ in self._series})
         self._ticker_interval = {
@@ -71,6 +82,10 @@ class ReplayMarket:
         self._tickers = RollingTickers()
         self._revealed = {symbol: 0 for symbol in symbols}
         self.at: int | None = None
+        self._ends: dict[tuple[str, str], int] = {}
+        self._symbols: dict[str, tuple[str, ...]] = {}
+        self._figures: dict[int, Mapping[str, TickerValues]] = {}
+        self._rolled_to = -(2**62)
 
     @classmethod
     def from_directory(cls, directory: str | Path, depth: int = DEFAULT_DEPTH) -> ReplayMarket:
@@ -81,6 +96,13 @@ class ReplayMarket:
     @property
     def keys(self) -> list[tuple[str, str]]:
         return list(self._series)
+
+    def spans(self) -> dict[tuple[str, str], DataSpan]:
+        """The open times of each series' first and last candle."""
+        return {
+            key: DataSpan(int(series.time[0]), int(series.time[-1]))
+            for key, series in self._series.items()
+        }
 
     def closes(
         self, intervals: Iterable[str], start: int, end: int
@@ -110,14 +132,32 @@ class ReplayMarket:
             yield current
 
     def reveal(self, at: int) -> None:
-        """Move the market to the moment `at` (never back): roll the tickers forward over
-        the candles of each symbol's smallest interval that closed by then."""
+        """Move the market to the moment `at` (never back)."""
         if self.at is not None and at < self.at:
             raise ValueError("a replayed market does not go back in time")
         self.at = at
+        self._ends = {
+            key: series.closed_by(key[1], at, self._ends.get(key, 0))
+            for key, series in self._series.items()
+        }
+        self._symbols = {}
+        for moment in [m for m in self._figures if m < at]:
+            del self._figures[moment]
+
+    def tickers_at(self, at: int) -> Mapping[str, TickerValues]:
+        """The tickers as they were at the moment `at`, rolled over the candles of each
+        symbol's smallest interval that closed by then (what a screen at `at` reads). The
+        roll only goes forward: a screen of the closes to come reads theirs before the
+        market reaches them, and the replay then reads them back from here."""
+        found = self._figures.get(at)
+        if found is not None:
+            return found
+        if at < self._rolled_to:
+            raise ValueError("the tickers of a past moment are gone")
+        self._rolled_to = at
         for symbol, interval in self._ticker_interval.items():
             series = self._series[(symbol, interval)]
-            end = self._end(series, interval, at)
+            end = series.closed_by(interval, at, self._revealed[symbol])
             for index in range(self._revealed[symbol], end):
                 self._tickers.update(
                     symbol,
@@ -127,37 +167,54 @@ class ReplayMarket:
                     float(series.values[4, index]),
                 )
             self._revealed[symbol] = max(self._revealed[symbol], end)
+        found = self._figures[at] = {
+            s: TickerValues(*f) for s, f in self._tickers.figures().items()
+        }
+        return found
 
     def view(self) -> ReplayView:
         """The market at the moment last revealed."""
         if self.at is None:
             raise ValueError("reveal a moment before viewing the market")
-        values = {s: ticker_values(t) for s, t in self._tickers.snapshot().items()}
-        return ReplayView(self, self.at, values)
+        return ReplayView(self, self.at, self.tickers_at(self.at))
 
     @property
     def base_interval(self) -> str:
         """The smallest interval of the recorded series: what quotes and fills read."""
         return min((interval for _, interval in self._series), key=interval_ms)
 
-    def candles(self, symbol: str, interval: str, closed_by: int | None = None) -> Candles:
-        """The symbol's last `depth` candles closed by `closed_by` (by the moment revealed
-        last when None; nothing before the first `reveal`)."""
+    def candles(
+        self, symbol: str, interval: str, closed_by: int | None = None, depth: int | None = None
+    ) -> Candles:
+        """The symbol's last `depth` candles (the market's depth when None) closed by
+        `closed_by` (by the moment revealed last when None; nothing before the first
+        `reveal`)."""
         at = self._moment(closed_by)
         series = self._series.get((symbol, interval))
         if series is None:
             empty = _readonly(np.empty(0))
             return Candles(symbol, interval, _readonly(np.empty(0, dtype=np.int64)), *[empty] * 5)
-        return series.candles(symbol, interval, self._end(series, interval, at), self.depth)
+        end = self._ends[(symbol, interval)] if at == self.at else self._end(series, interval, at)
+        return series.candles(symbol, interval, end, depth or self.depth)
 
-    def symbols(self, interval: str) -> tuple[str, ...]:
-        """Every symbol with candles at `interval` closed by the moment revealed last."""
-        at = self._moment(None)
+    def symbols(self, interval: str, at: int | None = None) -> tuple[str, ...]:
+        """Every symbol with candles at `interval` closed by `at` (by the moment revealed
+        last when None)."""
+        if at is not None and at != self.at:
+            return self._symbols_at(interval, at)
+        found = self._symbols.get(interval)
+        if found is None:
+            found = self._symbols[interval] = self._symbols_at(interval, self._moment(None))
+        return found
+
+    def _symbols_at(self, interval: str, at: int) -> tuple[str, ...]:
+        """The symbols whose first candle at `interval` had closed by `at`."""
+        opened_by = at - interval_ms(interval)
         return tuple(
             sorted(
                 symbol
                 for (symbol, each), series in self._series.items()
-                if each == interval and self._end(series, interval, at) > 0
+                if each == interval and series.time[0] <= opened_by
             )
         )
 
@@ -168,7 +225,7 @@ class ReplayMarket:
     @staticmethod
     def _end(series: _Series, interval: str, at: int) -> int:
         """How many of the series' candles had closed by `at`."""
-        return int(np.searchsorted(series.time, at - interval_ms(interval), side="right"))
+        return int(series.time.searchsorted(at - interval_ms(interval), side="right"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,28 +6,33 @@ screening uses), the signal stage, the analyzer with the given analysis engine (
 engine by default), the signal monitor, the position monitor and exit signals, the trade
 stage with the demo executor and its fill model, equity snapshots and the outcome stage.
 Orders meet the replayed market (its smallest interval's candles, as revealed). Live tables
-are never touched. Each close is revealed, handled and every later stage drained before the
-next one, so a run is deterministic and as fast as the CPU allows.
+are never touched. The screener is the live one answering from batches of the closes to
+come (`ScreenAhead`): the same sandbox and filters, each close seeing only its own past.
+Each close is revealed, handled and every later stage drained before the next one, so a
+run is deterministic and as fast as the CPU allows.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from app.domain.decision import Decision
+from app.domain.decision_quality import Label
 from app.domain.fill_model import FillModel
 from app.domain.intervals import interval_ms
 from app.domain.ledger import DEFAULT_BALANCE
-from app.domain.metrics import Performance
+from app.domain.metrics import Metrics, Performance, metrics_of
 from app.domain.signal import Signal
 from app.domain.trade import Trade
 from app.domain.trader_spec import TraderSpec
 from app.engine.analysis.base import AnalysisEngine
 from app.engine.analysis.rules import RuleAnalysisEngine
 from app.engine.assembly import StageOptions, assemble_workflow, memory_ports
+from app.engine.backtest.ahead import AHEAD, ScreenAhead
 from app.engine.backtest.replay import ReplayMarket
 from app.engine.clock import ReplayClock
 from app.engine.instruments import DerivedInstruments
@@ -36,6 +41,9 @@ from app.engine.sandbox import FilterSandbox
 from app.engine.screening import CandleClose, ScreenReport
 
 OWNER = "backtest"
+
+Progress = Callable[[int, int], Awaitable[None]]
+"""Told (closes replayed, closes in all) after every close."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +54,10 @@ class ReplayResult:
     performance: dict[uuid.UUID, Performance]
     reports: tuple[ScreenReport, ...]
     errors: dict[str, str] = field(default_factory=dict)
+    metrics: dict[uuid.UUID, Metrics] = field(default_factory=dict)
+    equity: dict[uuid.UUID, list[tuple[int, Decimal]]] = field(default_factory=dict)
+    labels: dict[uuid.UUID, Label] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 async def replay_history(
@@ -59,8 +71,11 @@ async def replay_history(
     options: StageOptions | None = None,
     model: FillModel | None = None,
     balance: Decimal = DEFAULT_BALANCE,
+    progress: Progress | None = None,
+    ahead: int = AHEAD,
 ) -> ReplayResult:
-    """Run every close in [start, end] (moments, epoch ms) of the specs' intervals."""
+    """Run every close in [start, end] (moments, epoch ms) of the specs' intervals, telling
+    `progress` after each one; `ahead` closes are screened in one sandbox message."""
     clock = ReplayClock(start)
     interval = market.base_interval
     ports = memory_ports(
@@ -75,24 +90,47 @@ async def replay_history(
     workflow = assemble_workflow(
         ports, clock, sandbox, analysis or RuleAnalysisEngine(), owner=OWNER, options=options
     )
+    workflow.stage_seconds["replay"] = 0.0
     reports = []
+    closes = list(market.closes({spec.interval for spec in specs}, start, end))
+    screener = workflow.screener = ScreenAhead(sandbox, market, closes, ahead)
     try:
-        for moment, intervals in market.closes({spec.interval for spec in specs}, start, end):
+        for done, (moment, intervals) in enumerate(closes, 1):
+            revealing = time.perf_counter()
             clock.advance(moment)
             market.reveal(moment)
             view = market.view()
+            workflow.stage_seconds["replay"] += time.perf_counter() - revealing
             for interval in intervals:
                 close = CandleClose(interval, moment - interval_ms(interval))
                 if (report := await workflow.on_close(close, view)) is not None:
                     reports.append(report)
             await workflow.drain(view)
+            if progress is not None:
+                await progress(done, len(closes))
     finally:
+        await screener.close()
         await sandbox.forget_source(market.source_id)
+    performance = {spec.id: await ports.trades.performance(spec.id, spec.mode) for spec in specs}
+    marks = ports.desk.quotes.marks(market.symbols(interval)) if market.at is not None else {}
     return ReplayResult(
         tuple(ports.signals.all()),
         tuple(sorted(ports.decisions.decisions.values(), key=lambda d: (d.created_at, d.id.hex))),
         tuple(sorted(ports.trades.trades.values(), key=lambda t: (t.opened_at, t.id.hex))),
-        {spec.id: await ports.trades.performance(spec.id, spec.mode) for spec in specs},
+        performance,
         tuple(reports),
         {str(trader_id): reason for trader_id, reason in ports.traders.errors.items()},
+        {
+            spec.id: metrics_of(
+                performance[spec.id],
+                now=clock.now(),
+                total_signals=sum(s.trader_id == spec.id for s in ports.signals.all()),
+                ledger=await ports.trades.ledger(spec.id, spec.mode),
+                marks=marks,
+            )
+            for spec in specs
+        },
+        {spec.id: ports.trades.equity_curve(spec.id, spec.mode) for spec in specs},
+        dict(ports.decisions.outcomes),
+        dict(workflow.stage_seconds),
     )

@@ -103,6 +103,7 @@ class RollingTickers:
         self._spread = 0.0 if isinstance(spread_pct, dict) else spread_pct
         self._windows: dict[str, deque[tuple[int, float, float, float]]] = {}
         self._computed: dict[str, Ticker] = {}
+        self._figures: dict[str, tuple[float, float, float]] = {}
 
     def update(self, symbol: str, time: int, open_: float, close: float, volume: float) -> None:
         window = self._windows.setdefault(symbol, deque())
@@ -110,6 +111,7 @@ class RollingTickers:
         while window[0][0] <= time - DAY_MS:
             window.popleft()
         self._computed.pop(symbol, None)
+        self._figures.pop(symbol, None)
 
     def snapshot(self) -> dict[str, Ticker]:
         snapshot = {}
@@ -120,11 +122,26 @@ class RollingTickers:
             snapshot[symbol] = ticker
         return snapshot
 
+    def figures(self) -> dict[str, tuple[float, float, float]]:
+        """Each symbol's last price, 24 h change in percent and quote volume, as floats and
+        exactly as the snapshot's tickers round them, without building the tickers: what a
+        replay shows filters at every close."""
+        figures = {}
+        for symbol, window in self._windows.items():
+            found = self._figures.get(symbol)
+            if found is None:
+                last, change, _, quote = _sums(window)
+                found = self._figures[symbol] = (
+                    float(f"{last:.12g}"),
+                    float(f"{change:.6g}"),
+                    float(f"{quote:.12g}"),
+                )
+            figures[symbol] = found
+        return figures
+
     def _ticker(self, symbol: str, window: deque[tuple[int, float, float, float]]) -> Ticker:
-        time, _, last, _ = window[-1]
-        first_open = window[0][1]
-        base = sum(volume for *_, volume in window)
-        quote = sum(close * volume for _, _, close, volume in window)
+        time = window[-1][0]
+        last, change, base, quote = _sums(window)
         half_spread = last * self._spreads.get(symbol, self._spread) / 100.0 / 2
         return Ticker(
             symbol=symbol,
@@ -134,8 +151,18 @@ class RollingTickers:
             ask=_rounded(last + half_spread) if half_spread else None,
             base_volume=_rounded(base),
             quote_volume=_rounded(quote),
-            change_pct=_rounded((last / first_open - 1) * 100, 6),
+            change_pct=_rounded(change, 6),
         )
+
+
+def _sums(window: deque[tuple[int, float, float, float]]) -> tuple[float, float, float, float]:
+    """A day of candles as (last, change in percent, base volume, quote volume)."""
+    last = window[-1][2]
+    base = quote = 0.0
+    for _, _, close, volume in window:  # one pass, in order: the sums of `sum()`, bit for bit
+        base += volume
+        quote += close * volume
+    return last, (last / window[0][1] - 1) * 100, base, quote
 
 
 def _rounded(value: float, significant: int = 12) -> Decimal:

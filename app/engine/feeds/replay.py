@@ -73,6 +73,17 @@ def read_candles(path: Path) -> np.ndarray:
     return np.array(rows, dtype=np.float64).reshape(-1, len(COLUMNS))
 
 
+def write_parquet(path: Path, rows: np.ndarray) -> Path:
+    """`(n, 6)` candle rows as a Parquet file of the replay columns (read by `read_candles`)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = {name: rows[:, index] for index, name in enumerate(COLUMNS)}
+    columns["timestamp"] = columns["timestamp"].astype(np.int64)
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
 def _pyarrow_available() -> bool:
     try:
         import pyarrow.parquet  # noqa: F401

@@ -86,11 +86,17 @@ class JobSpec:
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    """One symbol to screen, with its ticker, by the jobs at these indexes of the batch."""
+    """One symbol to screen, with its ticker, by the jobs at these indexes of the batch.
+
+    `windows` says what the task sees of each of the symbol's series: (interval, the open
+    time of its last candle, how many candles up to it), the engine's snapshot at the task's
+    close. A replica may hold later candles (a backtest ships the candles of the closes to
+    come in one batch); none of them is in the task's view. Empty: the replicas as held."""
 
     symbol: str
     ticker: TickerValues
     jobs: tuple[int, ...]
+    windows: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +166,7 @@ def batch_message(batch: Batch) -> tuple[dict[str, Any], list[np.ndarray]]:
                 task.symbol,
                 [task.ticker.last, task.ticker.change_pct, task.ticker.quote_volume],
                 list(task.jobs),
+                [list(window) for window in task.windows],
             ]
             for task in batch.tasks
         ],
@@ -197,8 +204,13 @@ def decode_engine_message(message: Any, binary: memoryview) -> Batch | Forget:
             for code, interval, timeframes, params, budget in message["jobs"]
         ),
         tuple(
-            Task(symbol, TickerValues(*ticker), tuple(jobs))
-            for symbol, ticker, jobs in message["tasks"]
+            Task(
+                symbol,
+                TickerValues(*ticker),
+                tuple(jobs),
+                tuple((interval, until, rows) for interval, until, rows in windows),
+            )
+            for symbol, ticker, jobs, windows in message["tasks"]
         ),
     )
 

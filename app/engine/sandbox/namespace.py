@@ -42,6 +42,7 @@ from app.engine.sandbox.jobs import TickerValues
 from app.engine.sandbox.messages import MAX_FAILURE, MAX_READS, MEMORY_EXCEEDED
 
 TIME_EXCEEDED = "time limit exceeded"
+MAX_BINDS = 256
 SAFE_BUILTINS: dict[str, Any] = {name: getattr(builtins, name) for name in SAFE_BUILTIN_NAMES}
 
 
@@ -134,11 +135,26 @@ class Indicators:
 
     def _helper(self, spec: IndicatorSpec) -> Callable[..., Any]:
         names = [param.name for param in spec.params]
+        binds: dict[Any, dict[str, int | float]] = {}
+
+        def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, int | float]:
+            """The parameters checked once per spelling (`rsi(candles, 14)` is asked at every
+            symbol and close), not at every call; a spelling that fails is not kept."""
+            try:
+                key = (args, tuple(kwargs.items()))
+                bound = binds.get(key)
+            except TypeError:  # an unhashable argument: check it every time
+                key, bound = None, None
+            if bound is None:
+                if len(args) > len(names):
+                    raise TypeError(f"{spec.name} takes at most {len(names)} parameters")
+                bound = spec.bind({**dict(zip(names, args, strict=False)), **kwargs})
+                if key is not None and len(binds) < MAX_BINDS:
+                    binds[key] = bound
+            return bound
 
         def indicator(candles: Any, *args: Any, **kwargs: Any) -> Any:
-            if len(args) > len(names):
-                raise TypeError(f"{spec.name} takes at most {len(names)} parameters")
-            bound = spec.bind({**dict(zip(names, args, strict=False)), **kwargs})
+            bound = bind(args, kwargs)
             interval = self.intervals.get(id(candles))
             if interval is None:
                 raise TypeError(f"{spec.name} takes candles, e.g. {spec.name}(candles)")

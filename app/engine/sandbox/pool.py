@@ -17,6 +17,7 @@ part's run is lost (`FilterOutcome.lost`), for its jobs only.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import functools
 import logging
 import math
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.domain.indicators import CandleArrays
+from app.domain.intervals import interval_ms
 from app.engine.sandbox.isolation import DEFAULT_USER
 from app.engine.sandbox.jobs import (
     CandleSource,
@@ -52,6 +54,16 @@ class _Part:
 
     snapshots: dict[tuple[str, str], CandleArrays] = field(default_factory=dict)
     tasks: list[Task] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Jobs to run at one close: `at` is its moment (None: the source as it shows now), with
+    the tickers of that moment."""
+
+    at: int | None
+    jobs: Sequence[FilterJob]
+    tickers: Mapping[str, TickerValues]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +172,16 @@ class FilterSandbox:
         A run that is cancelled, or fails (`SandboxError`: no worker could be started), still
         lets all its workers finish before the next run may use them.
         """
+        return (await self.run_closes([Close(None, jobs, tickers)], source))[0]
+
+    async def run_closes(
+        self, closes: Sequence[Close], source: CandleSource, depth: int | None = None
+    ) -> list[dict[str, FilterOutcome]]:
+        """`run` for several closes of one source in one message per worker, one outcome per
+        job and close: a backtest screens the closes to come at once. The source shows the
+        candles up to the last close; each close's evaluations see only those closed by its
+        moment, at most `depth` of them (the depth the market shows at one close)."""
+        jobs = [job for close in closes for job in close.jobs]
         async with self._lock:
             await self.start()
             specs = tuple(
@@ -172,7 +194,7 @@ class FilterSandbox:
                 )
                 for job in jobs
             )
-            parts = [part for part in self._partition(jobs, source, tickers) if part[1].tasks]
+            parts = [part for part in self._partition(closes, source, depth) if part[1].tasks]
             gathered = asyncio.gather(
                 *(
                     asyncio.to_thread(self._run_part, slot, part, source.source_id, specs)
@@ -192,7 +214,8 @@ class FilterSandbox:
             results.append(answer)
         self.replaced += sum(result.replaced for result in results)
         self.rows_sent += sum(result.rows_sent for result in results)
-        return _merge(jobs, [part for _, part in parts], results)
+        outcomes = iter(_merge(jobs, [part for _, part in parts], results))
+        return [{job.key: next(outcomes) for job in close.jobs} for close in closes]
 
     async def forget_source(self, source_id: str) -> None:
         """Drop every replica of `source_id` (a backtest that ended), in the engine and the
@@ -202,36 +225,57 @@ class FilterSandbox:
             await asyncio.to_thread(_each, list(self._workers), forget)
 
     def _partition(
-        self, jobs: Sequence[FilterJob], source: CandleSource, tickers: Mapping[str, TickerValues]
+        self, closes: Sequence[Close], source: CandleSource, depth: int | None
     ) -> list[tuple[int, _Part]]:
         parts = [_Part() for _ in range(self.size)]
-        by_symbol: dict[str, list[int]] = {}
-        for index, job in enumerate(jobs):
-            for symbol in job.symbols:
-                by_symbol.setdefault(symbol, []).append(index)
-        for symbol in sorted(by_symbol):
-            series: dict[str, CandleArrays] = {}
-            job_indexes = []
-            for index in by_symbol[symbol]:
-                missing = False
-                for interval in jobs[index].timeframes:
-                    if interval not in series:
-                        series[interval] = source.candles(symbol, interval)
-                    missing = missing or not len(series[interval].time)
-                if not missing:
-                    job_indexes.append(index)
-            if not job_indexes:
-                continue
-            part = parts[self._slot(symbol)]
-            part.snapshots.update(
-                ((symbol, interval), candles)
-                for interval, candles in series.items()
-                if len(candles.time)
-            )
-            ticker = tickers.get(symbol) or TickerValues(
-                float(series[jobs[job_indexes[0]].interval].close[-1]), math.nan, math.nan
-            )
-            part.tasks.append(Task(symbol, ticker, tuple(job_indexes)))
+        series: dict[tuple[str, str], CandleArrays] = {}
+        times: dict[tuple[str, str], list[int]] = {}  # each snapshot's open times, as ints
+        base = 0
+        for close in closes:
+            by_symbol: dict[str, list[int]] = {}
+            for index, job in enumerate(close.jobs, base):
+                for symbol in job.symbols:
+                    by_symbol.setdefault(symbol, []).append(index)
+            for symbol in sorted(by_symbol):
+                windows: dict[str, tuple[int, int] | None] = {}
+                job_indexes = []
+                for index in by_symbol[symbol]:
+                    missing = False
+                    job = close.jobs[index - base]
+                    for interval in job.timeframes:
+                        if interval not in windows:
+                            key = (symbol, interval)
+                            if key not in series:
+                                series[key] = source.candles(symbol, interval)
+                                times[key] = series[key].time.tolist()
+                            windows[interval] = _window(times[key], interval, close.at, depth)
+                        missing = missing or windows[interval] is None
+                    if not missing:
+                        job_indexes.append(index)
+                if not job_indexes:
+                    continue
+                part = parts[self._slot(symbol)]
+                seen = {i: w for i, w in windows.items() if w is not None}
+                for interval in seen:
+                    if (symbol, interval) not in part.snapshots:
+                        part.snapshots[(symbol, interval)] = series[(symbol, interval)]
+                ticker = close.tickers.get(symbol)
+                if ticker is None:
+                    first = close.jobs[job_indexes[0] - base].interval
+                    last = series[(symbol, first)].close[seen[first][1] - 1]
+                    ticker = TickerValues(float(last), math.nan, math.nan)
+                part.tasks.append(
+                    Task(
+                        symbol,
+                        ticker,
+                        tuple(job_indexes),
+                        tuple(
+                            (i, times[(symbol, i)][end - 1], rows)
+                            for i, (rows, end) in seen.items()
+                        ),
+                    )
+                )
+            base += len(close.jobs)
         return list(enumerate(parts))
 
     def _batch(
@@ -245,7 +289,7 @@ class FilterSandbox:
         updates = []
         for (symbol, interval), candles in part.snapshots.items():
             sent = worker.sent.get((source_id, symbol, interval), -1)
-            start = int(np.searchsorted(candles.time, sent, side="right"))
+            start = int(candles.time.searchsorted(sent, side="right"))
             if start < len(candles.time):
                 values = np.vstack(
                     (
@@ -285,7 +329,8 @@ class FilterSandbox:
             answer = worker.call(batch)
             if isinstance(answer, Answer):
                 for (symbol, interval), candles in part.snapshots.items():
-                    worker.sent[(source_id, symbol, interval)] = int(candles.time[-1])
+                    key = (source_id, symbol, interval)
+                    worker.sent[key] = max(int(candles.time[-1]), worker.sent.get(key, -1))
                 self._note_isolation(worker)
                 return _PartResult(answer.results, crashed, None, replaced, rows_sent)
             self._workers[slot] = self._spawn()
@@ -311,9 +356,20 @@ def _each(workers: Iterable[WorkerProcess], action: Callable[[WorkerProcess], No
         action(worker)
 
 
+def _window(
+    times: list[int], interval: str, at: int | None, depth: int | None
+) -> tuple[int, int] | None:
+    """(rows, end) of the snapshot (its open times) a close at `at` sees (all of it when
+    None): the candles closed by then, at most `depth` of them; None when there are none."""
+    end = len(times) if at is None else bisect.bisect_right(times, at - interval_ms(interval))
+    if end == 0:
+        return None
+    return (end if depth is None else min(depth, end)), end
+
+
 def _merge(
     jobs: Sequence[FilterJob], parts: Sequence[_Part], results: Sequence[_PartResult]
-) -> dict[str, FilterOutcome]:
+) -> list[FilterOutcome]:
     """One outcome per job from every part: a failure wins, then a loss, then the matches."""
     matches: list[list[FilterMatch]] = [[] for _ in jobs]
     failures: list[str | None] = [None] * len(jobs)
@@ -335,20 +391,22 @@ def _merge(
             spent[index] += job_result.spent
             interval = jobs[index].interval
             for match in job_result.matches:
-                symbol = part.tasks[match.task].symbol
-                candles = part.snapshots[(symbol, interval)]
+                task = part.tasks[match.task]
+                candles = part.snapshots[(task.symbol, interval)]
+                until = next(time for each, time, _ in task.windows if each == interval)
+                last = int(candles.time.searchsorted(until, side="right")) - 1
                 matches[index].append(
                     FilterMatch(
-                        symbol,
+                        task.symbol,
                         match.side,
                         match.score,
-                        float(candles.close[-1]),
-                        int(candles.time[-1]),
+                        float(candles.close[last]),
+                        until,
                         match.indicators,
                     )
                 )
-    return {
-        job.key: FilterOutcome(
+    return [
+        FilterOutcome(
             job.key,
             () if failures[index] or lost[index] else tuple(matches[index]),
             failures[index],
@@ -357,4 +415,4 @@ def _merge(
             None if failures[index] else lost[index],
         )
         for index, job in enumerate(jobs)
-    }
+    ]

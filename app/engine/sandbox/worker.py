@@ -104,11 +104,27 @@ class Replica:
     def nbytes(self) -> int:
         return int(self.time.nbytes + self.values.nbytes)
 
+    def window(self, until: int, rows: int) -> FilterCandles:
+        """The last `rows` candles that opened by `until`: all of the replica, or copies of
+        that part of it (a view would keep the later candles reachable)."""
+        end = int(self.time.searchsorted(until, side="right"))
+        start = max(0, end - rows)
+        if start == 0 and end == len(self.time):
+            return self.candles
+        return FilterCandles(
+            _readonly(self.time[start:end].copy()), _readonly(self.values[:, start:end].copy())
+        )
+
     def merged(self, update: SeriesUpdate) -> Replica:
-        keep = self.time < update.time[0]
+        """The rows before the update's first (the replica's times are sorted), then the
+        update's, the last `length` of them."""
+        keep = int(self.time.searchsorted(update.time[0], side="left"))
+        start = max(0, keep + len(update.time) - update.length)
         return Replica(
-            np.concatenate((self.time[keep], update.time))[-update.length :],
-            np.concatenate((self.values[:, keep], update.values), axis=1)[:, -update.length :],
+            np.concatenate((self.time[start:keep], update.time))[-update.length :],
+            np.concatenate((self.values[:, start:keep], update.values), axis=1)[
+                :, -update.length :
+            ],
         )
 
 
@@ -195,8 +211,15 @@ class WorkerState:
                 functions.append(None)
                 runs.append(JobRun(job.budget_seconds, f"cannot compile: {sanitize(str(exc))}"))
         frames = self.frames.get(batch.source, {})
+        replicas = self.replicas.get(batch.source, {})
         for index, task in enumerate(batch.tasks):
-            self._screen(index, task, frames.get(task.symbol, {}), batch.jobs, functions, runs)
+            seen = frames.get(task.symbol, {})
+            if task.windows:
+                seen = {
+                    interval: replicas[(task.symbol, interval)].window(until, rows)
+                    for interval, until, rows in task.windows
+                }
+            self._screen(index, task, seen, batch.jobs, functions, runs)
         self.indicators.reset({})
         return Answer(tuple(run.result() for run in runs), self.held())
 

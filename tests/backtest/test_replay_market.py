@@ -1,0 +1,36 @@
+"""The replay market shows filters what the live replay feed shows them: its ticker figures
+are the feed's tickers, to the last bit, at every close."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.engine.backtest.replay import ReplayMarket
+from app.engine.feeds.base import RollingTickers
+from app.engine.feeds.replay import read_candles
+from app.engine.sandbox import TickerValues
+from app.engine.screening import ticker_values
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "candles"
+
+
+def test_ticker_figures_are_the_tickers_as_filters_read_them() -> None:
+    rows = read_candles(DATA / "XMR_BTC-5m.csv")
+    tickers = RollingTickers()
+    for time, open_, _, _, close, volume in rows[:1500]:
+        tickers.update("XMR/BTC", int(time), float(open_), float(close), float(volume))
+        figures = tickers.figures()["XMR/BTC"]
+        assert TickerValues(*figures) == ticker_values(tickers.snapshot()["XMR/BTC"])
+
+
+def test_a_view_shows_the_tickers_of_the_candles_closed_by_its_moment() -> None:
+    rows = read_candles(DATA / "ETH_BTC-5m.csv")
+    market = ReplayMarket({("ETH/BTC", "5m"): rows})
+    expected = RollingTickers()
+    for index, (time, open_, _, _, close, volume) in enumerate(rows[:400]):
+        expected.update("ETH/BTC", int(time), float(open_), float(close), float(volume))
+        if index % 50 == 49:
+            market.reveal(int(time) + 300_000)
+            view = market.view()
+            assert view.tickers()["ETH/BTC"] == ticker_values(expected.snapshot()["ETH/BTC"])
+            assert int(view.candles("ETH/BTC", "5m").time[-1]) == int(time)
