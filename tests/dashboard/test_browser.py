@@ -9,6 +9,7 @@ each test opens its own browser context, so each signs in through the link again
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -145,6 +146,26 @@ def test_bad_filter_code_is_shown_at_its_line_and_nothing_is_saved(
     expect(page.locator("#preview-error")).to_contain_text("nothing was saved")
     expect(page.locator("#create-dialog")).to_be_visible()
     screenshot(page, "filter-error-inline")
+    assert server.graphql(TRADERS)["traders"]["nodes"] == before
+    assert console.messages == []
+
+
+def test_a_quick_backtest_of_the_preview_draws_its_equity_and_saves_nothing(
+    server: DemoServer, browser: Browser
+) -> None:
+    before = server.graphql(TRADERS)["traders"]["nodes"]
+    page, console = open_page(browser, 1280, 900)
+    page.goto(server.link)
+    page.get_by_role("button", name="New trader").click()
+    page.get_by_label("Describe your trader in one sentence").fill(
+        "Buy BTC and ETH when RSI drops under 45 on the 15m"
+    )
+    page.get_by_role("button", name="Preview").click()
+    page.get_by_role("button", name="Quick backtest").click()
+    result = page.locator("#preview-backtest")
+    expect(result.locator("#backtest-chart canvas").first).to_be_visible(timeout=LIVE_WAIT_MS)
+    expect(result).to_contain_text(re.compile(r"\([1-9]\d* closes\)"))
+    screenshot(page, "preview-backtest")
     assert server.graphql(TRADERS)["traders"]["nodes"] == before
     assert console.messages == []
 

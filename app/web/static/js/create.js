@@ -1,11 +1,20 @@
-// Creating a trader: a sentence (or a template) -> a preview of the whole trader -> a name
-// -> saved, and active if the user leaves "Activate now" checked. The advanced mode shows
-// the filter code for editing, checked as it is typed.
+// Creating a trader: a sentence (or a template) -> a preview of the whole trader -> (a quick
+// backtest of the preview on the market's stored candles) -> a name -> saved, and active if
+// the user leaves "Activate now" checked. The advanced mode shows the filter code for
+// editing, checked as it is typed.
 
 import { CODE_NOT_SAVED, codeEditor } from "./code_editor.js";
 import { ApiError } from "./graphql.js";
-import { facts, h, percent, replace, toast } from "./dom.js";
-import { CREATE_FROM_GENERATION, GENERATE, TEMPLATES } from "./queries.js";
+import { facts, h, label, money, percent, replace, toast } from "./dom.js";
+import { equityChart } from "./charts.js";
+import {
+  BACKTEST, BACKTEST_RUN, CREATE_FROM_GENERATION, GENERATE, MARKET_NOW, TEMPLATES,
+} from "./queries.js";
+
+const BACKTEST_CANDLES = 300; // of the preview's interval, back from the newest close
+const BACKTEST_POLL_MS = 1000;
+const BACKTEST_POLLS = 180;
+const INTERVAL_MS = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
 export function setUpCreation({ api, onCreated }) {
   const dialog = document.getElementById("create-dialog");
@@ -65,11 +74,16 @@ export function setUpCreation({ api, onCreated }) {
     const activate = h("input", { id: "preview-activate", type: "checkbox", checked: true });
     const error = h("p", { class: "error", role: "alert", id: "preview-error" });
     const create = h("button", { type: "submit", class: "primary", id: "create-trader" }, "Create trader");
+    const backtestBox = h("section", { id: "preview-backtest", "aria-live": "polite" });
+    const backtest = h("button", { type: "button", id: "quick-backtest",
+      onclick: () => runBacktest().catch((failure) => { backtestBox.textContent = failure.message; }),
+    }, "Quick backtest");
     const editor = codeEditor(api, {
       id: "preview-code", code: draft.filterCode,
       context: () => ({ interval: draft.interval, symbols: draft.symbols }),
     });
     const risk = draft.riskParameters;
+    let backtestChart = null;
     replace(preview,
       h("h3", {}, "Preview"),
       facts([
@@ -94,10 +108,69 @@ export function setUpCreation({ api, onCreated }) {
           h("label", { for: "preview-code" }, "Filter code"), editor.element),
         h("label", { class: "check" }, activate, "Activate now (paper money)"),
         error,
-        h("div", { class: "row" }, create)),
+        h("div", { class: "row" }, create, backtest)),
+      backtestBox,
     );
     preview.hidden = false;
     name.focus();
+
+    /** The preview as the user left it, in `GeneratedTraderInput` terms. */
+    function asInput() {
+      return {
+        suggestedName: name.value, description: draft.description, filterCode: editor.value(),
+        filterDescription: draft.filterDescription, strategyInstructions: draft.strategyInstructions,
+        indicators: draft.indicators, riskParameters: draft.riskParameters,
+        interval: draft.interval, symbols: draft.symbols,
+      };
+    }
+
+    /** Backtest the preview over the market's newest stored candles, and draw its equity. */
+    async function runBacktest() {
+      backtest.disabled = true;
+      backtestBox.replaceChildren(h("p", { class: "empty" }, "Backtest starting…"));
+      try {
+        const { market } = await api.request(MARKET_NOW);
+        const to = new Date(market.lastCandleAt ?? Date.now());
+        const from = new Date(to.getTime() - BACKTEST_CANDLES * intervalMs(draft.interval));
+        const { backtestTrader: id } = await api.request(BACKTEST, {
+          input: { trader: asInput(), from: from.toISOString(), to: to.toISOString(), data: "MARKET" },
+        });
+        for (let poll = 0; poll < BACKTEST_POLLS; poll += 1) {
+          const { backtest: run } = await api.request(BACKTEST_RUN, { id });
+          if (run.status === "DONE") return showBacktest(run.result, from, to);
+          if (run.status === "FAILED" || run.status === "CANCELLED") {
+            backtestBox.replaceChildren(h("p", { class: "error" }, `Backtest ${label(run.status)}: ${run.reason ?? ""}`));
+            return null;
+          }
+          backtestBox.replaceChildren(h("p", { class: "empty" }, `Backtest ${label(run.status)}: ${percent(run.progress * 100)}`));
+          await new Promise((resolve) => { setTimeout(resolve, BACKTEST_POLL_MS); });
+        }
+        backtestBox.replaceChildren(h("p", { class: "error" }, "The backtest is still running: try again later."));
+        return null;
+      } finally {
+        backtest.disabled = false;
+      }
+    }
+
+    function showBacktest(result, from, to) {
+      const m = result.metrics;
+      const chart = h("div", { class: "chart", id: "backtest-chart", role: "img", "aria-label": "Backtest equity" });
+      replace(backtestBox,
+        h("h3", {}, "Quick backtest"),
+        facts([
+          ["Window", `${from.toLocaleString()} – ${to.toLocaleString()} (${result.closes} closes)`],
+          ["Signals", String(result.signals)],
+          ["Closed trades", String(m.closedPositions)],
+          ["P&L", `${money(m.totalPnL)} (${percent(m.totalPnLPercent)})`],
+          ["Win rate", percent(m.winRate)],
+          ["Max drawdown", percent(m.maxDrawdown)],
+          ["Stopped", result.errors.join("; ")],
+        ]),
+        chart);
+      backtestChart?.remove();
+      backtestChart = equityChart(chart, result.equityCurve);
+      return result;
+    }
 
     async function save() {
       error.textContent = "";
@@ -112,12 +185,7 @@ export function setUpCreation({ api, onCreated }) {
       create.disabled = true;
       try {
         const { createTraderFromGeneration: trader } = await api.request(CREATE_FROM_GENERATION, {
-          input: {
-            suggestedName: name.value, description: draft.description, filterCode: code,
-            filterDescription: draft.filterDescription, strategyInstructions: draft.strategyInstructions,
-            indicators: draft.indicators, riskParameters: draft.riskParameters,
-            interval: draft.interval, symbols: draft.symbols, enabled: activate.checked,
-          },
+          input: { ...asInput(), enabled: activate.checked },
         });
         dialog.close();
         toast(`${trader.name} created${trader.enabled ? " and running" : ""}`);
@@ -133,6 +201,12 @@ export function setUpCreation({ api, onCreated }) {
   }
 
   return { open };
+}
+
+/** The candles of `interval` in milliseconds ("15m", "4h", "1d"). */
+function intervalMs(interval) {
+  const [, count, unit] = interval.match(/^(\d+)([mhdw])$/) ?? [null, "1", "h"];
+  return Number(count) * INTERVAL_MS[unit];
 }
 
 function dryRunText(dryRun) {

@@ -66,6 +66,15 @@ export const GENERATE = `mutation Generate($description: String!) {
 export const CREATE_FROM_GENERATION = `mutation Create($input: GeneratedTraderInput!) {
   createTraderFromGeneration(input: $input) { ${TRADER_SUMMARY} } }`;
 
+export const MARKET_NOW = "{ market { lastCandleAt } }";
+
+export const BACKTEST = `mutation Backtest($input: BacktestInput!) { backtestTrader(input: $input) }`;
+
+export const BACKTEST_RUN = `query Run($id: ID!) { backtest(id: $id) {
+  status progress reason
+  result { signals closes errors equityCurve { time equity }
+    metrics { totalPnL totalPnLPercent winRate closedPositions maxDrawdown } } } }`;
+
 export const VALIDATE_FILTER = `query Validate($code: String!, $symbols: [String!], $interval: String!) {
   validateFilter(code: $code, symbols: $symbols, interval: $interval) { ${DRY_RUN} } }`;
 
