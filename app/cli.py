@@ -42,16 +42,44 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
     from app.api.app import create_app
+    from app.services.first_run import applies_to
 
+    host, port = args.host or settings.host, args.port or settings.port
+    if args.demo:
+        if settings.feed not in ("auto", "simulated"):
+            raise SystemExit(f"error: --demo runs on the simulated feed, not {settings.feed}")
+        settings = settings.model_copy(update={"feed": "simulated"})
+    if applies_to(settings.database_url):
+        asyncio.run(_with_db(settings, lambda: _welcome(settings, host, port, demo=args.demo)))
+    elif args.demo:
+        print("no demo traders added (not on SQLite): sign in with a user's token")
     uvicorn.run(
         create_app(settings),
-        host=args.host or settings.host,
-        port=args.port or settings.port,
+        host=host,
+        port=port,
         log_level=settings.log_level.lower(),
         ws_ping_interval=20,
         ws_max_size=settings.max_body_bytes,
         ws_per_message_deflate=settings.ws_per_message_deflate,
     )
+
+
+async def _welcome(settings: Settings, host: str, port: int, demo: bool) -> None:
+    """On a first run of the embedded database, create the local user (and the demo
+    traders) and print the sign-in link; a deployment on PostgreSQL skips this step."""
+    from app.core.events import InProcessEventBus
+    from app.services.first_run import first_run, sign_in_link
+    from app.services.traders import TraderManager
+
+    created = await first_run(settings.database_url, TraderManager(InProcessEventBus()), demo)
+    if created is None:
+        if demo:
+            print("no demo traders added (users exist): sign in with a user's token")
+        return
+    made = f" and {len(created.traders)} demo traders" if created.traders else ""
+    print(f"created the local user {created.user.name!r}{made}")
+    print("sign in to the dashboard with this link (it holds the token, shown only once):")
+    print(f"  {sign_in_link(host, port, created.token)}", flush=True)
 
 
 def engine(settings: Settings, args: argparse.Namespace) -> None:
@@ -248,6 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser = commands.add_parser("serve", help="run the API (and the embedded engine)")
     serve_parser.add_argument("--host", help="default: TRADERS_HOST or 127.0.0.1")
     serve_parser.add_argument("--port", type=int, help="default: TRADERS_PORT or 8000")
+    serve_parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="on the simulated feed; on a first run also start a few demo traders",
+    )
     serve_parser.set_defaults(handler=serve)
 
     commands.add_parser(

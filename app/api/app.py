@@ -1,4 +1,5 @@
-"""The ASGI application: GraphQL (HTTP and websockets), health probes, and the process runtime.
+"""The ASGI application: GraphQL (HTTP and websockets), health probes, the dashboard at `/`,
+and the process runtime.
 
 `create_app` builds everything from settings; the lifespan migrates and connects the
 database, starts the event bus and, when embedded, the engine, and stops them in reverse.
@@ -25,6 +26,7 @@ from app.bootstrap import build_runtime, engine_running
 from app.core.settings import Settings
 from app.db.config import close_db, init_db, migrate_db
 from app.services.backtests import BacktestRunner
+from app.web.dashboard import dashboard_mount
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             Route("/metrics", metrics),
             Route("/graphql", view, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", view),
+            dashboard_mount(),
         ],
         middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)],
         lifespan=lifespan,
