@@ -157,7 +157,9 @@ def judge_setup(
     reasoning = f"score {score:+g} -> confidence {confidence:.2f}: " + "; ".join(notes)
     plan = TradePlan(
         setup=f"{direction} at {levels.entry}, stop {levels.stop_loss} (1.5 ATR or the "
-        f"trader's stop loss), targets at {multiple}, {multiple + 1} and {multiple + 2} R",
+        f"trader's stop loss), targets at "
+        + ", ".join(f"{round(multiple + n, 2):g}" for n in range(2))
+        + f" and {round(multiple + 2, 2):g} R",
         invalidation=f"a trade through {levels.stop_loss}",
     )
     return RuleVerdict(action, direction, confidence, reasoning, levels, plan)
