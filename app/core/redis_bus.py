@@ -109,9 +109,11 @@ class RedisEventBus:
         try:
             if self._publisher is None:
                 raise RuntimeError("the event bus is not started")
-            await asyncio.wait_for(
-                self._publisher.publish(self.channel, event.to_json()), self._publish_timeout
-            )
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
+            # cancellation that arrives as the publish completes, and a publisher task
+            # cancelled at that moment would then never stop.
+            async with asyncio.timeout(self._publish_timeout):
+                await self._publisher.publish(self.channel, event.to_json())
         except Exception as exc:
             self.publish_failures += 1
             level = logging.DEBUG if self._failing else logging.WARNING
