@@ -74,7 +74,7 @@ class Timing:
         self.fills: dict[uuid.UUID, float] = {}
 
     def watch(self, store: Any) -> None:
-        begin_entries, record = store.begin_entries, store.record
+        begin_entries, record_many = store.begin_entries, store.record_many
 
         async def timed_entries(entries: list[tuple[Trade, Order]]) -> set[uuid.UUID]:
             recorded = await begin_entries(entries)
@@ -84,13 +84,15 @@ class Timing:
                     self.intents[trade.signal_id] = now
             return recorded
 
-        async def timed_record(order: Order, report: Any, now: int) -> Any:
-            booked = await record(order, report, now)
-            if booked is not None and booked.opened and booked.trade.signal_id is not None:
-                self.fills[booked.trade.signal_id] = time.perf_counter()
+        async def timed_record(reports: list[tuple[Order, Any]], now: int) -> list[Any]:
+            booked = await record_many(reports, now)
+            at = time.perf_counter()
+            for done in booked:
+                if done is not None and done.opened and done.trade.signal_id is not None:
+                    self.fills[done.trade.signal_id] = at
             return booked
 
-        store.begin_entries, store.record = timed_entries, timed_record
+        store.begin_entries, store.record_many = timed_entries, timed_record
 
 
 async def until_idle(stage: Stage, view: Any) -> None:

@@ -108,3 +108,14 @@ class OrderReport:
     fills: tuple[Fill, ...] = ()
     exchange_order_id: str | None = None
     reason: str | None = None
+
+    def changes(self, order: Order) -> bool:
+        """Whether booking this report could change `order` as recorded: a fill (booked or
+        not: only the store knows), another status, or a first venue id. A resting order
+        that nothing happened to is asked about at every price update; this spares its
+        booking."""
+        return (
+            bool(self.fills)
+            or self.status != order.status
+            or self.exchange_order_id not in (None, order.exchange_order_id)
+        )

@@ -23,7 +23,7 @@ from app.domain.enums import (
     TradeStatus,
     TradingMode,
 )
-from app.domain.ledger import MONEY_QUANTUM, Ledger
+from app.domain.ledger import MONEY_QUANTUM, Ledger, LedgerError
 from app.domain.metrics import Performance
 from app.domain.orders import Fill, Order, OrderReport
 
@@ -164,8 +164,25 @@ def book_report(
 ) -> Bookkeeping:
     """Book the fills of `report` that are not in `booked` (fill ids), then its status.
 
-    Raises `LedgerError` when a fill is more than the ledger can take; nothing is booked.
+    When a fill is more than the ledger can take (`LedgerError`), none of the report is
+    booked and the order is rejected instead, with the ledger's reason.
     """
+    try:
+        return _book(order, trade, ledger, performance, report, booked, now)
+    except LedgerError as exc:
+        refused = OrderReport(OrderStatus.REJECTED, reason=f"the ledger refused it: {exc}")
+        return _book(order, trade, ledger, performance, refused, booked, now)
+
+
+def _book(
+    order: Order,
+    trade: Trade,
+    ledger: Ledger,
+    performance: Performance,
+    report: OrderReport,
+    booked: frozenset[str],
+    now: int,
+) -> Bookkeeping:
     new = tuple(fill for fill in report.fills if fill.id not in booked)
     opened = closed = False
     for fill in new:

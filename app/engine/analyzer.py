@@ -5,33 +5,44 @@ processes never analyze one signal and a crashed one's claims run out), analyzes
 `batch` of them at once and claims more as each one finishes (`work_through`: one slow
 model answer never holds up the rest; the model client bounds how many calls run per user
 and in all, so a burst of signals waits for slots instead of flooding the quota), records
-each decision, and moves
-its signal by what was decided: `enter_trade` -> ready (for the trade stage),
+each decision, and moves its signal by what was decided: `enter_trade` -> ready (for the
+trade stage),
 `good_setup` -> watching (parked until its next candle closes, for the signal monitor),
 `bad_setup` -> rejected. It runs in its own task live, so a model that takes seconds never
 delays the next screen; a backtest drains it after each close.
 
-`Analyst` is what the analyzer and the signal monitor share: decide on a signal with its
-context, record the decision, and move the signal accordingly.
+`Analyst` is what the analyzer and the signal monitor share: read what the analysis of a
+claim's signals sees (their traders, open positions and earlier decisions, each in one read
+for the whole claim), decide on a signal with its context, record the decision, and move
+the signal accordingly. The records go through a `GroupCommit`: the decisions and moves of
+the signals decided meanwhile are written together, in a few statements, so a close that
+raises hundreds of signals costs a few transactions, not two per signal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from app.domain.decision import Decision
 from app.domain.enums import SignalStatus
 from app.domain.intervals import interval_ms
 from app.domain.signal import Signal
 from app.domain.signal_lifecycle import status_after
-from app.domain.trader_spec import TraderSpec
-from app.engine.analysis.base import AnalysisEngine, rejection
+from app.engine.analysis.base import AnalysisContext, AnalysisEngine, rejection
 from app.engine.analysis.context import ContextBuilder
 from app.engine.clock import Clock
-from app.engine.ports import DecisionRepository, Notifier, SignalRepository, TraderRepository
+from app.engine.group_commit import GroupCommit
+from app.engine.ports import (
+    DecisionRepository,
+    Move,
+    Notifier,
+    SignalRepository,
+    TraderRepository,
+)
 from app.engine.screening import CandleClose, MarketView
 
 log = logging.getLogger(__name__)
@@ -39,21 +50,23 @@ log = logging.getLogger(__name__)
 DEFAULT_LEASE_MS = 600_000
 DEFAULT_BATCH = 40
 
+T = TypeVar("T")
+
 
 async def work_through(
-    claim: Callable[[int], Awaitable[list[Signal]]],
-    handle: Callable[[Signal], Coroutine[Any, Any, bool]],
+    claim: Callable[[int], Awaitable[list[T]]],
+    handle: Callable[[T], Coroutine[Any, Any, bool]],
     limit: int,
 ) -> int:
-    """Handle claimed signals, `limit` at a time, claiming more whenever one finishes,
+    """Handle claimed items, `limit` at a time, claiming more whenever one finishes,
     until none is left to claim; how many were handled (`handle` says whether it did)."""
     handled = 0
     running: set[asyncio.Task[bool]] = set()
     try:
         while True:
             if len(running) < limit:
-                for signal in await claim(limit - len(running)):
-                    running.add(asyncio.create_task(handle(signal)))
+                for item in await claim(limit - len(running)):
+                    running.add(asyncio.create_task(handle(item)))
             if not running:
                 return handled
             done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -70,6 +83,7 @@ class Analyst:
         contexts: ContextBuilder,
         decisions: DecisionRepository,
         signals: SignalRepository,
+        traders: TraderRepository,
         notifier: Notifier,
         clock: Clock,
     ) -> None:
@@ -77,35 +91,39 @@ class Analyst:
         self.contexts = contexts
         self.decisions = decisions
         self.signals = signals
+        self.traders = traders
         self.notifier = notifier
         self.clock = clock
+        self._writes: GroupCommit[_Write, Signal | None] = GroupCommit(self._write)
 
-    async def decide(self, signal: Signal, spec: TraderSpec, view: MarketView) -> Decision:
-        """Analyze and record; an engine that raises gives a recorded rejection."""
-        context = await self.contexts.build(signal, spec, view)
+    async def prepare(self, signals: Sequence[Signal], view: MarketView) -> list[AnalysisContext]:
+        """What the analysis of each signal sees, read for all of them at once; a signal
+        whose trader is gone is left out (its lease runs out)."""
+        specs = await self.traders.specs({signal.trader_id for signal in signals})
+        known = [
+            (signal, specs[signal.trader_id]) for signal in signals if signal.trader_id in specs
+        ]
+        return await self.contexts.build_many(known, view)
+
+    async def decide(self, context: AnalysisContext) -> Decision:
+        """The engine's decision; an engine that raises gives a rejection."""
         try:
-            decision = await self.engine.analyze(context)
+            return await self.engine.analyze(context)
         except Exception as exc:
-            log.exception("analysis of signal %s failed", signal.id)
+            log.exception("analysis of signal %s failed", context.signal.id)
             reason = f"analysis failed: {type(exc).__name__}: {exc}"
-            decision = rejection(
+            return rejection(
                 context, self.engine.kind, "The analysis failed; nothing is traded.", reason
             )
-        await self.decisions.add(decision)
-        return decision
 
     async def settle(self, signal: Signal, decision: Decision, owner: str) -> Signal | None:
-        """Move the signal as the decision says; a watched one waits for its next candle."""
+        """Record the decision and move the signal as it says (a watched one waits for its
+        next candle); the signal as it is then, or None when it moved meanwhile."""
         status, reason = status_after(decision)
-        if status == signal.status:
-            parked = await self.signals.defer(signal, owner, self.next_check(signal, decision))
-            return signal if parked else None
-        return await self.move(
-            signal,
-            status,
-            reason,
-            owner,
-            self.next_check(signal, decision) if status == SignalStatus.WATCHING else None,
+        watched = status == SignalStatus.WATCHING
+        not_before = self.next_check(signal, decision) if watched else None
+        return await self._writes.submit(
+            _Write(decision, Move(signal, status, reason, owner, not_before))
         )
 
     async def move(
@@ -114,21 +132,48 @@ class Analyst:
         status: SignalStatus,
         reason: str,
         owner: str,
-        not_before: int | None = None,
+        decision: Decision | None = None,
     ) -> Signal | None:
-        moved = await self.signals.transition(
-            signal, status, reason, owner, at=self.clock.now(), not_before=not_before
-        )
-        if moved is None:
-            log.info("signal %s moved meanwhile; %s not applied", signal.id, status)
-            return None
-        await self.notifier.signal_changed(moved)
-        return moved
+        """Move the signal for a reason of the caller's (a re-check that needs no model, or
+        one whose decision it overrules), recording the decision when there is one."""
+        return await self._writes.submit(_Write(decision, Move(signal, status, reason, owner)))
+
+    async def _write(self, writes: list[_Write]) -> list[Signal | None]:
+        """The decisions, then the moves, of every write at once; re-parking a signal that
+        stays where it is (watched again) is a deferral, not a move."""
+        await self.decisions.add_many([w.decision for w in writes if w.decision is not None])
+        moves = [w.move for w in writes if w.move.status != w.move.signal.status]
+        moved = iter(await self.signals.transition_many(moves, at=self.clock.now()))
+        results: list[Signal | None] = []
+        for write in writes:
+            move = write.move
+            if move.status != move.signal.status:
+                results.append(next(moved))
+                if results[-1] is None:
+                    log.info(
+                        "signal %s moved meanwhile; %s not applied", move.signal.id, move.status
+                    )
+                continue
+            assert move.owner is not None and move.not_before is not None
+            parked = await self.signals.defer(move.signal, move.owner, move.not_before)
+            results.append(move.signal if parked else None)
+        for write, result in zip(writes, results, strict=True):
+            if result is not None and write.move.status != write.move.signal.status:
+                await self.notifier.signal_changed(result)
+        return results
 
     @staticmethod
     def next_check(signal: Signal, decision: Decision) -> int:
         """When the next candle of the signal's interval after the decision closes."""
         return decision.as_of + interval_ms(signal.interval)
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """A decision to record (None: a move the analysis did not make) and its signal's move."""
+
+    decision: Decision | None
+    move: Move
 
 
 class AnalyzerStage:
@@ -137,14 +182,12 @@ class AnalyzerStage:
     def __init__(
         self,
         analyst: Analyst,
-        traders: TraderRepository,
         *,
         owner: str,
         batch: int = DEFAULT_BATCH,
         lease_ms: int = DEFAULT_LEASE_MS,
     ) -> None:
         self.analyst = analyst
-        self.traders = traders
         self.owner = owner
         self.batch = batch
         self.lease_ms = lease_ms
@@ -153,22 +196,20 @@ class AnalyzerStage:
         """New signals are the queue; a close adds to it through the signal stage."""
 
     async def run(self, view: MarketView) -> int:
-        async def claim(limit: int) -> list[Signal]:
+        async def claim(limit: int) -> list[AnalysisContext]:
             now = self.analyst.clock.now()
-            return await self.analyst.signals.claim(
+            signals = await self.analyst.signals.claim(
                 SignalStatus.NEW, self.owner, now, now + self.lease_ms, limit
             )
+            return await self.analyst.prepare(signals, view)
 
-        return await work_through(claim, lambda signal: self._analyze(signal, view), self.batch)
+        return await work_through(claim, self._analyze, self.batch)
 
-    async def _analyze(self, signal: Signal, view: MarketView) -> bool:
+    async def _analyze(self, context: AnalysisContext) -> bool:
         try:
-            spec = await self.traders.spec(signal.trader_id)
-            if spec is None:
-                return False
-            decision = await self.analyst.decide(signal, spec, view)
-            await self.analyst.settle(signal, decision, self.owner)
+            decision = await self.analyst.decide(context)
+            await self.analyst.settle(context.signal, decision, self.owner)
         except Exception:
-            log.exception("signal %s: analysis not recorded; its lease runs out", signal.id)
+            log.exception("signal %s: analysis not recorded; its lease runs out", context.signal.id)
             return False
         return True

@@ -149,12 +149,13 @@ def assemble_workflow(
     contexts = ContextBuilder(
         ports.decisions, StorePositions(desk.store), clock, options.analysis_candles
     )
-    analyst = Analyst(analysis, contexts, ports.decisions, ports.signals, ports.notifier, clock)
+    analyst = Analyst(
+        analysis, contexts, ports.decisions, ports.signals, ports.traders, ports.notifier, clock
+    )
     stages: tuple[Stage, ...] = (
-        AnalyzerStage(analyst, ports.traders, owner=owner, batch=options.batch),
+        AnalyzerStage(analyst, owner=owner, batch=options.batch),
         SignalMonitorStage(
             analyst,
-            ports.traders,
             owner=owner,
             rechecks=options.watch_rechecks,
             cancel_move_percent=options.watch_cancel_move_percent,

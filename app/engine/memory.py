@@ -31,35 +31,35 @@ from app.domain.trade import Trade, book_report
 from app.domain.trader_spec import TraderSpec
 from app.engine.audit import AuditEntry, intent_entry, report_entries
 from app.engine.llm.ports import CachedAnswer
-from app.engine.ports import Booked, DueOutcome
+from app.engine.ports import Booked, DueOutcome, ExitLevels, Move
 
 
 class MemoryTraderRepository:
     def __init__(self, specs: Iterable[TraderSpec]) -> None:
-        self.specs = {spec.id: spec for spec in specs}
+        self._specs = {spec.id: spec for spec in specs}
         self.errors: dict[uuid.UUID, str] = {}
         self.paused: dict[uuid.UUID, str] = {}
 
     def is_running(self, trader_id: uuid.UUID) -> bool:
-        return trader_id in self.specs and not (
+        return trader_id in self._specs and not (
             trader_id in self.errors or trader_id in self.paused
         )
 
     async def running(self, interval: str) -> list[TraderSpec]:
         return [
             spec
-            for spec in self.specs.values()
+            for spec in self._specs.values()
             if spec.interval == interval and self.is_running(spec.id)
         ]
 
     async def set_error(self, spec: TraderSpec, reason: str) -> None:
         self.errors[spec.id] = reason
 
-    async def spec(self, trader_id: uuid.UUID) -> TraderSpec | None:
-        return self.specs.get(trader_id)
+    async def specs(self, trader_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, TraderSpec]:
+        return {t: self._specs[t] for t in trader_ids if t in self._specs}
 
     async def running_specs(self, trader_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, TraderSpec]:
-        return {t: self.specs[t] for t in trader_ids if self.is_running(t)}
+        return {t: self._specs[t] for t in trader_ids if self.is_running(t)}
 
     async def pause(self, spec: TraderSpec, reason: str) -> None:
         self.paused[spec.id] = reason
@@ -144,18 +144,28 @@ class MemorySignalRepository:
         at: int,
         not_before: int | None = None,
     ) -> Signal | None:
-        check_transition(signal.status, status)
+        moved = await self.transition_many([Move(signal, status, reason, owner, not_before)], at=at)
+        return moved[0]
+
+    async def transition_many(self, moves: Sequence[Move], *, at: int) -> list[Signal | None]:
+        for move in moves:
+            check_transition(move.signal.status, move.status)
+        return [self._move(move, at) for move in moves]
+
+    def _move(self, move: Move, at: int) -> Signal | None:
+        signal = move.signal
         current = self.signals.get(signal.id)
-        if current is None or current.status != signal.status or not self._holds(signal, owner):
+        held = self._holds(signal, move.owner)
+        if current is None or current.status != signal.status or not held:
             return None
-        if not_before is None:
+        if move.not_before is None:
             self._leases.pop(signal.id, None)
         else:
-            self._leases[signal.id] = _Lease(None, not_before)
-        moved = replace(current, status=status, status_reason=reason)
+            self._leases[signal.id] = _Lease(None, move.not_before)
+        moved = replace(current, status=move.status, status_reason=move.reason)
         self._index(moved, current)
         self.signals[signal.id] = moved
-        self.transitions.append(Transition(signal.id, current.status, status, reason, at))
+        self.transitions.append(Transition(signal.id, current.status, move.status, move.reason, at))
         return moved
 
     async def defer(self, signal: Signal, owner: str, until: int) -> bool:
@@ -182,12 +192,21 @@ class MemoryDecisionRepository:
         self._unjudged: dict[uuid.UUID, None] = {}
 
     async def add(self, decision: Decision) -> None:
-        self.decisions[decision.id] = decision
-        self._of_signal.setdefault(decision.signal_id, []).append(decision)
-        self._unjudged[decision.id] = None
+        await self.add_many([decision])
+
+    async def add_many(self, decisions: Sequence[Decision]) -> None:
+        for decision in decisions:
+            self.decisions[decision.id] = decision
+            self._of_signal.setdefault(decision.signal_id, []).append(decision)
+            self._unjudged[decision.id] = None
 
     async def for_signal(self, signal_id: uuid.UUID) -> list[Decision]:
         return sorted(self._of_signal.get(signal_id, ()), key=lambda d: d.created_at)
+
+    async def for_signals(
+        self, signal_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, list[Decision]]:
+        return {signal_id: await self.for_signal(signal_id) for signal_id in signal_ids}
 
     async def levels_for(self, signals: Collection[Signal]) -> dict[uuid.UUID, KeyLevels]:
         found = {}
@@ -390,6 +409,11 @@ class MemoryTradeStore:
         self.audit_log.append(intent_entry(order))
         return True
 
+    async def record_many(
+        self, reports: Sequence[tuple[Order, OrderReport]], now: int
+    ) -> list[Booked | None]:
+        return [await self.record(order, report, now) for order, report in reports]
+
     async def record(self, order: Order, report: OrderReport, now: int) -> Booked | None:
         current = self.orders_by_id.get(order.id)
         if current is None:
@@ -416,14 +440,16 @@ class MemoryTradeStore:
     async def close_requests(self) -> list[tuple[Trade, str]]:
         return [(self.trades[t], reason) for t, reason in self._close_requests.items()]
 
-    async def set_exit_levels(
-        self, trade_id: uuid.UUID, stop_loss: Decimal | None, take_profit: Decimal | None
-    ) -> bool:
-        trade = self.trades.get(trade_id)
-        if trade is None or trade.status != TradeStatus.OPEN:
-            return False
-        self.trades[trade_id] = replace(trade, stop_loss=stop_loss, take_profit=take_profit)
-        return True
+    async def set_exit_levels(self, levels: Sequence[ExitLevels]) -> set[uuid.UUID]:
+        placed = set()
+        for level in levels:
+            trade = self.trades.get(level.trade_id)
+            if trade is not None and trade.status == TradeStatus.OPEN:
+                self.trades[trade.id] = replace(
+                    trade, stop_loss=level.stop_loss, take_profit=level.take_profit
+                )
+                placed.add(trade.id)
+        return placed
 
     async def set_highest(self, trade_id: uuid.UUID, highest: Decimal) -> None:
         trade = self.trades[trade_id]

@@ -43,7 +43,6 @@ from app.domain.enums import (
 )
 from app.domain.exits import exit_levels
 from app.domain.intervals import interval_ms
-from app.domain.ledger import LedgerError
 from app.domain.orders import Order, OrderReport, entry_order_id, exit_order_id
 from app.domain.risk import EntryPlan
 from app.domain.signal import Signal
@@ -52,7 +51,7 @@ from app.domain.trader_spec import TraderSpec
 from app.engine.clock import Clock
 from app.engine.executors.base import ExecutorError, TradeExecutor
 from app.engine.instruments import Instruments
-from app.engine.ports import Booked, Notifier, TradeStore
+from app.engine.ports import Booked, ExitLevels, Notifier, TradeStore
 
 log = logging.getLogger(__name__)
 
@@ -113,32 +112,33 @@ class OrderManager:
     async def open_many(self, entries: Sequence[Entry]) -> dict[uuid.UUID, Booked]:
         """Enter positions for ready signals: at market, or with a limit order at an
         entry's `limit_price` that waits `ENTRY_LIMIT_CANDLES` candles for the price to come
-        down. Every intent is recorded first, in one transaction, then each order is sent
-        and booked. By signal id, what was booked; an entry is missing when it was already
-        made (its signal's client order id exists) or its trader was disabled meanwhile."""
+        down. Every intent is recorded first, in one transaction; then the orders are sent
+        at once, and what their venues answered is booked in one transaction. By signal id,
+        what was booked; an entry is missing when it was already made (its signal's client
+        order id exists) or its trader was disabled meanwhile."""
         now = self.clock.now()
         made = {entry.signal.id: (entry, *self._entry(entry, now)) for entry in entries}
         locks = [self.lock(trade.id) for _, trade, _ in made.values()]
         for lock in locks:
             await lock.acquire()
-        booked: dict[uuid.UUID, Booked] = {}
         try:
             recorded = await self.store.begin_entries(
                 [(trade, order) for _, trade, order in made.values()]
             )
-            for signal_id, (entry, trade, order) in made.items():
-                if trade.id not in recorded:
-                    continue
-                sent = await self._send(order)
-                if sent is not None and sent.opened:
-                    sent = await self._place_levels(sent, entry.spec, entry.levels)
-                if sent is not None:
-                    booked[signal_id] = sent
+            sending = [(e, order) for e, trade, order in made.values() if trade.id in recorded]
+            reports = await asyncio.gather(*(self._report(order) for _, order in sending))
+            sent = [(e, o, r) for (e, o), r in zip(sending, reports, strict=True) if r is not None]
+            recorded_reports = await self.store.record_many(
+                [(order, report) for _, order, report in sent], self.clock.now()
+            )
+            booked = await self._place_levels(
+                [(e, b) for (e, _, _), b in zip(sent, recorded_reports, strict=True) if b]
+            )
         finally:
             for lock in locks:
                 lock.release()
-        for sent in booked.values():
-            await self._announce(sent)
+        for done in booked.values():
+            await self._announce(done)
         return booked
 
     def _entry(self, entry: Entry, now: int) -> tuple[Trade, Order]:
@@ -179,18 +179,27 @@ class OrderManager:
         )
         return trade, order
 
-    async def _place_levels(
-        self, booked: Booked, spec: TraderSpec, levels: KeyLevels | None
-    ) -> Booked:
-        """Stop and target from the price actually paid (the intent had them from the
-        expected price, so a crash right after the fill still leaves them in place)."""
-        trade = booked.trade
-        assert trade.entry_price is not None
-        instrument = self.instruments.instrument(trade.symbol, trade.entry_price)
-        stop, target = exit_levels(trade.entry_price, spec.risk, levels, instrument)
-        if not await self.store.set_exit_levels(trade.id, stop, target):
-            return booked
-        return replace(booked, trade=replace(trade, stop_loss=stop, take_profit=target))
+    async def _place_levels(self, booked: list[tuple[Entry, Booked]]) -> dict[uuid.UUID, Booked]:
+        """Each opened entry's stop and target from the price actually paid (the intent had
+        them from the expected price, so a crash right after the fill still leaves them in
+        place), written together; by signal id, the entries as booked."""
+        levels: dict[uuid.UUID, ExitLevels] = {}
+        for entry, done in booked:
+            trade = done.trade
+            if not done.opened or trade.entry_price is None:
+                continue
+            instrument = self.instruments.instrument(trade.symbol, trade.entry_price)
+            stop, target = exit_levels(trade.entry_price, entry.spec.risk, entry.levels, instrument)
+            levels[trade.id] = ExitLevels(trade.id, stop, target)
+        placed = await self.store.set_exit_levels(list(levels.values())) if levels else set()
+        found = {}
+        for entry, done in booked:
+            if done.trade.id in placed:
+                at = levels[done.trade.id]
+                trade = replace(done.trade, stop_loss=at.stop_loss, take_profit=at.take_profit)
+                done = replace(done, trade=trade)
+            found[entry.signal.id] = done
+        return found
 
     async def close(
         self,
@@ -261,19 +270,24 @@ class OrderManager:
     async def poll(self, trader_ids: Collection[uuid.UUID] | None = None) -> int:
         """Book what resting orders got since they were last asked about; cancel those whose
         time ran out (`expired`, keeping what they filled); settle an intent whose sending
-        failed (`STUCK_INTENT_MS` ago) as reconciliation would."""
+        failed (`STUCK_INTENT_MS` ago) as reconciliation would. A resting order the venue
+        reports nothing new of is left alone without another read of the store."""
         handled = 0
         now = self.clock.now()
         for order in await self.store.orders(LIVE_STATUSES, trader_ids):
             if order.status == OrderStatus.INTENT and now - order.created_at < STUCK_INTENT_MS:
                 continue
+            if order.status == OrderStatus.OPEN and not self._expired(order, now):
+                report = await self._ask(order, "fetch")
+                if report is None or not report.changes(order):
+                    continue
             async with self.lock(order.trade_id):
                 current = await self._unchanged(order)
                 if current is None:
                     continue
                 if current.status == OrderStatus.INTENT:
                     booked = await self._settle(current)
-                elif current.expires_at is not None and now >= current.expires_at:
+                elif self._expired(current, now):
                     booked = await self._expire(current)
                 else:
                     booked = await self._refresh(current)
@@ -281,6 +295,10 @@ class OrderManager:
                 await self._announce(booked)
                 handled += 1
         return handled
+
+    @staticmethod
+    def _expired(order: Order, now: int) -> bool:
+        return order.expires_at is not None and now >= order.expires_at
 
     async def reconcile(self, trader_ids: Collection[uuid.UUID] | None = None) -> int:
         """After a restart: settle every order recorded as an intent or open; how many."""
@@ -341,27 +359,29 @@ class OrderManager:
 
     async def _refresh(self, order: Order) -> Booked | None:
         report = await self._ask(order, "fetch")
-        return None if report is None else await self._book(order, report)
-
-    async def _send(self, order: Order) -> Booked | None:
-        executor = self.executors(order)
-        if executor is None:
-            reason = f"no executor for {order.mode.value} trading"
-            return await self._book(order, OrderReport(OrderStatus.REJECTED, reason=reason))
-        try:
-            report = await executor.place(order)
-        except ExecutorError:
-            log.exception("sending %s failed; reconciliation settles it", order.client_order_id)
+        if report is None or not report.changes(order):
             return None
         return await self._book(order, report)
 
-    async def _book(self, order: Order, report: OrderReport) -> Booked | None:
+    async def _send(self, order: Order) -> Booked | None:
+        report = await self._report(order)
+        return None if report is None else await self._book(order, report)
+
+    async def _report(self, order: Order) -> OrderReport | None:
+        """Send `order`; what its venue answers, None when it did not (logged; the order
+        stays an intent, which reconciliation settles)."""
+        executor = self.executors(order)
+        if executor is None:
+            reason = f"no executor for {order.mode.value} trading"
+            return OrderReport(OrderStatus.REJECTED, reason=reason)
         try:
-            return await self.store.record(order, report, self.clock.now())
-        except LedgerError as exc:
-            log.warning("order %s: %s", order.client_order_id, exc)
-            rejected = OrderReport(OrderStatus.REJECTED, reason=f"the ledger refused it: {exc}")
-            return await self.store.record(order, rejected, self.clock.now())
+            return await executor.place(order)
+        except ExecutorError:
+            log.exception("sending %s failed; reconciliation settles it", order.client_order_id)
+            return None
+
+    async def _book(self, order: Order, report: OrderReport) -> Booked | None:
+        return await self.store.record(order, report, self.clock.now())
 
     async def _announce(self, booked: Booked | None) -> None:
         if booked is None:

@@ -40,8 +40,9 @@ class TraderRepository(Protocol):
         """Stop one failing trader (status `error` with the reason); the others go on."""
         ...
 
-    async def spec(self, trader_id: uuid.UUID) -> TraderSpec | None:
-        """The trader as it is now, running or not; None once it is deleted."""
+    async def specs(self, trader_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, TraderSpec]:
+        """The traders as they are now, running or not; a deleted one is not in the answer."""
+        ...
 
     async def running_specs(self, trader_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, TraderSpec]:
         """Those of the traders that are enabled and running now, as they are now."""
@@ -50,6 +51,18 @@ class TraderRepository(Protocol):
     async def pause(self, spec: TraderSpec, reason: str) -> None:
         """Disable a trader (status `paused` with the reason), as its own risk rules ask."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """A move of `signal`, from the status it has, to `status`; with `owner`, only while
+    that owner holds its lease; with `not_before`, parked until then."""
+
+    signal: Signal
+    status: SignalStatus
+    reason: str | None
+    owner: str | None
+    not_before: int | None = None
 
 
 class SignalRepository(Protocol):
@@ -84,6 +97,12 @@ class SignalRepository(Protocol):
         The move is recorded with the clock time `at` and the reason; with `not_before` the
         signal is parked until then (no claim takes it earlier). A move the lifecycle does
         not allow raises `InvalidTransitionError` (app.domain.signal_lifecycle)."""
+        ...
+
+    async def transition_many(self, moves: Sequence[Move], *, at: int) -> list[Signal | None]:
+        """`transition` of each move, in one transaction; per move, in order, the signal as
+        moved, or None when it moved meanwhile. A move the lifecycle does not allow raises
+        before anything is written."""
         ...
 
     async def defer(self, signal: Signal, owner: str, until: int) -> bool:
@@ -129,18 +148,27 @@ class PositionView(Protocol):
 
 
 class PositionReader(Protocol):
-    async def open_positions(self, trader_id: uuid.UUID) -> Sequence[PositionView]: ...
+    async def open_positions(
+        self, trader_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, list[PositionView]]:
+        """Each trader's open positions, by trader id (every id is in the answer)."""
+        ...
 
 
 class StorePositions:
-    """The open positions of a trader, as its trade store holds them."""
+    """The open positions of traders, as their trade store holds them: one read for all."""
 
     def __init__(self, store: TradeStore) -> None:
         self.store = store
 
-    async def open_positions(self, trader_id: uuid.UUID) -> Sequence[PositionView]:
-        trades = await self.store.active_trades([trader_id])
-        return [trade for trade in trades if trade.status == TradeStatus.OPEN]
+    async def open_positions(
+        self, trader_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, list[PositionView]]:
+        found: dict[uuid.UUID, list[PositionView]] = {trader: [] for trader in trader_ids}
+        for trade in await self.store.active_trades(list(found)):
+            if trade.status == TradeStatus.OPEN:
+                found[trade.trader_id].append(trade)
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +185,18 @@ class DecisionRepository(Protocol):
         """Record a decision; its outcome is looked at from the next outcome run on."""
         ...
 
+    async def add_many(self, decisions: Sequence[Decision]) -> None:
+        """`add` of each, in one write."""
+        ...
+
     async def for_signal(self, signal_id: uuid.UUID) -> list[Decision]:
         """The signal's decisions, oldest first."""
+        ...
+
+    async def for_signals(
+        self, signal_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, list[Decision]]:
+        """`for_signal` of each, in one read (every id is in the answer)."""
         ...
 
     async def levels_for(self, signals: Collection[Signal]) -> dict[uuid.UUID, KeyLevels]:
@@ -173,6 +211,13 @@ class DecisionRepository(Protocol):
     async def record_outcome(self, decision_id: uuid.UUID, label: Label) -> None: ...
 
     async def check_outcome_later(self, decision_id: uuid.UUID, at: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExitLevels:
+    trade_id: uuid.UUID
+    stop_loss: Decimal | None
+    take_profit: Decimal | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +289,13 @@ class TradeStore(Protocol):
         status; None when the store has no such order."""
         ...
 
+    async def record_many(
+        self, reports: Sequence[tuple[Order, OrderReport]], now: int
+    ) -> list[Booked | None]:
+        """`record` of each, in order (a later report sees what an earlier one booked), in
+        one transaction."""
+        ...
+
     async def request_close(self, trade_id: uuid.UUID, reason: str) -> bool:
         """Ask the engine to close an open trade (from a process that cannot trade)."""
         ...
@@ -252,11 +304,9 @@ class TradeStore(Protocol):
         """Open trades someone asked to close, with the reason asked."""
         ...
 
-    async def set_exit_levels(
-        self, trade_id: uuid.UUID, stop_loss: Decimal | None, take_profit: Decimal | None
-    ) -> bool:
-        """Place an open trade's stop loss and take profit (from its actual entry price);
-        False when it is no longer open."""
+    async def set_exit_levels(self, levels: Sequence[ExitLevels]) -> set[uuid.UUID]:
+        """Place open trades' stop losses and take profits (from their actual entry prices),
+        in one write; the trades placed (one no longer open is not)."""
         ...
 
     async def set_highest(self, trade_id: uuid.UUID, highest: Decimal) -> None:

@@ -20,9 +20,9 @@ from decimal import Decimal
 from app.domain.decision import DecisionAction
 from app.domain.enums import SignalStatus
 from app.domain.intervals import interval_ms
-from app.domain.signal import Signal, price_of
+from app.domain.signal import price_of
+from app.engine.analysis.base import AnalysisContext
 from app.engine.analyzer import DEFAULT_BATCH, DEFAULT_LEASE_MS, Analyst, work_through
-from app.engine.ports import TraderRepository
 from app.engine.screening import CandleClose, MarketView
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,6 @@ class SignalMonitorStage:
     def __init__(
         self,
         analyst: Analyst,
-        traders: TraderRepository,
         *,
         owner: str,
         rechecks: int = DEFAULT_RECHECKS,
@@ -48,7 +47,6 @@ class SignalMonitorStage:
         retry_ms: int = RETRY_MS,
     ) -> None:
         self.analyst = analyst
-        self.traders = traders
         self.owner = owner
         self.rechecks = rechecks
         self.cancel_move = cancel_move_percent
@@ -60,25 +58,26 @@ class SignalMonitorStage:
         """Watched signals are parked until their next close: the time is in the store."""
 
     async def run(self, view: MarketView) -> int:
-        async def claim(limit: int) -> list[Signal]:
+        async def claim(limit: int) -> list[AnalysisContext]:
             now = self.analyst.clock.now()
-            return await self.analyst.signals.claim(
+            signals = await self.analyst.signals.claim(
                 SignalStatus.WATCHING, self.owner, now, now + self.lease_ms, limit
             )
+            return await self.analyst.prepare(signals, view)
 
-        return await work_through(claim, lambda signal: self._check(signal, view), self.batch)
+        return await work_through(claim, lambda context: self._check(context, view), self.batch)
 
-    async def _check(self, signal: Signal, view: MarketView) -> bool:
+    async def _check(self, context: AnalysisContext, view: MarketView) -> bool:
         """Whether the signal was re-checked (False: its candle is not in yet)."""
         try:
-            return await self._recheck(signal, view)
+            return await self._recheck(context, view)
         except Exception:
-            log.exception("signal %s: re-check failed; its lease runs out", signal.id)
+            log.exception("signal %s: re-check failed; its lease runs out", context.signal.id)
             return False
 
-    async def _recheck(self, signal: Signal, view: MarketView) -> bool:
+    async def _recheck(self, context: AnalysisContext, view: MarketView) -> bool:
         analyst = self.analyst
-        earlier = await analyst.decisions.for_signal(signal.id)
+        signal, earlier = context.signal, context.earlier
         seen = earlier[-1].as_of if earlier else signal.candle_time + interval_ms(signal.interval)
         length = interval_ms(signal.interval)
         candles = view.candles(signal.symbol, signal.interval)
@@ -99,13 +98,10 @@ class SignalMonitorStage:
             )
             await analyst.move(signal, SignalStatus.CANCELLED, reason, self.owner)
             return True
-        spec = await self.traders.spec(signal.trader_id)
-        if spec is None:
-            return False
-        decision = await analyst.decide(signal, spec, view)
+        decision = await analyst.decide(context)
         if decision.action == DecisionAction.GOOD_SETUP and len(earlier) >= self.rechecks:
             reason = f"still only watched after {len(earlier)} re-checks"
-            await analyst.move(signal, SignalStatus.EXPIRED, reason, self.owner)
+            await analyst.move(signal, SignalStatus.EXPIRED, reason, self.owner, decision)
         else:
             await analyst.settle(signal, decision, self.owner)
         return True

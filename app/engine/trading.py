@@ -6,8 +6,8 @@ trader's account as it stands, and either enters through the `OrderManager` (sto
 take profit from the decision's key levels when it gave usable ones, else from the risk
 settings; at market, or with a limit order at the decision's entry level when that lies
 below the market) or records the refusal on the signal, where the user reads it, and
-publishes it.
-The signal ends `entered` (it then knows its trade) or `cancelled` with the reason.
+publishes it. The signal ends `entered` (it then knows its trade) or `cancelled` with the
+reason; the moves of a batch are written together, after its entries.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from app.engine.instruments import Instruments
 from app.engine.orders import Entry, OrderManager
 from app.engine.ports import (
     LevelsSource,
+    Move,
     Notifier,
     Quotes,
     SignalRepository,
@@ -105,15 +106,16 @@ class TradeStage:
         books = await self._books(list(specs.values()), now)
         decided_levels = await self.levels.levels_for(claimed)
         entries = []
+        ends: list[Move] = []
         for signal in claimed:
             spec = specs.get(signal.trader_id)
             if spec is None:
-                await self._end(signal, SignalStatus.CANCELLED, NOT_RUNNING)
+                ends.append(self._end(signal, SignalStatus.CANCELLED, NOT_RUNNING))
                 continue
             book = books[spec.id]
             decided = self._assess(spec, signal, book, now)
             if isinstance(decided, Refusal):
-                await self._end(signal, SignalStatus.CANCELLED, str(decided))
+                ends.append(self._end(signal, SignalStatus.CANCELLED, str(decided)))
                 continue
             book.active.add(signal.symbol)
             book.cash -= decided.estimated_cost
@@ -128,12 +130,15 @@ class TradeStage:
             if made is None:
                 entered = entry.spec.id in running  # the entry exists already
                 status = SignalStatus.ENTERED if entered else SignalStatus.CANCELLED
-                await self._end(entry.signal, status, None if entered else NOT_RUNNING)
+                ends.append(self._end(entry.signal, status, None if entered else NOT_RUNNING))
             elif made.trade.status == TradeStatus.CANCELLED:
                 reason = f"entry failed: {made.order.reason}"
-                await self._end(entry.signal, SignalStatus.CANCELLED, reason)
+                ends.append(self._end(entry.signal, SignalStatus.CANCELLED, reason))
             else:
-                await self._end(entry.signal, SignalStatus.ENTERED, None)
+                ends.append(self._end(entry.signal, SignalStatus.ENTERED, None))
+        for moved in await self.signals.transition_many(ends, at=self.clock.now()):
+            if moved is not None:
+                await self.notifier.signal_changed(moved)
 
     async def _books(self, specs: list[TraderSpec], now: int) -> dict[uuid.UUID, _Book]:
         """Each trader's account as it stands: three reads for all of them."""
@@ -189,9 +194,5 @@ class TradeStage:
         instrument = self.instruments.instrument(signal.symbol, quote.last)
         return instrument.round_price(levels.entry, up=False)
 
-    async def _end(self, signal: Signal, status: SignalStatus, reason: str | None) -> None:
-        moved = await self.signals.transition(
-            signal, status, reason, self.owner, at=self.clock.now()
-        )
-        if moved is not None:
-            await self.notifier.signal_changed(moved)
+    def _end(self, signal: Signal, status: SignalStatus, reason: str | None) -> Move:
+        return Move(signal, status, reason, self.owner)

@@ -98,8 +98,10 @@ class Wiring:
         client = clients.client(LIMITS, calls=DbCallLog(), cache=DbResponseCache())
         engine = GeminiAnalysisEngine(client, "gemini-2.5-flash", RuleAnalysisEngine())
         contexts = ContextBuilder(self.decisions, StorePositions(MemoryTradeStore()), clock)
-        analyst = Analyst(engine, contexts, self.decisions, self.signals, self.notifier, clock)
-        self.stage = AnalyzerStage(analyst, self.traders, owner="engine-1")
+        analyst = Analyst(
+            engine, contexts, self.decisions, self.signals, self.traders, self.notifier, clock
+        )
+        self.stage = AnalyzerStage(analyst, owner="engine-1")
 
 
 async def trader(owner: User, name: str) -> TraderSpec:

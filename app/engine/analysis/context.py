@@ -8,6 +8,8 @@ trader's filter reads (a filter that looked at the 4h trend is analyzed with the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from app.domain.filter_validation import FilterValidationError
 from app.domain.signal import Signal
 from app.domain.trader_spec import TraderSpec
@@ -56,15 +58,31 @@ class ContextBuilder:
         )
 
     async def build(self, signal: Signal, spec: TraderSpec, view: MarketView) -> AnalysisContext:
-        return AnalysisContext(
-            signal=signal,
-            trader=spec,
-            candles={
-                interval: self.window(view, signal.symbol, interval)
-                for interval in self.timeframes(signal, spec)
-            },
-            ticker=view.tickers().get(signal.symbol),
-            positions=tuple(await self.positions.open_positions(spec.id)),
-            earlier=tuple(await self.decisions.for_signal(signal.id)),
-            now=self.clock.now(),
-        )
+        return (await self.build_many([(signal, spec)], view))[0]
+
+    async def build_many(
+        self, work: Sequence[tuple[Signal, TraderSpec]], view: MarketView
+    ) -> list[AnalysisContext]:
+        """The contexts of several signals: one read of the traders' open positions and one
+        of the signals' earlier decisions for all of them."""
+        if not work:
+            return []
+        positions = await self.positions.open_positions({spec.id for _, spec in work})
+        earlier = await self.decisions.for_signals([signal.id for signal, _ in work])
+        tickers = view.tickers()
+        now = self.clock.now()
+        return [
+            AnalysisContext(
+                signal=signal,
+                trader=spec,
+                candles={
+                    interval: self.window(view, signal.symbol, interval)
+                    for interval in self.timeframes(signal, spec)
+                },
+                ticker=tickers.get(signal.symbol),
+                positions=tuple(positions[spec.id]),
+                earlier=tuple(earlier[signal.id]),
+                now=now,
+            )
+            for signal, spec in work
+        ]

@@ -9,7 +9,7 @@ outcome stage moves the look to the next candle until the outcome is known.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -102,11 +102,26 @@ def columns_of(decision: Decision) -> dict[str, Any]:
 
 class DbDecisionRepository:
     async def add(self, decision: Decision) -> None:
-        await models.Decision.create(**columns_of(decision))
+        await self.add_many([decision])
+
+    async def add_many(self, decisions: Sequence[Decision]) -> None:
+        if decisions:
+            await models.Decision.bulk_create([models.Decision(**columns_of(d)) for d in decisions])
 
     async def for_signal(self, signal_id: uuid.UUID) -> list[Decision]:
-        rows = await models.Decision.filter(signal_id=signal_id).order_by("created_at", "id")
-        return [decision_of(row) for row in rows]
+        return (await self.for_signals([signal_id]))[signal_id]
+
+    async def for_signals(
+        self, signal_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, list[Decision]]:
+        found: dict[uuid.UUID, list[Decision]] = {signal_id: [] for signal_id in signal_ids}
+        if found:
+            rows = await models.Decision.filter(signal_id__in=list(found)).order_by(
+                "created_at", "id"
+            )
+            for row in rows:
+                found[row.signal_id].append(decision_of(row))
+        return found
 
     async def levels_for(self, signals: Collection[Signal]) -> dict[uuid.UUID, KeyLevels]:
         if not signals:

@@ -6,9 +6,10 @@ database and told so, instead of both reading "none active" and both inserting. 
 leases signals to one stage instance: on PostgreSQL the candidates are locked with
 `FOR UPDATE SKIP LOCKED`, so concurrent claimers take different rows without waiting for
 each other; on every back end the lease is a compare-and-set on the rows (one statement for
-the whole batch), so a claim never takes a signal someone else holds. `transition` is a
-compare-and-set too, checked against the lifecycle first and recorded in
-`signal_transitions` in the same transaction.
+the whole batch), so a claim never takes a signal someone else holds. `transition_many` is a
+compare-and-set too, per move, checked against the lifecycle first and recorded in
+`signal_transitions` in the same transaction; a batch of moves (a claim's decisions) is
+one read and three writes, whatever its size.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import cast
 
-from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
@@ -27,6 +27,8 @@ from app.domain.enums import ACTIVE_SIGNAL_STATUSES, SignalStatus
 from app.domain.signal import Signal
 from app.domain.signal_lifecycle import check_transition
 from app.engine.clock import to_datetime, to_ms
+from app.engine.ports import Move
+from app.services.repositories.locks import locked, postgres
 
 
 def signal_of(row: models.Signal, owner_id: int) -> Signal:
@@ -81,12 +83,11 @@ class DbSignalRepository:
     async def claim(
         self, status: SignalStatus, owner: str, now: int, until: int, limit: int
     ) -> list[Signal]:
-        postgres = get_connection("default").capabilities.dialect == "postgres"
         async with in_transaction():
             candidates = models.Signal.filter(_free_at(now), status=status).order_by(
                 "created_at", "id"
             )
-            if postgres:
+            if postgres():
                 candidates = candidates.select_for_update(skip_locked=True)
             # Model rows, not values_list: Tortoise drops FOR UPDATE from a values query.
             ids = [row.id for row in await candidates.limit(limit).only("id")]
@@ -112,24 +113,55 @@ class DbSignalRepository:
         at: int,
         not_before: int | None = None,
     ) -> Signal | None:
-        check_transition(signal.status, status)
-        query = models.Signal.filter(id=signal.id, status=signal.status)
-        if owner is not None:
-            query = query.filter(lease_owner=owner)
-        parked = None if not_before is None else to_datetime(not_before)
+        moved = await self.transition_many([Move(signal, status, reason, owner, not_before)], at=at)
+        return moved[0]
+
+    async def transition_many(self, moves: Sequence[Move], *, at: int) -> list[Signal | None]:
+        for move in moves:
+            check_transition(move.signal.status, move.status)
+        if not moves:
+            return []
         async with in_transaction():
-            moved = await query.update(
-                status=status, status_reason=reason, lease_owner=None, lease_until=parked
+            # The rows as they are now (locked on PostgreSQL until the commit), then each
+            # move checked against them in order: a compare-and-set per move, written in two
+            # statements for the whole batch.
+            query = models.Signal.filter(id__in=[move.signal.id for move in moves]).only(
+                "id", "status", "status_reason", "lease_owner", "lease_until"
             )
-            if moved:
-                await models.SignalTransition.create(
-                    signal_id=signal.id,
-                    from_status=signal.status,
-                    to_status=status,
-                    reason=reason,
-                    at=to_datetime(at),
+            rows = {row.id: row for row in await locked(query)}
+            results: list[Signal | None] = []
+            changed: dict[uuid.UUID, models.Signal] = {}
+            transitions = []
+            for move in moves:
+                row = rows.get(move.signal.id)
+                if (
+                    row is None
+                    or row.status != move.signal.status
+                    or (move.owner is not None and row.lease_owner != move.owner)
+                ):
+                    results.append(None)
+                    continue
+                parked = None if move.not_before is None else to_datetime(move.not_before)
+                row.status, row.status_reason = move.status, move.reason
+                row.lease_owner, row.lease_until = None, parked
+                changed[row.id] = row
+                transitions.append(
+                    models.SignalTransition(
+                        signal_id=row.id,
+                        from_status=move.signal.status,
+                        to_status=move.status,
+                        reason=move.reason,
+                        at=to_datetime(at),
+                    )
                 )
-        return signal.with_status(status, reason) if moved else None
+                results.append(move.signal.with_status(move.status, move.reason))
+            if changed:
+                await models.Signal.bulk_update(
+                    list(changed.values()),
+                    fields=["status", "status_reason", "lease_owner", "lease_until"],
+                )
+                await models.SignalTransition.bulk_create(transitions)
+        return results
 
     async def defer(self, signal: Signal, owner: str, until: int) -> bool:
         parked = await models.Signal.filter(

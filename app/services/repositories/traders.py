@@ -41,9 +41,9 @@ class DbTraderRepository:
     async def set_error(self, spec: TraderSpec, reason: str) -> None:
         await self.manager.set_error(spec.id, reason)
 
-    async def spec(self, trader_id: uuid.UUID) -> TraderSpec | None:
-        row = await models.Trader.get_or_none(id=trader_id)
-        return None if row is None else spec_of(row)
+    async def specs(self, trader_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, TraderSpec]:
+        rows = await models.Trader.filter(id__in=list(trader_ids))
+        return {row.id: spec_of(row) for row in rows}
 
     async def running_specs(self, trader_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, TraderSpec]:
         rows = await models.Trader.filter(

@@ -19,9 +19,8 @@ import dataclasses
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.queryset import QuerySet
@@ -42,7 +41,10 @@ from app.domain.risk import PastExit
 from app.domain.trade import Trade, book_report
 from app.engine.audit import AuditEntry, intent_entry, report_entries
 from app.engine.clock import to_datetime, to_ms
-from app.engine.ports import Booked
+from app.engine.ports import Booked, ExitLevels
+from app.services.repositories.locks import locked, postgres
+
+ModelT = TypeVar("ModelT", bound=models.Model)
 
 ACTIVE = (TradeStatus.PENDING, TradeStatus.OPEN)
 NOT_FINAL = (OrderStatus.INTENT, OrderStatus.OPEN)
@@ -96,21 +98,18 @@ ORDER_COLUMNS = (
 )
 
 
-TRADE_READ = (*TRADE_COLUMNS, "opened_at", "closed_at")
+TRADE_TIMES = ("opened_at", "closed_at")
+TRADE_READ = (*TRADE_COLUMNS, *TRADE_TIMES)
+ORDER_BOOKED = ["status", "filled", "average", "fee", "exchange_order_id", "reason", "updated_at"]
+TRADE_IDENTITY = ("id", "trader_id", "signal_id", "mode", "symbol", "side")
+TRADE_BOOKED = [name for name in TRADE_READ if name not in TRADE_IDENTITY]
+LEDGER_BOOKED = ["cash", "fees_paid", "realised_pnl", "positions"]
 ORDER_READ = (*ORDER_COLUMNS, "created_at", "updated_at", "expires_at")
 
 
 def _columns(row: Any, names: tuple[str, ...], owner_id: int) -> dict[str, Any]:
     """A locked row as the mapping `trade_of` and `order_of` read (its owner given)."""
     return {name: getattr(row, name) for name in names} | {"owner_id": owner_id}
-
-
-def _postgres() -> bool:
-    return get_connection("default").capabilities.dialect == "postgres"
-
-
-def _locked(query: QuerySet[Any]) -> QuerySet[Any]:
-    return query.select_for_update() if _postgres() else query
 
 
 def _uuid(value: object) -> uuid.UUID:
@@ -258,8 +257,8 @@ class DbTradeStore:
         trader_id: uuid.UUID, mode: TradingMode
     ) -> tuple[models.Ledger, models.Performance]:
         """The trader's ledger and performance rows (locked in a transaction on PostgreSQL)."""
-        ledger = await _locked(models.Ledger.filter(trader_id=trader_id, mode=mode)).get()
-        performance = await _locked(models.Performance.filter(trader_id=trader_id, mode=mode)).get()
+        ledger = await locked(models.Ledger.filter(trader_id=trader_id, mode=mode)).get()
+        performance = await locked(models.Performance.filter(trader_id=trader_id, mode=mode)).get()
         return ledger, performance
 
     async def ledger(self, trader_id: uuid.UUID, mode: TradingMode) -> Ledger:
@@ -343,7 +342,7 @@ class DbTradeStore:
                 enabled=True,
                 status=TraderStatus.RUNNING,
             )
-            if _postgres():
+            if postgres():
                 query = query.select_for_update(no_key=True)
             running = {row.id for row in await query}
             taken = set(
@@ -386,64 +385,18 @@ class DbTradeStore:
         return True
 
     async def record(self, order: Order, report: OrderReport, now: int) -> Booked | None:
-        await self._open_account(order.trader_id, order.mode)
+        return (await self.record_many([(order, report)], now))[0]
+
+    async def record_many(
+        self, reports: Sequence[tuple[Order, OrderReport]], now: int
+    ) -> list[Booked | None]:
+        for account in {(order.trader_id, order.mode) for order, _ in reports}:
+            await self._open_account(*account)
         async with in_transaction():
-            # Rows, not values: Tortoise drops FOR UPDATE from values() queries.
-            order_row = await _locked(models.Order.filter(id=order.id)).first()
-            if order_row is None:
-                return None
-            current = order_of(_columns(order_row, ORDER_READ, order.owner_id))
-            trade_row = await _locked(models.Trade.filter(id=current.trade_id)).get()
-            trade = trade_of(_columns(trade_row, TRADE_READ, order.owner_id))
-            ledger_row, perf_row = await self._account(trade.trader_id, trade.mode)
-            booked = (
-                await models.Fill.filter(order_id=current.id).values_list("id", flat=True)
-                if report.fills
-                else []
-            )
-            done = book_report(
-                current,
-                trade,
-                ledger_of(ledger_row),
-                performance_of(perf_row),
-                report,
-                frozenset(str(fill_id) for fill_id in booked),
-                now,
-            )
-            await models.Order.filter(id=current.id).update(
-                status=done.order.status,
-                filled=done.order.filled,
-                average=done.order.average,
-                fee=done.order.fee,
-                exchange_order_id=done.order.exchange_order_id,
-                reason=done.order.reason,
-                updated_at=to_datetime(done.order.updated_at or now),
-            )
-            if done.trade != trade:
-                await models.Trade.filter(id=trade.id).update(**_trade_columns(done.trade))
-            if done.fills:
-                await models.Ledger.filter(id=ledger_row.id).update(**_ledger_columns(done.ledger))
-                await models.Performance.filter(id=perf_row.id).update(
-                    **dataclasses.asdict(done.performance)
-                )
-            await models.Fill.bulk_create(
-                models.Fill(
-                    id=fill.id,
-                    order_id=current.id,
-                    trade_id=trade.id,
-                    trader_id=trade.trader_id,
-                    amount=fill.amount,
-                    price=fill.price,
-                    expected_price=fill.expected_price,
-                    fee=fill.fee,
-                    fee_currency=LEDGER_CURRENCY,
-                    liquidity=fill.liquidity,
-                    time=to_datetime(fill.time),
-                )
-                for fill in done.fills
-            )
-            await _append(report_entries(current, done))
-        return Booked(done.order, done.trade, done.fills, done.opened, done.closed, done.ended)
+            books = await _Books.read(reports)
+            booked = [books.book(order, report, now) for order, report in reports]
+            await books.write(now)
+        return booked
 
     async def request_close(self, trade_id: uuid.UUID, reason: str) -> bool:
         moved = await models.Trade.filter(id=trade_id, status=TradeStatus.OPEN).update(
@@ -462,13 +415,22 @@ class DbTradeStore:
         )
         return [(trade_of(row), str(reasons[row["id"]])) for row in rows]
 
-    async def set_exit_levels(
-        self, trade_id: uuid.UUID, stop_loss: Decimal | None, take_profit: Decimal | None
-    ) -> bool:
-        moved = await models.Trade.filter(id=trade_id, status=TradeStatus.OPEN).update(
-            stop_loss=stop_loss, take_profit=take_profit
-        )
-        return bool(moved)
+    async def set_exit_levels(self, levels: Sequence[ExitLevels]) -> set[uuid.UUID]:
+        by_trade = {level.trade_id: level for level in levels}
+        if not by_trade:
+            return set()
+        async with in_transaction():
+            rows = await locked(
+                models.Trade.filter(id__in=list(by_trade), status=TradeStatus.OPEN).only(
+                    "id", "stop_loss", "take_profit"
+                )
+            )
+            for row in rows:
+                row.stop_loss = by_trade[row.id].stop_loss
+                row.take_profit = by_trade[row.id].take_profit
+            if rows:
+                await models.Trade.bulk_update(rows, fields=["stop_loss", "take_profit"])
+        return {row.id for row in rows}
 
     async def set_highest(self, trade_id: uuid.UUID, highest: Decimal) -> None:
         await (
@@ -504,6 +466,148 @@ class DbTradeStore:
 
     async def audit(self, entry: AuditEntry) -> None:
         await _append([entry])
+
+
+class _Books:
+    """The rows a batch of reports books into, read (and locked) once, booked in memory in
+    the batch's order (two fills of one trader see each other), written back together."""
+
+    def __init__(
+        self,
+        orders: dict[uuid.UUID, models.Order],
+        trades: dict[uuid.UUID, models.Trade],
+        ledgers: dict[tuple[uuid.UUID, TradingMode], models.Ledger],
+        performances: dict[tuple[uuid.UUID, TradingMode], models.Performance],
+        fill_ids: dict[uuid.UUID, set[str]],
+        owners: dict[uuid.UUID, int],
+    ) -> None:
+        self.order_rows, self.trade_rows = orders, trades
+        self.ledger_rows, self.performance_rows = ledgers, performances
+        self.fill_ids = fill_ids
+        self.orders = {i: order_of(_columns(r, ORDER_READ, owners[i])) for i, r in orders.items()}
+        self.trades = {
+            i: trade_of(_columns(r, TRADE_READ, owners[r.trader_id])) for i, r in trades.items()
+        }
+        self.ledgers = {key: ledger_of(row) for key, row in ledgers.items()}
+        self.performances = {key: performance_of(row) for key, row in performances.items()}
+        self.fills: list[models.Fill] = []
+        self.audit: list[AuditEntry] = []
+        self.changed_orders: set[uuid.UUID] = set()
+        self.changed_trades: set[uuid.UUID] = set()
+        self.accounts: set[tuple[uuid.UUID, TradingMode]] = set()
+
+    @classmethod
+    async def read(cls, reports: Sequence[tuple[Order, OrderReport]]) -> _Books:
+        # Rows, not values: Tortoise drops FOR UPDATE from values() queries.
+        order_ids = list({order.id for order, _ in reports})
+        orders = {r.id: r for r in await locked(models.Order.filter(id__in=order_ids))}
+        trade_ids = list({row.trade_id for row in orders.values()})
+        trades = {r.id: r for r in await locked(models.Trade.filter(id__in=trade_ids))}
+        trader_ids = list({row.trader_id for row in trades.values()})
+        ledgers = {
+            (r.trader_id, r.mode): r
+            for r in await locked(models.Ledger.filter(trader_id__in=trader_ids))
+        }
+        performances = {
+            (r.trader_id, r.mode): r
+            for r in await locked(models.Performance.filter(trader_id__in=trader_ids))
+        }
+        filled = [order.id for order, report in reports if report.fills]
+        fill_ids: dict[uuid.UUID, set[str]] = {order_id: set() for order_id in order_ids}
+        if filled:
+            for order_id, fill_id in await models.Fill.filter(order_id__in=filled).values_list(
+                "order_id", "id"
+            ):
+                fill_ids[_uuid(order_id)].add(str(fill_id))
+        owners = {order.id: order.owner_id for order, _ in reports} | {
+            order.trader_id: order.owner_id for order, _ in reports
+        }
+        return cls(orders, trades, ledgers, performances, fill_ids, owners)
+
+    def book(self, order: Order, report: OrderReport, now: int) -> Booked | None:
+        current = self.orders.get(order.id)
+        if current is None:
+            return None
+        trade = self.trades[current.trade_id]
+        account = (trade.trader_id, trade.mode)
+        done = book_report(
+            current,
+            trade,
+            self.ledgers[account],
+            self.performances[account],
+            report,
+            frozenset(self.fill_ids[current.id]),
+            now,
+        )
+        self.orders[current.id], self.trades[trade.id] = done.order, done.trade
+        self.changed_orders.add(current.id)
+        if done.trade != trade:
+            self.changed_trades.add(trade.id)
+        if done.fills:
+            self.ledgers[account], self.performances[account] = done.ledger, done.performance
+            self.accounts.add(account)
+        for fill in done.fills:
+            self.fill_ids[current.id].add(fill.id)
+            self.fills.append(
+                models.Fill(
+                    id=fill.id,
+                    order_id=current.id,
+                    trade_id=trade.id,
+                    trader_id=trade.trader_id,
+                    amount=fill.amount,
+                    price=fill.price,
+                    expected_price=fill.expected_price,
+                    fee=fill.fee,
+                    fee_currency=LEDGER_CURRENCY,
+                    liquidity=fill.liquidity,
+                    time=to_datetime(fill.time),
+                )
+            )
+        self.audit.extend(report_entries(current, done))
+        return Booked(done.order, done.trade, done.fills, done.opened, done.closed, done.ended)
+
+    async def write(self, now: int) -> None:
+        """Every changed row, in one statement per table."""
+        orders = [
+            _set(self.order_rows[i], _booked_order_columns(self.orders[i], now))
+            for i in self.changed_orders
+        ]
+        if orders:
+            await models.Order.bulk_update(orders, fields=ORDER_BOOKED)
+        trades = [
+            _set(self.trade_rows[i], _trade_columns(self.trades[i])) for i in self.changed_trades
+        ]
+        if trades:
+            await models.Trade.bulk_update(trades, fields=TRADE_BOOKED)
+        if self.accounts:
+            await models.Ledger.bulk_update(
+                [
+                    _set(self.ledger_rows[a], _ledger_columns(self.ledgers[a]))
+                    for a in self.accounts
+                ],
+                fields=LEDGER_BOOKED,
+            )
+            await models.Performance.bulk_update(
+                [
+                    _set(self.performance_rows[a], dataclasses.asdict(self.performances[a]))
+                    for a in self.accounts
+                ],
+                fields=list(PERFORMANCE_FIELDS),
+            )
+        if self.fills:
+            await models.Fill.bulk_create(self.fills)
+        await _append(self.audit)
+
+
+def _set(row: ModelT, columns: Mapping[str, Any]) -> ModelT:
+    for name, value in columns.items():
+        setattr(row, name, value)
+    return row
+
+
+def _booked_order_columns(order: Order, now: int) -> dict[str, Any]:
+    columns = {name: getattr(order, name) for name in ORDER_BOOKED if name != "updated_at"}
+    return columns | {"updated_at": to_datetime(order.updated_at or now)}
 
 
 class _Refused(Exception):
