@@ -7,8 +7,9 @@ The live wiring of `app.bootstrap` (database repositories, the rule engine, the 
 executor, the event bus, the trading desk) on a seeded simulated market: 50 enabled traders
 with the screening benchmark's filters, each over every symbol. Each candle close runs the
 whole workflow as the live engine runs it: the screen (sandbox workers, signals recorded),
-then every stage at once, each in its own task, until all are idle: the analyzer decides
-on the new signals with the rule engine, and the trade stage enters those it marked ready.
+then every stage at once, each in its own task, woken again by the others' work until all
+are idle (`LiveEngine`'s rule): the analyzer decides on the new signals with the rule
+engine, and the trade stage enters those it marked ready.
 Measured per entry:
 
 - close -> order: from handing the close to the workflow to the entry's intent being
@@ -47,7 +48,7 @@ from app.engine.klines import KlineStore
 from app.engine.market import MarketData
 from app.engine.sandbox import FilterSandbox
 from app.engine.screening import CandleClose
-from app.engine.workflow import Stage
+from app.engine.workflow import Bookkeeping, Stage
 from app.services.traders import TraderManager
 from app.services.users import create_user
 from benchmarks.screening import START_MS, strategies
@@ -95,9 +96,23 @@ class Timing:
         store.begin_entries, store.record_many = timed_entries, timed_record
 
 
-async def until_idle(stage: Stage, view: Any) -> None:
-    while await stage.run(view):
-        pass
+async def until_idle(stage: Stage, view: Any) -> int:
+    handled = 0
+    while done := await stage.run(view):
+        handled += done
+    return handled
+
+
+async def run_stages(stages: tuple[Stage, ...], view: Any) -> None:
+    """As the live engine runs them: each in a task of its own until it has nothing left,
+    and all of them again whenever one handled something (a stage is woken by the others'
+    work: the trade stage by the signals the analyzer marked ready), until none has; the
+    bookkeeping stages once the others are idle."""
+    order_path = [stage for stage in stages if not isinstance(stage, Bookkeeping)]
+    bookkeeping = [stage for stage in stages if isinstance(stage, Bookkeeping)]
+    for group in (order_path, bookkeeping):
+        while sum(await asyncio.gather(*(until_idle(stage, view) for stage in group))):
+            pass
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -162,7 +177,7 @@ async def main(args: argparse.Namespace) -> None:
             report = await workflow.on_close(close, view)
             screened = time.perf_counter()
             assert report is not None and report.failures == 0, report
-            await asyncio.gather(*(until_idle(stage, view) for stage in workflow.stages))
+            await run_stages(workflow.stages, view)
             if number == 0:
                 continue  # the first close warms the sandbox replicas and the pool
             screens.append(screened - started)

@@ -26,6 +26,7 @@ from app.engine.screening import CandleClose, MarketView
 
 class EquityKeeper(CloseDriven):
     name = "equity"
+    bookkeeping = True
 
     def __init__(
         self,

@@ -12,7 +12,9 @@ On a real-time market each later stage of the workflow runs in a task of its own
 one (a model call) never delays a screen or another stage: it is woken after every close and
 whenever another stage handled something, a price-driven one (the position monitor) also on
 every price update, and each looks again every `poll_ms` anyway (a lease that ran out, work
-another process left). A stepped feed (a replay) waits for the engine anyway, so there the
+another process left). A bookkeeping stage (equity snapshots, decision outcomes) waits
+while the stages on the way to an order are busy, so a close's entries do not queue behind
+its records. A stepped feed (a replay) waits for the engine anyway, so there the
 engine handles each close as a backtest does, with the very same `Workflow.drain` after the
 screen: the stages run in their order until none has anything left, before the next close
 is released. That is what makes a replay through the live engine and a backtest of the
@@ -33,12 +35,13 @@ from app.engine.close_trigger import SETTLE_MS, CloseTrigger
 from app.engine.feeds.base import SteppedFeed
 from app.engine.market import MarketData
 from app.engine.screening import CandleClose, ScreenerEngine, ScreenReport
-from app.engine.workflow import PriceDriven, Workflow
+from app.engine.workflow import Bookkeeping, PriceDriven, Workflow
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_MS = 10_000
 POLL_MS = 2_000
+BOOKKEEPING_WAIT_MS = 2_000
 Heartbeat = Callable[[str, MarketInfo], Awaitable[None]]
 
 
@@ -52,6 +55,7 @@ class LiveEngine:
         heartbeat: Heartbeat | None = None,
         heartbeat_ms: int = HEARTBEAT_MS,
         poll_ms: int = POLL_MS,
+        bookkeeping_wait_ms: int = BOOKKEEPING_WAIT_MS,
         settle_ms: int = SETTLE_MS,
         max_settle_ms: int = 5000,
     ) -> None:
@@ -65,6 +69,7 @@ class LiveEngine:
         self._heartbeat = heartbeat
         self._heartbeat_ms = heartbeat_ms
         self._poll_ms = poll_ms
+        self._bookkeeping_wait_ms = bookkeeping_wait_ms
         self._wakes = [asyncio.Event() for _ in workflow.stages]
         self._busy: set[int] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -106,6 +111,8 @@ class LiveEngine:
                 for waiting in waits:
                     waiting.cancel()
             wake.clear()
+            if isinstance(stage, Bookkeeping):
+                await self._after_order_path()
             self._busy.add(index)
             try:
                 while await stage.run(self.market.view()):
@@ -115,6 +122,21 @@ class LiveEngine:
             finally:
                 self._busy.discard(index)
                 self.trigger.progress.set()
+
+    async def _after_order_path(self) -> None:
+        """Return once the stages on the way to an order are idle, or after
+        `bookkeeping_wait_ms` (a position monitor busy with every tick never starves the
+        bookkeeping)."""
+        order_path = [
+            index
+            for index, stage in enumerate(self.workflow.stages)
+            if not isinstance(stage, Bookkeeping)
+        ]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._bookkeeping_wait_ms / 1000):
+                while any(i in self._busy or self._wakes[i].is_set() for i in order_path):
+                    self.trigger.progress.clear()
+                    await self.trigger.progress.wait()
 
     def idle(self) -> bool:
         """Every close handled and every stage done with what it was woken for."""

@@ -233,8 +233,9 @@ class MemoryDecisionRepository:
         self.outcomes[decision_id] = label
         self._unjudged.pop(decision_id, None)
 
-    async def check_outcome_later(self, decision_id: uuid.UUID, at: int) -> None:
-        self._check_at[decision_id] = at
+    async def check_outcome_later(self, decision_ids: Collection[uuid.UUID], at: int) -> None:
+        for decision_id in decision_ids:
+            self._check_at[decision_id] = at
 
 
 class MemoryCallLog:

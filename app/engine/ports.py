@@ -210,7 +210,9 @@ class DecisionRepository(Protocol):
 
     async def record_outcome(self, decision_id: uuid.UUID, label: Label) -> None: ...
 
-    async def check_outcome_later(self, decision_id: uuid.UUID, at: int) -> None: ...
+    async def check_outcome_later(self, decision_ids: Collection[uuid.UUID], at: int) -> None:
+        """Look at these decisions' outcomes again at `at`."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,16 @@ class Fairness:
 
 
 @runtime_checkable
+class Bookkeeping(Protocol):
+    """A stage that keeps records rather than acting on the market (equity snapshots,
+    decision outcomes). Live, it waits while the stages on the way to an order are busy (at
+    most `LiveEngine`'s `bookkeeping_wait_ms`), so its database work never delays an entry;
+    a backtest runs every stage in order anyway."""
+
+    bookkeeping: bool
+
+
+@runtime_checkable
 class PriceDriven(Protocol):
     """A stage that works on every price update, not only after candle closes: live, it is
     also woken whenever `prices_moved` returns (a backtest drains it after each close)."""

@@ -158,5 +158,7 @@ class DbDecisionRepository:
             outcome_check_at=None,
         )
 
-    async def check_outcome_later(self, decision_id: uuid.UUID, at: int) -> None:
-        await models.Decision.filter(id=decision_id).update(outcome_check_at=to_datetime(at))
+    async def check_outcome_later(self, decision_ids: Collection[uuid.UUID], at: int) -> None:
+        await models.Decision.filter(id__in=list(decision_ids)).update(
+            outcome_check_at=to_datetime(at)
+        )
