@@ -567,42 +567,52 @@ class _Books:
         return Booked(done.order, done.trade, done.fills, done.opened, done.closed, done.ended)
 
     async def write(self, now: int) -> None:
-        """Every changed row, in one statement per table."""
-        orders = [
-            _set(self.order_rows[i], _booked_order_columns(self.orders[i], now))
-            for i in self.changed_orders
-        ]
-        if orders:
-            await models.Order.bulk_update(orders, fields=ORDER_BOOKED)
-        trades = [
-            _set(self.trade_rows[i], _trade_columns(self.trades[i])) for i in self.changed_trades
-        ]
-        if trades:
-            await models.Trade.bulk_update(trades, fields=TRADE_BOOKED)
-        if self.accounts:
-            await models.Ledger.bulk_update(
-                [
-                    _set(self.ledger_rows[a], _ledger_columns(self.ledgers[a]))
-                    for a in self.accounts
-                ],
-                fields=LEDGER_BOOKED,
-            )
-            await models.Performance.bulk_update(
-                [
-                    _set(self.performance_rows[a], dataclasses.asdict(self.performances[a]))
-                    for a in self.accounts
-                ],
-                fields=list(PERFORMANCE_FIELDS),
-            )
+        """Every changed row, in one statement per table, of the columns that changed."""
+        await _update(
+            models.Order,
+            [
+                (self.order_rows[i], _booked_order_columns(self.orders[i], now))
+                for i in self.changed_orders
+            ],
+            ORDER_BOOKED,
+        )
+        await _update(
+            models.Trade,
+            [(self.trade_rows[i], _trade_columns(self.trades[i])) for i in self.changed_trades],
+            TRADE_BOOKED,
+        )
+        await _update(
+            models.Ledger,
+            [(self.ledger_rows[a], _ledger_columns(self.ledgers[a])) for a in self.accounts],
+            LEDGER_BOOKED,
+        )
+        await _update(
+            models.Performance,
+            [
+                (self.performance_rows[a], dataclasses.asdict(self.performances[a]))
+                for a in self.accounts
+            ],
+            PERFORMANCE_FIELDS,
+        )
         if self.fills:
             await models.Fill.bulk_create(self.fills)
         await _append(self.audit)
 
 
-def _set(row: ModelT, columns: Mapping[str, Any]) -> ModelT:
-    for name, value in columns.items():
-        setattr(row, name, value)
-    return row
+async def _update(
+    model: type[ModelT], changes: list[tuple[ModelT, Mapping[str, Any]]], fields: Sequence[str]
+) -> None:
+    """Set each row's `fields` to its new values and write those that changed in one
+    statement (a bulk update's cost grows with its columns)."""
+    changed: set[str] = set()
+    for row, columns in changes:
+        for name in fields:
+            value = columns[name]
+            if getattr(row, name) != value:
+                setattr(row, name, value)
+                changed.add(name)
+    if changed:
+        await model.bulk_update([row for row, _ in changes], fields=sorted(changed))
 
 
 def _booked_order_columns(order: Order, now: int) -> dict[str, Any]:
