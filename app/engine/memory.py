@@ -113,6 +113,9 @@ class MemorySignalRepository:
     async def active_symbols(self, trader_id: uuid.UUID, symbols: Collection[str]) -> set[str]:
         return {symbol for symbol in set(symbols) if (trader_id, symbol) in self._active}
 
+    async def add_many(self, signals: Sequence[Signal]) -> set[uuid.UUID]:
+        return {signal.id for signal in signals if await self.add(signal)}
+
     async def add(self, signal: Signal) -> bool:
         if signal.active and await self.active_symbols(signal.trader_id, [signal.symbol]):
             return False

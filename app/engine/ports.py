@@ -75,6 +75,10 @@ class SignalRepository(Protocol):
         holds an active signal on the symbol (another engine process won the race)."""
         ...
 
+    async def add_many(self, signals: Sequence[Signal]) -> set[uuid.UUID]:
+        """`add` of each, in one write; the ids of those recorded."""
+        ...
+
     async def claim(
         self, status: SignalStatus, owner: str, now: int, until: int, limit: int
     ) -> list[Signal]:

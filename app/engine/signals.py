@@ -111,13 +111,14 @@ class SignalManager:
             return []
         active = await self.signals.active_symbols(spec.id, candidates)
         now = self.clock.now()
-        created = []
-        for symbol in signals_due(history, candidates, active):
-            signal = new_signal(spec, by_symbol[symbol], now)
-            if await self.signals.add(signal):
-                created.append(signal)
-            else:
-                log.info("trader %s already holds an active signal on %s", spec.id, symbol)
+        due = [
+            new_signal(spec, by_symbol[s], now) for s in signals_due(history, candidates, active)
+        ]
+        added = await self.signals.add_many(due)
+        created = [signal for signal in due if signal.id in added]
+        for signal in due:
+            if signal.id not in added:
+                log.info("trader %s already holds an active signal on %s", spec.id, signal.symbol)
         if created:
             await self.notifier.signals_created(spec, created)
         return created

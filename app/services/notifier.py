@@ -91,11 +91,11 @@ def trade_event(trade: Trade, kind: str, fill: Fill | None = None) -> Event:
 class BusNotifier:
     """`prices`: the engine's latest prices, which the published metrics value positions at.
 
-    After fills and snapshots (`pnl_changed`) metrics are published by a task of their own,
-    which gathers the changes of `COALESCE_SECONDS` and then reads the metrics of all the
-    traders that changed at once: a close that fills fifty traders' entries costs one read
-    of their metrics instead of fifty, and does not compete with the entries for the
-    database. After new signals they are published at once. `flush` waits for those
+    After new signals, fills and snapshots (`pnl_changed`) metrics are published by a task
+    of their own, which gathers the changes of `COALESCE_SECONDS` and then reads the metrics
+    of all the traders that changed at once: a close that raises fifty traders' signals or
+    fills their entries costs one read of their metrics instead of fifty, and does not
+    compete with the screen or the entries for the database. `flush` waits for those
     pending.
     """
 
@@ -109,7 +109,7 @@ class BusNotifier:
         for signal in signals:
             await self.bus.publish(signal_event(signal))
         if signals:
-            await publish_metrics(self.bus, {spec.id: spec.owner_id}, self.prices)
+            await self.pnl_changed(spec.id, spec.owner_id)
 
     async def signal_changed(self, signal: Signal) -> None:
         await self.bus.publish(signal_event(signal, "updated"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from decimal import Decimal
 
 import pytest
@@ -81,9 +81,9 @@ class RacingSignals(DbSignalRepository):
         await self.barrier.wait()
         return found
 
-    async def add(self, signal: Signal) -> bool:
-        added = await super().add(signal)
-        self.refused += not added
+    async def add_many(self, signals: Sequence[Signal]) -> set[uuid.UUID]:
+        added = await super().add_many(signals)
+        self.refused += len(signals) - len(added)
         return added
 
 

@@ -4,8 +4,8 @@ by themselves, metrics and the equity curve change, and `tradeEvents` and `pnlUp
 
 The first test starts from a ready signal recorded in the server's database through the
 signal repository, as the analysis stage would leave it. The second is the whole workflow
-from a trader's filter (acceptance 1 of issue 18): screened, analyzed by the rule engine,
-traded.
+from a template (acceptance 1 of issue 18): a trader generated offline from a sentence and
+saved through the API, screened, analyzed by the rule engine, traded.
 """
 
 from __future__ import annotations
@@ -34,6 +34,17 @@ CREATE = """mutation($code: String!) { createTrader(input: {
 TRADES = "subscription { tradeEvents { traderId kind status exitReason fillPrice expectedPrice } }"
 PNL = "subscription { pnlUpdates { traderId metrics { closedPositions activePositions } } }"
 SIGNALS = "subscription { signalEvents { traderId kind status } }"
+# The offline generator adapts its closest template to the sentence (RSI mean reversion,
+# threshold 45 on one-minute candles), so matches come within seconds at the test's feed speed.
+SENTENCE = "Buy when RSI is under 45 on the 1m chart"
+GENERATED_FIELDS = ("suggestedName", "description", "filterCode", "filterDescription",
+                    "strategyInstructions", "interval")  # fmt: skip
+GENERATE = """mutation($d: String!) { generateTrader(description: $d) {
+    template adaptations suggestedName description filterCode filterDescription
+    strategyInstructions interval } }"""
+FROM_GENERATION = """mutation($input: GeneratedTraderInput!) {
+    createTraderFromGeneration(input: $input) { id } }"""
+RISK = {"stopLoss": "0.2", "takeProfit": "0.2", "positionSizePercent": "20"}
 PERFORMANCE = """query($id: ID!) {
   traderPerformance(traderId: $id) { metrics { closedPositions totalPnL feesPaid }
     equityCurve { equity } }
@@ -126,13 +137,18 @@ async def test_a_ready_signal_becomes_a_paper_trade_that_closes_by_itself(
     assert trade["signal"]["status"] == "ENTERED"
 
 
-async def test_a_traders_filter_leads_to_analysed_signals_and_paper_trades(
+async def test_a_template_trader_leads_to_analysed_signals_and_paper_trades(
     server: ApiServer,
 ) -> None:
     _, token = await create_user("bob")
-    code = "return candles.close[-1] > 0, 'long', 1.0"
-    created = await server.graphql(token, CREATE, code=code)
-    trader_id = created["createTrader"]["id"]
+    generated = (await server.graphql(token, GENERATE, d=SENTENCE))["generateTrader"]
+    assert (generated["template"], generated["interval"]) == ("rsi_mean_reversion", "1m")
+    assert any("45" in adaptation for adaptation in generated["adaptations"])
+    preview = {key: generated[key] for key in GENERATED_FIELDS}
+    created = await server.graphql(
+        token, FROM_GENERATION, input={**preview, "enabled": True, "riskParameters": RISK}
+    )
+    trader_id = created["createTraderFromGeneration"]["id"]
 
     async def nothing() -> None:
         return None

@@ -1,8 +1,8 @@
 """Signals in the database: the queue between the stages.
 
-`add` relies on the partial unique index `signals_one_active` (at most one active signal
-per trader and symbol): a second engine process inserting the same signal is refused by the
-database and told so, instead of both reading "none active" and both inserting. `claim`
+`add_many` relies on the partial unique index `signals_one_active` (at most one active
+signal per trader and symbol): a second engine process inserting the same signal is refused
+by the database and told so, instead of both reading "none active" and both inserting. `claim`
 leases signals to one stage instance: on PostgreSQL the candidates are locked with
 `FOR UPDATE SKIP LOCKED`, so concurrent claimers take different rows without waiting for
 each other; on every back end the lease is a compare-and-set on the rows (one statement for
@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import cast
 
-from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
@@ -61,24 +60,37 @@ class DbSignalRepository:
         return {str(symbol) for symbol in found}
 
     async def add(self, signal: Signal) -> bool:
-        try:
-            await models.Signal.create(
-                id=signal.id,
-                trader_id=signal.trader_id,
-                symbol=signal.symbol,
-                interval=signal.interval,
-                side=signal.side,
-                price=signal.price,
-                score=signal.score,
-                indicators=dict(signal.indicators),
-                status=signal.status,
-                status_reason=signal.status_reason,
-                candle_time=to_datetime(signal.candle_time),
-                created_at=to_datetime(signal.created_at),
-            )
-        except IntegrityError:
-            return False
-        return True
+        return signal.id in await self.add_many([signal])
+
+    async def add_many(self, signals: Sequence[Signal]) -> set[uuid.UUID]:
+        if not signals:
+            return set()
+        # A row the partial unique index refuses is skipped (INSERT OR IGNORE, ON CONFLICT
+        # DO NOTHING); reading the ids back says which went in.
+        await models.Signal.bulk_create(
+            [
+                models.Signal(
+                    id=signal.id,
+                    trader_id=signal.trader_id,
+                    symbol=signal.symbol,
+                    interval=signal.interval,
+                    side=signal.side,
+                    price=signal.price,
+                    score=signal.score,
+                    indicators=dict(signal.indicators),
+                    status=signal.status,
+                    status_reason=signal.status_reason,
+                    candle_time=to_datetime(signal.candle_time),
+                    created_at=to_datetime(signal.created_at),
+                )
+                for signal in signals
+            ],
+            ignore_conflicts=True,
+        )
+        added = await models.Signal.filter(id__in=[signal.id for signal in signals]).values_list(
+            "id", flat=True
+        )
+        return {value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)) for value in added}
 
     async def claim(
         self, status: SignalStatus, owner: str, now: int, until: int, limit: int
