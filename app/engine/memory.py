@@ -110,14 +110,19 @@ class MemorySignalRepository:
         """Every signal in the order it was added."""
         return list(self.signals.values())
 
-    async def active_symbols(self, trader_id: uuid.UUID, symbols: Collection[str]) -> set[str]:
-        return {symbol for symbol in set(symbols) if (trader_id, symbol) in self._active}
+    async def active_symbols(
+        self, wanted: Mapping[uuid.UUID, Collection[str]]
+    ) -> dict[uuid.UUID, set[str]]:
+        return {
+            trader: {symbol for symbol in symbols if (trader, symbol) in self._active}
+            for trader, symbols in wanted.items()
+        }
 
     async def add_many(self, signals: Sequence[Signal]) -> set[uuid.UUID]:
         return {signal.id for signal in signals if await self.add(signal)}
 
     async def add(self, signal: Signal) -> bool:
-        if signal.active and await self.active_symbols(signal.trader_id, [signal.symbol]):
+        if signal.active and (signal.trader_id, signal.symbol) in self._active:
             return False
         self._index(signal, self.signals.get(signal.id))
         self.signals[signal.id] = signal

@@ -66,8 +66,11 @@ class Move:
 
 
 class SignalRepository(Protocol):
-    async def active_symbols(self, trader_id: uuid.UUID, symbols: Collection[str]) -> set[str]:
-        """Those of `symbols` on which the trader holds an active signal."""
+    async def active_symbols(
+        self, wanted: Mapping[uuid.UUID, Collection[str]]
+    ) -> dict[uuid.UUID, set[str]]:
+        """By trader, those of its `wanted` symbols on which it holds an active signal (in
+        one read; a trader holding none of them may be left out)."""
         ...
 
     async def add(self, signal: Signal) -> bool:

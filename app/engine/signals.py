@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from app.domain.bounds import cap_indicators
 from app.domain.signal import Signal, price_of
@@ -80,45 +80,57 @@ class SignalManager:
         self._history.pop(trader_id, None)
 
     async def record_run(self, spec: TraderSpec, outcome: FilterOutcome) -> list[Signal]:
-        """Apply one screening run of the trader: new signals, or one more failure; a run the
-        sandbox lost (no fault of the trader's, no complete result) changes nothing."""
-        if outcome.lost is not None:
-            log.warning("trader %s run lost: %s", spec.id, outcome.lost)
-            return []
-        history = self.history(spec)
-        if outcome.failure is not None:
-            history = after_failure(history)
-            self._history[spec.id] = (spec.screening_fingerprint(), history)
-            log.info("trader %s filter failed (%d): %s", spec.id, history.failures, outcome.failure)
-            if should_stop(history, self.failure_limit):
-                self.forget(spec.id)
-                reason = f"filter failed {history.failures} times in a row: {outcome.failure}"
-                await self.traders.set_error(spec, reason)
-            return []
-        created = await self._create(spec, history, outcome.matches)
-        self._history[spec.id] = (
-            spec.screening_fingerprint(),
-            after_success(match.symbol for match in outcome.matches),
+        """`record_runs` of one trader's run."""
+        return await self.record_runs([(spec, outcome)])
+
+    async def record_runs(self, runs: Sequence[tuple[TraderSpec, FilterOutcome]]) -> list[Signal]:
+        """Apply the screening runs of a close's traders: new signals, or one more failure;
+        a run the sandbox lost (no fault of the trader's, no complete result) changes
+        nothing. The new signals of all of them are checked and recorded together (one read
+        of the active ones, one insert); the signals recorded."""
+        matched: list[tuple[TraderSpec, RunHistory, dict[str, FilterMatch]]] = []
+        for spec, outcome in runs:
+            if outcome.lost is not None:
+                log.warning("trader %s run lost: %s", spec.id, outcome.lost)
+            elif outcome.failure is not None:
+                await self._failed(spec, outcome.failure)
+            else:
+                by_symbol = {match.symbol: match for match in outcome.matches}
+                matched.append((spec, self.history(spec), by_symbol))
+        candidates = {
+            spec.id: newly_matched(history, by_symbol) for spec, history, by_symbol in matched
+        }
+        active = await self.signals.active_symbols(
+            {trader: symbols for trader, symbols in candidates.items() if symbols}
         )
+        now = self.clock.now()
+        due = {
+            spec.id: [
+                new_signal(spec, by_symbol[symbol], now)
+                for symbol in signals_due(history, candidates[spec.id], active.get(spec.id, set()))
+            ]
+            for spec, history, by_symbol in matched
+        }
+        added = await self.signals.add_many([signal for made in due.values() for signal in made])
+        created: list[Signal] = []
+        for spec, _, by_symbol in matched:
+            self._history[spec.id] = (spec.screening_fingerprint(), after_success(by_symbol))
+            mine = [signal for signal in due[spec.id] if signal.id in added]
+            for signal in due[spec.id]:
+                if signal.id not in added:
+                    log.info(
+                        "trader %s already holds an active signal on %s", spec.id, signal.symbol
+                    )
+            if mine:
+                await self.notifier.signals_created(spec, mine)
+            created.extend(mine)
         return created
 
-    async def _create(
-        self, spec: TraderSpec, history: RunHistory, matches: Iterable[FilterMatch]
-    ) -> list[Signal]:
-        by_symbol = {match.symbol: match for match in matches}
-        candidates = newly_matched(history, by_symbol)
-        if not candidates:
-            return []
-        active = await self.signals.active_symbols(spec.id, candidates)
-        now = self.clock.now()
-        due = [
-            new_signal(spec, by_symbol[s], now) for s in signals_due(history, candidates, active)
-        ]
-        added = await self.signals.add_many(due)
-        created = [signal for signal in due if signal.id in added]
-        for signal in due:
-            if signal.id not in added:
-                log.info("trader %s already holds an active signal on %s", spec.id, signal.symbol)
-        if created:
-            await self.notifier.signals_created(spec, created)
-        return created
+    async def _failed(self, spec: TraderSpec, failure: str) -> None:
+        history = after_failure(self.history(spec))
+        self._history[spec.id] = (spec.screening_fingerprint(), history)
+        log.info("trader %s filter failed (%d): %s", spec.id, history.failures, failure)
+        if should_stop(history, self.failure_limit):
+            self.forget(spec.id)
+            reason = f"filter failed {history.failures} times in a row: {failure}"
+            await self.traders.set_error(spec, reason)

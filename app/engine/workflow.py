@@ -166,12 +166,14 @@ class Workflow:
     ) -> dict[uuid.UUID, FilterOutcome]:
         """One tier of the close: screen, then record each outcome (signals or a failure)."""
         outcomes = await self.screener.screen(specs, view, budgets)
-        for spec in specs:
-            outcome = outcomes.get(spec.id)
-            if outcome is None:
-                continue
-            try:
-                await self.signals.record_run(spec, outcome)
-            except Exception:
-                log.exception("recording the run of trader %s failed", spec.id)
+        runs = [(spec, outcomes[spec.id]) for spec in specs if spec.id in outcomes]
+        try:
+            await self.signals.record_runs(runs)
+        except Exception:
+            log.exception("recording the runs of %d traders failed; one by one", len(runs))
+            for spec, outcome in runs:
+                try:
+                    await self.signals.record_run(spec, outcome)
+                except Exception:
+                    log.exception("recording the run of trader %s failed", spec.id)
         return outcomes

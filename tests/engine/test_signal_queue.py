@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from decimal import Decimal
 
 import pytest
@@ -76,8 +76,10 @@ class RacingSignals(DbSignalRepository):
         self.barrier = barrier
         self.refused = 0
 
-    async def active_symbols(self, trader_id: uuid.UUID, symbols: Collection[str]) -> set[str]:
-        found = await super().active_symbols(trader_id, symbols)
+    async def active_symbols(
+        self, wanted: Mapping[uuid.UUID, Collection[str]]
+    ) -> dict[uuid.UUID, set[str]]:
+        found = await super().active_symbols(wanted)
         await self.barrier.wait()
         return found
 

@@ -251,6 +251,7 @@ async def test_new_signals_publish_the_traders_metrics_after_the_commit(
     owner = await User.create(name="alice")
     btc = await _trader(owner, "btc", ONLY_BTC)
     await engine.screen("1h")
+    await engine.workflow.signals.notifier.flush()  # metrics are published coalesced
     pnl = [e for e in bus.events if e.type == EventType.PNL]
     assert len(pnl) == 1
     assert pnl[0].trader_id == str(btc.id)

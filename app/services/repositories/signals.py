@@ -15,7 +15,7 @@ one read and three writes, whatever its size.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import cast
 
 from tortoise.expressions import Q
@@ -53,11 +53,22 @@ def _free_at(now: int) -> Q:
 
 
 class DbSignalRepository:
-    async def active_symbols(self, trader_id: uuid.UUID, symbols: Collection[str]) -> set[str]:
-        found = await models.Signal.filter(
-            trader_id=trader_id, symbol__in=list(symbols), status__in=list(ACTIVE_SIGNAL_STATUSES)
-        ).values_list("symbol", flat=True)
-        return {str(symbol) for symbol in found}
+    async def active_symbols(
+        self, wanted: Mapping[uuid.UUID, Collection[str]]
+    ) -> dict[uuid.UUID, set[str]]:
+        if not wanted:
+            return {}
+        rows = await models.Signal.filter(
+            trader_id__in=list(wanted),
+            symbol__in=list({symbol for symbols in wanted.values() for symbol in symbols}),
+            status__in=list(ACTIVE_SIGNAL_STATUSES),
+        ).values_list("trader_id", "symbol")
+        found: dict[uuid.UUID, set[str]] = {}
+        for trader, symbol in rows:
+            trader_id = trader if isinstance(trader, uuid.UUID) else uuid.UUID(str(trader))
+            if symbol in wanted[trader_id]:
+                found.setdefault(trader_id, set()).add(str(symbol))
+        return found
 
     async def add(self, signal: Signal) -> bool:
         return signal.id in await self.add_many([signal])
