@@ -52,7 +52,6 @@ from app.engine.ports import (
     PriceUpdates,
     Quotes,
     SignalRepository,
-    StorePositions,
     TraderRepository,
     TradeStore,
 )
@@ -65,6 +64,8 @@ from app.engine.trading import TradeStage
 from app.engine.workflow import Fairness, Stage, Workflow
 
 BATCH_PER_MODEL_CALL = 4
+# The rule engine answers at once: a claim is one batch, its size only bounds a transaction.
+RULES_BATCH = 250
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,9 @@ class StageOptions:
             watch_rechecks=settings.watch_rechecks,
             watch_cancel_move_percent=Decimal(str(settings.watch_cancel_move_percent)),
             outcome_horizon_candles=settings.outcome_horizon_candles,
-            batch=BATCH_PER_MODEL_CALL * settings.llm_concurrency,
+            batch=BATCH_PER_MODEL_CALL * settings.llm_concurrency
+            if settings.uses_gemini
+            else RULES_BATCH,
             fairness=Fairness(settings.screen_seconds_per_user, settings.heavy_trader_seconds),
         )
 
@@ -146,9 +149,7 @@ def assemble_workflow(
     """The workflow's stages on `ports`; `owner` names the leases its stages take."""
     options = options or StageOptions()
     desk = ports.desk
-    contexts = ContextBuilder(
-        ports.decisions, StorePositions(desk.store), clock, options.analysis_candles
-    )
+    contexts = ContextBuilder(ports.decisions, desk.store, clock, options.analysis_candles)
     analyst = Analyst(
         analysis, contexts, ports.decisions, ports.signals, ports.traders, ports.notifier, clock
     )

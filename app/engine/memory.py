@@ -31,7 +31,7 @@ from app.domain.trade import Trade, book_report
 from app.domain.trader_spec import TraderSpec
 from app.engine.audit import AuditEntry, intent_entry, report_entries
 from app.engine.llm.ports import CachedAnswer
-from app.engine.ports import Booked, DueOutcome, ExitLevels, Move
+from app.engine.ports import Booked, DueOutcome, ExitLevels, Move, PositionView
 
 
 class MemoryTraderRepository:
@@ -346,6 +346,15 @@ class MemoryTradeStore:
             for t in self.trades.values()
             if t.active and (trader_ids is None or t.trader_id in trader_ids)
         ]
+
+    async def open_positions(
+        self, trader_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, list[PositionView]]:
+        found: dict[uuid.UUID, list[PositionView]] = {trader: [] for trader in trader_ids}
+        for trade in await self.active_trades(list(found)):
+            if trade.status == TradeStatus.OPEN:
+                found[trade.trader_id].append(trade)
+        return found
 
     async def trade(self, trade_id: uuid.UUID) -> Trade | None:
         return self.trades.get(trade_id)

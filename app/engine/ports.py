@@ -17,7 +17,7 @@ from typing import Protocol
 
 from app.domain.decision import Decision, KeyLevels
 from app.domain.decision_quality import Label
-from app.domain.enums import OrderStatus, Side, SignalStatus, TradeStatus, TradingMode
+from app.domain.enums import OrderStatus, Side, SignalStatus, TradingMode
 from app.domain.exits import Review
 from app.domain.fill_model import Bar, Quote
 from app.domain.ledger import Ledger
@@ -162,20 +162,14 @@ class PositionReader(Protocol):
         ...
 
 
-class StorePositions:
-    """The open positions of traders, as their trade store holds them: one read for all."""
+@dataclass(frozen=True, slots=True)
+class OpenPosition:
+    """An open position as the analysis reads it (a `PositionView`)."""
 
-    def __init__(self, store: TradeStore) -> None:
-        self.store = store
-
-    async def open_positions(
-        self, trader_ids: Collection[uuid.UUID]
-    ) -> dict[uuid.UUID, list[PositionView]]:
-        found: dict[uuid.UUID, list[PositionView]] = {trader: [] for trader in trader_ids}
-        for trade in await self.store.active_trades(list(found)):
-            if trade.status == TradeStatus.OPEN:
-                found[trade.trader_id].append(trade)
-        return found
+    symbol: str
+    side: Side
+    entry_price: Decimal | None
+    amount: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +253,13 @@ class TradeStore(Protocol):
 
     async def active_trades(self, trader_ids: Collection[uuid.UUID] | None = None) -> list[Trade]:
         """Pending and open trades (of these traders; all when None), oldest first."""
+        ...
+
+    async def open_positions(
+        self, trader_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, list[PositionView]]:
+        """Each trader's open positions, oldest first, by trader id (every id is in the
+        answer): what an analysis shows of them, read without the rest of the trades."""
         ...
 
     async def trade(self, trade_id: uuid.UUID) -> Trade | None: ...

@@ -29,7 +29,6 @@ from app.engine.klines import KlineStore
 from app.engine.llm.client import LlmLimits
 from app.engine.memory import CollectingNotifier, MemoryTradeStore
 from app.engine.outcomes import OutcomeStage
-from app.engine.ports import StorePositions
 from app.services.analysis import analysis_quality
 from app.services.repositories.decisions import DbDecisionRepository
 from app.services.repositories.llm import DbCallLog, DbResponseCache
@@ -97,7 +96,7 @@ class Wiring:
         clock = RealtimeClock()
         client = clients.client(LIMITS, calls=DbCallLog(), cache=DbResponseCache())
         engine = GeminiAnalysisEngine(client, "gemini-2.5-flash", RuleAnalysisEngine())
-        contexts = ContextBuilder(self.decisions, StorePositions(MemoryTradeStore()), clock)
+        contexts = ContextBuilder(self.decisions, MemoryTradeStore(), clock)
         analyst = Analyst(
             engine, contexts, self.decisions, self.signals, self.traders, self.notifier, clock
         )

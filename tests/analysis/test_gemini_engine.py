@@ -25,7 +25,6 @@ from app.engine.memory import (
     MemorySignalRepository,
     MemoryTradeStore,
 )
-from app.engine.ports import StorePositions
 from tests.analysis.conftest import FAST, Clients, signal_on, simulated_store, spec, view_of
 from tests.fakes.gemini import (
     FakeGemini,
@@ -50,7 +49,7 @@ async def context(filter_code: str = MULTI_TIMEFRAME) -> AnalysisContext:
     view = view_of(simulated_store())
     trader = spec(filter_code=filter_code)
     decisions = MemoryDecisionRepository(MemorySignalRepository())
-    builder = ContextBuilder(decisions, StorePositions(MemoryTradeStore()), RealtimeClock())
+    builder = ContextBuilder(decisions, MemoryTradeStore(), RealtimeClock())
     return await builder.build(signal_on(trader, view), trader, view)
 
 

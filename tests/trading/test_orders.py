@@ -271,3 +271,25 @@ class Failing(Dying):
 
     async def place(self, order: Order) -> OrderReport:
         raise ExecutorError("timed out")
+
+
+async def test_the_open_positions_an_analysis_sees_are_the_open_trades_only(
+    db: str, clock: ReplayClock, quotes: MarketQuotes
+) -> None:
+    orders = manager(demo(quotes, clock), clock)
+    signal, spec = await ready_signal()
+    opened = await orders.open(spec, signal, PLAN, None)  # type: ignore[arg-type]
+    waiting, _ = await ready_signal()
+    other = spec_of(await Trader.get(id=waiting.trader_id))
+    resting = await orders.open(other, waiting, PLAN, None, limit_price=D(50))
+    assert opened is not None and resting is not None
+    assert resting.trade.status == TradeStatus.PENDING
+    store = DbTradeStore()
+    quiet = uuid.uuid4()
+    found = await store.open_positions([spec.id, other.id, quiet])  # type: ignore[attr-defined]
+    (position,) = found[spec.id]  # type: ignore[attr-defined]
+    assert (position.symbol, position.side, position.amount) == ("BTC/USDT", Side.LONG, D(2))
+    assert position.entry_price == opened.trade.entry_price
+    assert found[other.id] == [] and found[quiet] == []
+    await orders.close(opened.trade, ExitReason.MANUAL)
+    assert await store.open_positions([spec.id]) == {spec.id: []}  # type: ignore[attr-defined]

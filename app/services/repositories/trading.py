@@ -41,7 +41,7 @@ from app.domain.risk import PastExit
 from app.domain.trade import Trade, book_report
 from app.engine.audit import AuditEntry, intent_entry, report_entries
 from app.engine.clock import to_datetime, to_ms
-from app.engine.ports import Booked, ExitLevels
+from app.engine.ports import Booked, ExitLevels, OpenPosition, PositionView
 from app.services.repositories.locks import locked, postgres
 
 ModelT = TypeVar("ModelT", bound=models.Model)
@@ -279,6 +279,20 @@ class DbTradeStore:
             query = query.filter(trader_id__in=list(trader_ids))
         rows = await self._trades(query.order_by("opened_at", "id"))
         return [trade_of(row) for row in rows]
+
+    async def open_positions(
+        self, trader_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, list[PositionView]]:
+        found: dict[uuid.UUID, list[PositionView]] = {trader: [] for trader in trader_ids}
+        if found:
+            rows = (
+                await models.Trade.filter(trader_id__in=list(found), status=TradeStatus.OPEN)
+                .order_by("opened_at", "id")
+                .values_list("trader_id", "symbol", "side", "entry_price", "amount")
+            )
+            for trader, symbol, side, entry_price, amount in rows:
+                found[_uuid(trader)].append(OpenPosition(symbol, side, entry_price, amount))
+        return found
 
     async def trade(self, trade_id: uuid.UUID) -> Trade | None:
         rows = await self._trades(models.Trade.filter(id=trade_id))
