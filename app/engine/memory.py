@@ -311,8 +311,8 @@ class MemoryTradeStore:
             self._active[trade.id] = None
         else:
             self._active.pop(trade.id, None)
-        closed = trade.status == TradeStatus.CLOSED and trade.closed_at is not None
-        if closed and (previous is None or previous.status != TradeStatus.CLOSED):
+        closing = previous is None or previous.status != TradeStatus.CLOSED
+        if trade.status == TradeStatus.CLOSED and trade.closed_at is not None and closing:
             bisect.insort(self._exits, (trade.closed_at, self._added[trade.id], trade.id))
 
     def _put_order(self, order: Order) -> None:
