@@ -1,17 +1,26 @@
 """Screening the closes to come in one sandbox message gives, close by close, what screening
 each close alone gives: the same matches at the same candles, seen through the same window,
-and no evaluation sees a candle that closed after its close."""
+and no evaluation sees a candle that closed after its close. Exit filters screened ahead
+over every symbol answer the exit stage's question (the symbols held) as a run over those
+symbols alone does."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import pytest
+
 from app.domain.intervals import interval_ms
-from app.engine.backtest.ahead import WideView
+from app.domain.trader_spec import TraderSpec
+from app.engine.backtest.ahead import ScreenAhead, WideView
 from app.engine.backtest.replay import ReplayMarket
+from app.engine.exit_signals import exit_job
 from app.engine.feeds.replay import read_candles
-from app.engine.sandbox import FilterJob, FilterSandbox
+from app.engine.sandbox import CandleSource, FilterJob, FilterOutcome, FilterSandbox, TickerValues
 from app.engine.sandbox.pool import Close
+from app.engine.screening import ScreenerEngine
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "candles"
 SYMBOLS = {"ETH/BTC": "ETH_BTC-5m.csv", "LTC/BTC": "LTC_BTC-5m.csv"}
@@ -52,3 +61,62 @@ async def test_a_batch_of_closes_answers_as_each_close_alone() -> None:
         for match in ahead["seen"].matches:
             assert match.candle_time == moment - FIVE_MINUTES, "the close's own last candle"
             assert match.score == match.candle_time + DEPTH / 1000, "a window of DEPTH candles"
+
+
+class CountingSandbox(FilterSandbox):
+    """The real sandbox, counting the runs of one close (`run`) it is asked for."""
+
+    runs = 0
+
+    async def run(
+        self, jobs: Sequence[FilterJob], source: CandleSource, tickers: Mapping[str, TickerValues]
+    ) -> dict[str, FilterOutcome]:
+        self.runs += 1
+        return await super().run(jobs, source, tickers)
+
+
+def exiting(code: str) -> TraderSpec:
+    return TraderSpec(
+        uuid.uuid4(), 1, "exits", "5m", filter_code="return False", exit_filter_code=code
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "answered_ahead"),
+    [
+        ("return rsi(candles, 14)[-1] > 50", True),
+        # Fails on one symbol: how far a failing run gets depends on the symbols it runs
+        # over, so the question goes to the sandbox, and gets the failure live would get.
+        ("return 1 / (0 if symbol == 'LTC/BTC' else 1) > 0 and rsi(candles)[-1] > 50", False),
+    ],
+)
+async def test_exit_filters_screened_ahead_answer_as_a_run_over_the_held_symbols(
+    code: str, answered_ahead: bool
+) -> None:
+    series = {(symbol, "5m"): read_candles(DATA / name)[:300] for symbol, name in SYMBOLS.items()}
+    market = ReplayMarket(series, depth=DEPTH)
+    first = int(series[("ETH/BTC", "5m")][100, 0]) + FIVE_MINUTES
+    closes = list(market.closes(["5m"], first, first + 20 * FIVE_MINUTES))
+    spec = exiting(code)
+    held_sets = [["ETH/BTC"], ["LTC/BTC"], sorted(SYMBOLS)]
+    sandbox = CountingSandbox(workers=2)
+    async with sandbox:
+        ahead = ScreenAhead(sandbox, market, closes, ahead=8)
+        alone = ScreenerEngine(sandbox)
+        matched = 0
+        for moment, _ in closes:
+            market.reveal(moment)
+            view = market.view()
+            await ahead.screen([spec], view)
+            for held in held_sets:
+                job = exit_job(spec, held)
+                assert job is not None
+                runs = sandbox.runs
+                answer = (await ahead.screen_exits([job], view))[job.key]
+                assert (sandbox.runs == runs) is answered_ahead
+                single = (await alone.screen_exits([job], view))[job.key]
+                assert (answer.failure, answer.matches) == (single.failure, single.matches)
+                assert {m.symbol for m in answer.matches} <= set(held)
+                matched += len(answer.matches)
+        await ahead.close()
+    assert matched > 0 or not answered_ahead, "the exit filter matched somewhere"

@@ -8,6 +8,15 @@ the message, the thread hop, the answer) is paid once per batch instead of once 
 And while the replay runs the stages over one batch's closes, the workers already screen the
 next batch (with the same traders and budgets), so the engine and the workers work at once.
 
+Exit filters ride along: each batch also runs every trader's exit filter over all the
+symbols it screens, in the same tasks (a symbol's indicators are computed once for both), so
+the exit stage's question at a close (the exit filter over the symbols held then, which
+only the replay itself decides) is answered from what was screened ahead instead of waiting
+behind the next batch for a round trip of its own. An exit filter's evaluation of one
+symbol does not depend on the other symbols, so the answer for the symbols held is the one
+a run over them alone gives; a batch's exit run that failed (or a question it cannot
+answer: another filter, a symbol it did not screen) is asked of the sandbox as live.
+
 Nothing else changes. Each close's evaluations see only the candles closed by its moment, at
 the market's depth, and the tickers of that moment (the sandbox gives each task its own
 window of the replicas, copied: the later candles are not reachable), so an outcome is the
@@ -20,20 +29,61 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import dataclasses
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
+from app.domain.filter_validation import FilterValidationError
 from app.domain.intervals import interval_ms
 from app.domain.trader_spec import TraderSpec
 from app.engine.backtest.replay import ReplayMarket
+from app.engine.exit_signals import exit_job
 from app.engine.klines import Candles
-from app.engine.sandbox import FilterOutcome, FilterSandbox
+from app.engine.sandbox import FilterJob, FilterOutcome, FilterSandbox
 from app.engine.sandbox.pool import Close
 from app.engine.screening import MarketView, ScreenerEngine, filter_jobs
 
 AHEAD = 24
+EXIT_KEY = "exit:"
+
+
+def ahead_exit_jobs(
+    specs: Sequence[TraderSpec], symbols: Callable[[str], Sequence[str]]
+) -> list[FilterJob]:
+    """Each trader's exit filter over every symbol it screens (keys marked `EXIT_KEY`);
+    traders without a valid exit filter have none."""
+    jobs = []
+    for spec in specs:
+        try:
+            job = exit_job(spec, spec.symbols or symbols(spec.interval))
+        except FilterValidationError:
+            continue  # the exit stage asks the sandbox, which reports it as live
+        if job is not None:
+            jobs.append(dataclasses.replace(job, key=EXIT_KEY + job.key))
+    return jobs
+
+
+def narrowed(job: FilterJob, kept: tuple[FilterJob, FilterOutcome]) -> FilterOutcome | None:
+    """The outcome of `job` from an exit run ahead over more symbols: its matches among the
+    job's symbols; None when that run cannot answer it (another filter or more symbols, or
+    the run failed: how far a failing run got depends on the symbols it ran over)."""
+    ran, outcome = kept
+    if outcome.failure is not None or outcome.lost is not None:
+        return None
+    if dataclasses.replace(ran, key=job.key, symbols=job.symbols) != job:
+        return None
+    asked = set(job.symbols)
+    if not asked <= set(ran.symbols):
+        return None
+    share = len(asked) / max(1, len(ran.symbols))
+    return FilterOutcome(
+        job.key,
+        tuple(match for match in outcome.matches if match.symbol in asked),
+        evaluated=min(outcome.evaluated, len(asked)),
+        spent_seconds=outcome.spent_seconds * share,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +122,7 @@ class ScreenAhead(ScreenerEngine):
             for interval in intervals:
                 self._of_interval.setdefault(interval, []).append(moment)
         self._kept: dict[tuple[uuid.UUID, int], tuple[float | None, FilterOutcome]] = {}
+        self._exits: dict[tuple[str, int], tuple[FilterJob, FilterOutcome]] = {}
         self._next: dict[str, _Pending] = {}
         self._running: set[asyncio.Task[int]] = set()
 
@@ -86,6 +137,7 @@ class ScreenAhead(ScreenerEngine):
         assert at is not None, "the replay reveals a close before it screens it"
         for interval in sorted({spec.interval for spec in specs}):
             await self._settle(interval, at)
+        self._exits = {key: kept for key, kept in self._exits.items() if key[1] >= at}
         outcomes: dict[uuid.UUID, FilterOutcome] = {}
         missing: dict[str, list[TraderSpec]] = {}
         for spec in specs:
@@ -98,6 +150,23 @@ class ScreenAhead(ScreenerEngine):
             last = await self._screen_batch(waiting, interval, at, budgets)
             outcomes |= {spec.id: self._kept.pop((spec.id, at))[1] for spec in waiting}
             self._prefetch(waiting, interval, last, budgets)
+        return outcomes
+
+    async def screen_exits(
+        self, jobs: Sequence[FilterJob], view: MarketView
+    ) -> dict[str, FilterOutcome]:
+        at = self.market.at
+        outcomes: dict[str, FilterOutcome] = {}
+        missing = []
+        for job in jobs:
+            kept = self._exits.get((job.key, at)) if at is not None else None
+            outcome = None if kept is None else narrowed(job, kept)
+            if outcome is None:
+                missing.append(job)
+            else:
+                outcomes[job.key] = outcome
+        if missing:
+            outcomes |= await super().screen_exits(missing, view)
         return outcomes
 
     async def close(self) -> None:
@@ -160,9 +229,15 @@ class ScreenAhead(ScreenerEngine):
         invalid, _ = filter_jobs(specs, lambda each: (), budgets)
         closes = []
         for moment in batch:
-            _, jobs = filter_jobs(specs, partial(self.market.symbols, at=moment), budgets)
-            closes.append(Close(moment, jobs, self.market.tickers_at(moment)))
-        wide = WideView(self.market, batch[0], batch[-1])
+            symbols = partial(self.market.symbols, at=moment)
+            _, jobs = filter_jobs(specs, symbols, budgets)
+            exits = ahead_exit_jobs(specs, symbols)
+            closes.append(Close(moment, [*jobs, *exits], self.market.tickers_at(moment)))
+        # Deep enough for the moment the replay is at too: the workers' replicas keep what a
+        # batch's snapshots hold, and a run of the sandbox at that moment (exits it could not
+        # answer ahead) must still find its whole window there.
+        revealed = batch[0] if self.market.at is None else min(batch[0], self.market.at)
+        wide = WideView(self.market, revealed, batch[-1])
         answers = (
             await self.sandbox.run_closes(closes, wide, self.market.depth) if closes[0].jobs else []
         )
@@ -170,10 +245,14 @@ class ScreenAhead(ScreenerEngine):
         for moment in batch:
             for trader, outcome in invalid.items():
                 self._kept[(trader, moment)] = (budgets.get(trader), outcome)
-        for moment, found in zip(batch, answers, strict=False):
-            for key, outcome in found.items():
-                trader = by_key[key]
-                self._kept[(trader, moment)] = (budgets.get(trader), outcome)
+        for moment, close, found in zip(batch, closes, answers, strict=False):
+            for job in close.jobs:
+                if job.key.startswith(EXIT_KEY):
+                    key = job.key.removeprefix(EXIT_KEY)
+                    self._exits[(key, moment)] = (job, found[job.key])
+                else:
+                    trader = by_key[job.key]
+                    self._kept[(trader, moment)] = (budgets.get(trader), found[job.key])
         return batch[-1]
 
 

@@ -7,7 +7,8 @@ engine by default), the signal monitor, the position monitor and exit signals, t
 stage with the demo executor and its fill model, equity snapshots and the outcome stage.
 Orders meet the replayed market (its smallest interval's candles, as revealed). Live tables
 are never touched. The screener is the live one answering from batches of the closes to
-come (`ScreenAhead`): the same sandbox and filters, each close seeing only its own past.
+come (`ScreenAhead`), entry and exit filters alike: the same sandbox and filters, each
+close seeing only its own past.
 Each close is revealed, handled and every later stage drained before the next one, so a
 run is deterministic and as fast as the CPU allows.
 """
@@ -87,13 +88,19 @@ async def replay_history(
         model or FillModel(),
         balance,
     )
+    closes = list(market.closes({spec.interval for spec in specs}, start, end))
+    screener = ScreenAhead(sandbox, market, closes, ahead)
     workflow = assemble_workflow(
-        ports, clock, sandbox, analysis or RuleAnalysisEngine(), owner=OWNER, options=options
+        ports,
+        clock,
+        sandbox,
+        analysis or RuleAnalysisEngine(),
+        owner=OWNER,
+        options=options,
+        screener=screener,
     )
     workflow.stage_seconds["replay"] = 0.0
     reports = []
-    closes = list(market.closes({spec.interval for spec in specs}, start, end))
-    screener = workflow.screener = ScreenAhead(sandbox, market, closes, ahead)
     try:
         for done, (moment, intervals) in enumerate(closes, 1):
             revealing = time.perf_counter()
