@@ -17,7 +17,6 @@ part's run is lost (`FilterOutcome.lost`), for its jobs only.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import functools
 import logging
 import math
@@ -40,9 +39,10 @@ from app.engine.sandbox.jobs import (
     SandboxLimits,
     TickerValues,
 )
-from app.engine.sandbox.messages import Answer, Batch, JobResult, JobSpec, SeriesUpdate, Task
+from app.engine.sandbox.messages import Answer, Batch, JobResult, JobSpec, SeriesUpdate
 from app.engine.sandbox.namespace import sanitize
 from app.engine.sandbox.process import WORKER_MODULE, Crash, WorkerProcess
+from app.engine.sandbox.tasks import TaskBuilder, Tasks
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,43 @@ class _Part:
     symbol with the jobs that screen it."""
 
     snapshots: dict[tuple[str, str], CandleArrays] = field(default_factory=dict)
-    tasks: list[Task] = field(default_factory=list)
+    tasks: TaskBuilder = field(default_factory=TaskBuilder)
+    built: Tasks | None = None
+
+    @property
+    def columns(self) -> Tasks:
+        """The tasks once the run is partitioned."""
+        if self.built is None:
+            self.built = self.tasks.build()
+        return self.built
+
+
+class _Windows:
+    """What each close of a run sees of each series: (the open time of its last candle, how
+    many candles up to it, where it ends in the snapshot), found for every close of the run
+    at once when the series is first asked for."""
+
+    def __init__(self, closes: Sequence[Close], source: CandleSource, depth: int | None) -> None:
+        self.source = source
+        self.depth = depth
+        self.moments = [close.at for close in closes]
+        self.snapshots: dict[tuple[str, str], CandleArrays] = {}
+        self._times: dict[tuple[str, str], list[int]] = {}
+        self._ends: dict[tuple[str, str], list[int]] = {}
+
+    def of(self, close: int, symbol: str, interval: str) -> tuple[int, int, int] | None:
+        """(until, rows, end) of the series at the `close`-th close; None when none of its
+        candles had closed by then."""
+        key = (symbol, interval)
+        ends = self._ends.get(key)
+        if ends is None:
+            candles = self.snapshots[key] = self.source.candles(symbol, interval)
+            self._times[key] = candles.time.tolist()
+            ends = self._ends[key] = _ends(candles.time, interval, self.moments)
+        end = ends[close]
+        if end == 0:
+            return None
+        return self._times[key][end - 1], end if self.depth is None else min(self.depth, end), end
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +230,7 @@ class FilterSandbox:
                 )
                 for job in jobs
             )
-            parts = [part for part in self._partition(closes, source, depth) if part[1].tasks]
+            parts = [part for part in self._partition(closes, source, depth) if len(part[1].tasks)]
             gathered = asyncio.gather(
                 *(
                     asyncio.to_thread(self._run_part, slot, part, source.source_id, specs)
@@ -228,27 +264,22 @@ class FilterSandbox:
         self, closes: Sequence[Close], source: CandleSource, depth: int | None
     ) -> list[tuple[int, _Part]]:
         parts = [_Part() for _ in range(self.size)]
-        series: dict[tuple[str, str], CandleArrays] = {}
-        times: dict[tuple[str, str], list[int]] = {}  # each snapshot's open times, as ints
+        found = _Windows(closes, source, depth)
         base = 0
-        for close in closes:
+        for number, close in enumerate(closes):
             by_symbol: dict[str, list[int]] = {}
             for index, job in enumerate(close.jobs, base):
                 for symbol in job.symbols:
                     by_symbol.setdefault(symbol, []).append(index)
             for symbol in sorted(by_symbol):
-                windows: dict[str, tuple[int, int] | None] = {}
+                windows: dict[str, tuple[int, int, int] | None] = {}
                 job_indexes = []
                 for index in by_symbol[symbol]:
-                    missing = False
                     job = close.jobs[index - base]
+                    missing = False
                     for interval in job.timeframes:
                         if interval not in windows:
-                            key = (symbol, interval)
-                            if key not in series:
-                                series[key] = source.candles(symbol, interval)
-                                times[key] = series[key].time.tolist()
-                            windows[interval] = _window(times[key], interval, close.at, depth)
+                            windows[interval] = found.of(number, symbol, interval)
                         missing = missing or windows[interval] is None
                     if not missing:
                         job_indexes.append(index)
@@ -258,22 +289,17 @@ class FilterSandbox:
                 seen = {i: w for i, w in windows.items() if w is not None}
                 for interval in seen:
                     if (symbol, interval) not in part.snapshots:
-                        part.snapshots[(symbol, interval)] = series[(symbol, interval)]
+                        part.snapshots[(symbol, interval)] = found.snapshots[(symbol, interval)]
                 ticker = close.tickers.get(symbol)
                 if ticker is None:
                     first = close.jobs[job_indexes[0] - base].interval
-                    last = series[(symbol, first)].close[seen[first][1] - 1]
+                    last = found.snapshots[(symbol, first)].close[seen[first][2] - 1]
                     ticker = TickerValues(float(last), math.nan, math.nan)
-                part.tasks.append(
-                    Task(
-                        symbol,
-                        ticker,
-                        tuple(job_indexes),
-                        tuple(
-                            (i, times[(symbol, i)][end - 1], rows)
-                            for i, (rows, end) in seen.items()
-                        ),
-                    )
+                part.tasks.add(
+                    symbol,
+                    ticker,
+                    job_indexes,
+                    [(interval, until, rows) for interval, (until, rows, _) in seen.items()],
                 )
             base += len(close.jobs)
         return list(enumerate(parts))
@@ -291,26 +317,15 @@ class FilterSandbox:
             sent = worker.sent.get((source_id, symbol, interval), -1)
             start = int(candles.time.searchsorted(sent, side="right"))
             if start < len(candles.time):
-                values = np.vstack(
-                    (
-                        candles.open[start:],
-                        candles.high[start:],
-                        candles.low[start:],
-                        candles.close[start:],
-                        candles.volume[start:],
-                    )
-                )
+                values = np.empty((5, len(candles.time) - start))
+                for row, column in enumerate(
+                    (candles.open, candles.high, candles.low, candles.close, candles.volume)
+                ):
+                    values[row] = column[start:]
                 updates.append(
                     SeriesUpdate(symbol, interval, candles.time[start:], values, len(candles.time))
                 )
-        skipped = set(skip)
-        tasks = tuple(
-            Task(task.symbol, task.ticker, tuple(i for i in task.jobs if i not in skipped))
-            if skipped
-            else task
-            for task in part.tasks
-        )
-        return Batch(source_id, tuple(updates), specs, tasks)
+        return Batch(source_id, tuple(updates), specs, part.columns.without(set(skip)))
 
     def _run_part(
         self, slot: int, part: _Part, source_id: str, specs: tuple[JobSpec, ...]
@@ -356,15 +371,12 @@ def _each(workers: Iterable[WorkerProcess], action: Callable[[WorkerProcess], No
         action(worker)
 
 
-def _window(
-    times: list[int], interval: str, at: int | None, depth: int | None
-) -> tuple[int, int] | None:
-    """(rows, end) of the snapshot (its open times) a close at `at` sees (all of it when
-    None): the candles closed by then, at most `depth` of them; None when there are none."""
-    end = len(times) if at is None else bisect.bisect_right(times, at - interval_ms(interval))
-    if end == 0:
-        return None
-    return (end if depth is None else min(depth, end)), end
+def _ends(times: np.ndarray, interval: str, moments: Sequence[int | None]) -> list[int]:
+    """Where the snapshot (its open times) ends for a close at each of `moments`: after the
+    candles closed by then (all of it for None)."""
+    opened_by = [2**62 if at is None else at - interval_ms(interval) for at in moments]
+    ends: list[int] = np.searchsorted(times, opened_by, side="right").tolist()
+    return ends
 
 
 def _merge(
@@ -381,9 +393,8 @@ def _merge(
             failures[index] = failures[index] or crash.reason
             spent[index] += crash.spent
         if result.lost is not None:
-            for task in part.tasks:
-                for index in task.jobs:
-                    lost[index] = lost[index] or f"the sandbox lost this run: {result.lost}"
+            for index in part.columns.job_indexes():
+                lost[index] = lost[index] or f"the sandbox lost this run: {result.lost}"
         for index, job_result in enumerate(result.results):
             if job_result.failure is not None:
                 failures[index] = failures[index] or sanitize(job_result.failure)
@@ -391,7 +402,7 @@ def _merge(
             spent[index] += job_result.spent
             interval = jobs[index].interval
             for match in job_result.matches:
-                task = part.tasks[match.task]
+                task = part.columns[match.task]
                 candles = part.snapshots[(task.symbol, interval)]
                 until = next(time for each, time, _ in task.windows if each == interval)
                 last = int(candles.time.searchsorted(until, side="right")) - 1

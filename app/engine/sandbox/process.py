@@ -214,7 +214,7 @@ class WorkerProcess:
         job_index = int(self.progress[JOB])
         self.stop(kill=True)
         reason = reason or crash_reason(self.process.returncode, killed)
-        if batch is None or not any(job_index in task.jobs for task in batch.tasks):
+        if batch is None or job_index not in batch.tasks.job_indexes():
             return Crash(-1, reason)
         return Crash(job_index, reason, time.monotonic() - wait.moved)
 

@@ -49,7 +49,6 @@ from app.engine.sandbox.messages import (
     MatchRecord,
     Ready,
     SeriesUpdate,
-    Task,
     WorkerConfig,
     answer_message,
     decode_engine_message,
@@ -67,6 +66,7 @@ from app.engine.sandbox.namespace import (
     warm_up,
 )
 from app.engine.sandbox.progress import BEAT, JOB, progress_view
+from app.engine.sandbox.tasks import Task
 
 MAX_COMPILED = 1000
 

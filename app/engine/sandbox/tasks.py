@@ -1,0 +1,202 @@
+"""The tasks of a batch (one symbol at one close, with the jobs that screen it), as columns.
+
+A live close is a few hundred tasks per worker; a backtest's batch of closes screened ahead
+is thousands (24 closes of 50 pairs: 1,200 per message, 360,000 in a year of replay). As
+objects, each task was built, encoded to a JSON list, decoded and built again one by one,
+which cost more than evaluating the filters. As columns (numpy arrays of ints and floats),
+a batch's tasks are built from plain lists, travel as a few raw arrays beside the candle
+rows, and are decoded in one piece; a `Task` is made only where one is read (the worker's
+loop, a match's symbol and window).
+
+Columns, for `n` tasks: `symbol` (an index into `symbols`) and `tickers` (n x 3: last,
+24 h change, 24 h quote volume), the jobs of task `i` at `jobs[job_starts[i]:
+job_starts[i + 1]]`, its windows at `window_starts[i]:window_starts[i + 1]` of
+`window_interval` (an index into `intervals`), `window_until` (the open time of the last
+candle it sees) and `window_rows` (how many candles up to it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from app.engine.sandbox.jobs import TickerValues
+
+COLUMNS = (
+    "symbol",
+    "tickers",
+    "job_starts",
+    "jobs",
+    "window_starts",
+    "window_interval",
+    "window_until",
+    "window_rows",
+)
+FLOAT_COLUMNS = frozenset({"tickers"})
+
+
+class Task(NamedTuple):
+    """One symbol to screen, with its ticker, by the jobs at these indexes of the batch.
+
+    `windows` says what the task sees of each of the symbol's series: (interval, the open
+    time of its last candle, how many candles up to it), the engine's snapshot at the task's
+    close. A replica may hold later candles (a backtest ships the candles of the closes to
+    come in one batch); none of them is in the task's view. Empty: the replicas as held."""
+
+    symbol: str
+    ticker: TickerValues
+    jobs: tuple[int, ...]
+    windows: tuple[tuple[str, int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Tasks:
+    symbols: tuple[str, ...]
+    intervals: tuple[str, ...]
+    symbol: np.ndarray
+    tickers: np.ndarray
+    job_starts: np.ndarray
+    jobs: np.ndarray
+    window_starts: np.ndarray
+    window_interval: np.ndarray
+    window_until: np.ndarray
+    window_rows: np.ndarray
+
+    @classmethod
+    def of(cls, tasks: Iterable[Task]) -> Tasks:
+        builder = TaskBuilder()
+        for task in tasks:
+            builder.add(task.symbol, task.ticker, task.jobs, task.windows)
+        return builder.build()
+
+    def __len__(self) -> int:
+        return len(self.symbol)
+
+    def __getitem__(self, index: int) -> Task:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        jobs = self.jobs[self.job_starts[index] : self.job_starts[index + 1]]
+        windows = range(int(self.window_starts[index]), int(self.window_starts[index + 1]))
+        return Task(
+            self.symbols[int(self.symbol[index])],
+            TickerValues(*self.tickers[index].tolist()),
+            tuple(jobs.tolist()),
+            tuple(
+                (
+                    self.intervals[int(self.window_interval[k])],
+                    int(self.window_until[k]),
+                    int(self.window_rows[k]),
+                )
+                for k in windows
+            ),
+        )
+
+    def __iter__(self) -> Iterator[Task]:
+        symbols, intervals = self.symbols, self.intervals
+        symbol, tickers = self.symbol.tolist(), self.tickers.tolist()
+        job_starts, jobs = self.job_starts.tolist(), self.jobs.tolist()
+        window_starts, window_interval = self.window_starts.tolist(), self.window_interval.tolist()
+        until, rows = self.window_until.tolist(), self.window_rows.tolist()
+        for i in range(len(symbol)):
+            yield Task(
+                symbols[symbol[i]],
+                TickerValues(*tickers[i]),
+                tuple(jobs[job_starts[i] : job_starts[i + 1]]),
+                tuple(
+                    (intervals[window_interval[k]], until[k], rows[k])
+                    for k in range(window_starts[i], window_starts[i + 1])
+                ),
+            )
+
+    def arrays(self) -> list[np.ndarray]:
+        """The columns in `COLUMNS` order, as the wire carries them."""
+        return [getattr(self, name) for name in COLUMNS]
+
+    def screens(self, task: int, job: int) -> bool:
+        """Whether task `task` is screened by job `job`."""
+        start, end = self.job_starts[task], self.job_starts[task + 1]
+        return bool(np.any(self.jobs[start:end] == job))
+
+    def screened(self, jobs: int) -> list[int]:
+        """How many tasks each of `jobs` jobs screens."""
+        return np.bincount(self.jobs, minlength=jobs).tolist()[:jobs]
+
+    def job_indexes(self) -> set[int]:
+        """Every job some task is screened by."""
+        return set(np.unique(self.jobs).tolist())
+
+    def without(self, skipped: Collection[int]) -> Tasks:
+        """The same tasks, none screened by the `skipped` jobs any more (windows kept)."""
+        if not skipped:
+            return self
+        keep = ~np.isin(self.jobs, list(skipped))
+        kept = np.concatenate(([0], np.cumsum(keep)))
+        return Tasks(
+            self.symbols,
+            self.intervals,
+            self.symbol,
+            self.tickers,
+            kept[self.job_starts],
+            self.jobs[keep],
+            self.window_starts,
+            self.window_interval,
+            self.window_until,
+            self.window_rows,
+        )
+
+
+class TaskBuilder:
+    """Tasks added one by one as plain values, made columns at the end."""
+
+    def __init__(self) -> None:
+        self._symbols: dict[str, int] = {}
+        self._intervals: dict[str, int] = {}
+        self._symbol: list[int] = []
+        self._tickers: list[tuple[float, float, float]] = []
+        self._job_starts = [0]
+        self._jobs: list[int] = []
+        self._window_starts = [0]
+        self._window_interval: list[int] = []
+        self._window_until: list[int] = []
+        self._window_rows: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self._symbol)
+
+    def add(
+        self,
+        symbol: str,
+        ticker: TickerValues,
+        jobs: Sequence[int],
+        windows: Iterable[tuple[str, int, int]] = (),
+    ) -> None:
+        self._symbol.append(self._symbols.setdefault(symbol, len(self._symbols)))
+        self._tickers.append((ticker.last, ticker.change_pct, ticker.quote_volume))
+        self._jobs.extend(jobs)
+        self._job_starts.append(len(self._jobs))
+        intervals = self._intervals
+        for interval, until, rows in windows:
+            self._window_interval.append(intervals.setdefault(interval, len(intervals)))
+            self._window_until.append(until)
+            self._window_rows.append(rows)
+        self._window_starts.append(len(self._window_until))
+
+    def build(self) -> Tasks:
+        def ints(values: list[int]) -> np.ndarray:
+            return np.array(values, dtype=np.int64)
+
+        return Tasks(
+            tuple(self._symbols),
+            tuple(self._intervals),
+            ints(self._symbol),
+            np.array(self._tickers, dtype=np.float64).reshape(-1, 3),
+            ints(self._job_starts),
+            ints(self._jobs),
+            ints(self._window_starts),
+            ints(self._window_interval),
+            ints(self._window_until),
+            ints(self._window_rows),
+        )
