@@ -116,7 +116,6 @@ class ScreenAhead(ScreenerEngine):
         super().__init__(sandbox)
         self.market = market
         self.ahead = max(1, ahead)
-        self._moments = [moment for moment, _ in closes]
         self._of_interval: dict[str, list[int]] = {}
         for moment, intervals in closes:
             for interval in intervals:
@@ -223,9 +222,6 @@ class ScreenAhead(ScreenerEngine):
         """Screen `specs` at `at` and the next closes of `interval`, keep every outcome; the
         batch's last close."""
         batch = self._batch(interval, at)
-        start = bisect.bisect_left(self._moments, at)
-        for moment in self._moments[start : bisect.bisect_right(self._moments, batch[-1])]:
-            self.market.tickers_at(moment)  # the tickers roll forward through every close
         invalid, _ = filter_jobs(specs, lambda each: (), budgets)
         closes = []
         for moment in batch:
