@@ -65,13 +65,6 @@ class Tasks:
     window_until: np.ndarray
     window_rows: np.ndarray
 
-    @classmethod
-    def of(cls, tasks: Iterable[Task]) -> Tasks:
-        builder = TaskBuilder()
-        for task in tasks:
-            builder.add(task.symbol, task.ticker, task.jobs, task.windows)
-        return builder.build()
-
     def __len__(self) -> int:
         return len(self.symbol)
 
