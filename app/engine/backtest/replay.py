@@ -100,6 +100,7 @@ class ReplayMarket:
         self._ends: dict[tuple[str, str], int] = {}
         self._symbols: dict[str, tuple[str, ...]] = {}
         self._figures: dict[int, Mapping[str, TickerValues]] = {}
+        self._shown: dict[tuple[str, str], Candles] = {}  # at the moment revealed last
 
     @classmethod
     def from_directory(cls, directory: str | Path, depth: int = DEFAULT_DEPTH) -> ReplayMarket:
@@ -155,6 +156,7 @@ class ReplayMarket:
             for key, series in self._series.items()
         }
         self._symbols = {}
+        self._shown = {}
         for moment in [m for m in self._figures if m < at]:
             del self._figures[moment]
 
@@ -194,14 +196,22 @@ class ReplayMarket:
     ) -> Candles:
         """The symbol's last `depth` candles (the market's depth when None) closed by
         `closed_by` (by the moment revealed last when None; nothing before the first
-        `reveal`)."""
+        `reveal`). What the moment revealed last shows at the market's depth is made once:
+        the stages read it many times at each close."""
         at = self._moment(closed_by)
-        series = self._series.get((symbol, interval))
+        key = (symbol, interval)
+        shown = at == self.at and depth in (None, self.depth)
+        if shown and (found := self._shown.get(key)) is not None:
+            return found
+        series = self._series.get(key)
         if series is None:
             empty = _readonly(np.empty(0))
             return Candles(symbol, interval, _readonly(np.empty(0, dtype=np.int64)), *[empty] * 5)
-        end = self._ends[(symbol, interval)] if at == self.at else self._end(series, interval, at)
-        return series.candles(symbol, interval, end, depth or self.depth)
+        end = self._ends[key] if at == self.at else self._end(series, interval, at)
+        found = series.candles(symbol, interval, end, depth or self.depth)
+        if shown:
+            self._shown[key] = found
+        return found
 
     def symbols(self, interval: str, at: int | None = None) -> tuple[str, ...]:
         """Every symbol with candles at `interval` closed by `at` (by the moment revealed
