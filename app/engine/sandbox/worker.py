@@ -268,7 +268,8 @@ class WorkerState:
                     else failure
                 )
             elif result is not None and result[0]:
-                run.matches.append(MatchRecord(task_index, result[1], result[2], dict(reads)))
+                readings = self.indicators.readings()
+                run.matches.append(MatchRecord(task_index, result[1], result[2], readings))
             reads.clear()
 
 
