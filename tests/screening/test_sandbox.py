@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -168,14 +169,14 @@ async def test_symbols_without_candles_leave_no_trace_in_the_pool(
     assert set(sandbox._owner) == set(SYMBOLS)
 
 
-def test_workers_do_not_inherit_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_workers_do_not_inherit_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert process.ENV_PREFIX == settings.ENV_PREFIX
     monkeypatch.setenv("TRADERS_SECRET_KEY", "not-for-filters")
 
     worker = WorkerProcess(LIMITS)
     try:
-        assert isinstance(worker.start(), Ready)
-        environ = Path(f"/proc/{worker.process.pid}/environ").read_bytes()
+        assert isinstance(await worker.start(), Ready)
+        environ = await asyncio.to_thread(Path(f"/proc/{worker.process.pid}/environ").read_bytes)
     finally:
         worker.stop(kill=True)
 

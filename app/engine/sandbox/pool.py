@@ -17,7 +17,6 @@ part's run is lost (`FilterOutcome.lost`), for its jobs only.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import math
 import shutil
@@ -156,20 +155,17 @@ class FilterSandbox:
         first run does not wait for them; one that fails to start is replaced at its first run."""
         if not self._workers:
             self._empty_root = self._empty_root or tempfile.mkdtemp(prefix="traders-sandbox-")
-            self._workers = await asyncio.to_thread(self._start_workers)
-
-    def _start_workers(self) -> list[WorkerProcess]:
-        workers: list[WorkerProcess] = []
-        try:
-            workers.extend(self._spawn() for _ in range(self.size))
-        except SandboxError:
+            workers: list[WorkerProcess] = []
+            try:
+                workers.extend(self._spawn() for _ in range(self.size))
+            except SandboxError:
+                for worker in workers:
+                    worker.stop(kill=True)
+                raise
+            await asyncio.gather(*(worker.start() for worker in workers))
             for worker in workers:
-                worker.stop(kill=True)
-            raise
-        for worker in workers:
-            worker.start()
-            self._note_isolation(worker)
-        return workers
+                self._note_isolation(worker)
+            self._workers = workers
 
     async def close(self) -> None:
         workers, self._workers = self._workers, []
@@ -232,10 +228,7 @@ class FilterSandbox:
             )
             parts = [part for part in self._partition(closes, source, depth) if len(part[1].tasks)]
             gathered = asyncio.gather(
-                *(
-                    asyncio.to_thread(self._run_part, slot, part, source.source_id, specs)
-                    for slot, part in parts
-                ),
+                *(self._run_part(slot, part, source.source_id, specs) for slot, part in parts),
                 return_exceptions=True,
             )
             try:
@@ -257,49 +250,43 @@ class FilterSandbox:
         """Drop every replica of `source_id` (a backtest that ended), in the engine and the
         workers; a later run of that source ships its candles again."""
         async with self._lock:
-            forget = functools.partial(WorkerProcess.forget, source=source_id)
-            await asyncio.to_thread(_each, list(self._workers), forget)
+            await asyncio.gather(*(worker.forget(source_id) for worker in self._workers))
 
     def _partition(
         self, closes: Sequence[Close], source: CandleSource, depth: int | None
     ) -> list[tuple[int, _Part]]:
         parts = [_Part() for _ in range(self.size)]
         found = _Windows(closes, source, depth)
+        plans: dict[tuple[tuple[tuple[str, ...], frozenset[str]], ...], _Plan] = {}
         base = 0
         for number, close in enumerate(closes):
-            by_symbol: dict[str, list[int]] = {}
-            for index, job in enumerate(close.jobs, base):
-                for symbol in job.symbols:
-                    by_symbol.setdefault(symbol, []).append(index)
-            for symbol in sorted(by_symbol):
-                windows: dict[str, tuple[int, int, int] | None] = {}
-                job_indexes = []
-                for index in by_symbol[symbol]:
-                    job = close.jobs[index - base]
-                    missing = False
-                    for interval in job.timeframes:
-                        if interval not in windows:
-                            windows[interval] = found.of(number, symbol, interval)
-                        missing = missing or windows[interval] is None
-                    if not missing:
-                        job_indexes.append(index)
-                if not job_indexes:
-                    continue
+            shape = tuple((job.symbols, job.timeframes) for job in close.jobs)
+            plan = plans.get(shape)
+            if plan is None:
+                plan = plans[shape] = _plan(close.jobs)
+            for symbol, positions, intervals in plan:
+                windows = [found.of(number, symbol, interval) for interval in intervals]
+                if None in windows:  # a series with no candle yet: the jobs reading it wait
+                    missing = {i for i, w in zip(intervals, windows, strict=True) if w is None}
+                    positions = [p for p in positions if not close.jobs[p].timeframes & missing]
+                    if not positions:
+                        continue
+                seen = [(i, w) for i, w in zip(intervals, windows, strict=True) if w is not None]
                 part = parts[self._slot(symbol)]
-                seen = {i: w for i, w in windows.items() if w is not None}
-                for interval in seen:
+                for interval, _ in seen:
                     if (symbol, interval) not in part.snapshots:
                         part.snapshots[(symbol, interval)] = found.snapshots[(symbol, interval)]
                 ticker = close.tickers.get(symbol)
                 if ticker is None:
-                    first = close.jobs[job_indexes[0] - base].interval
-                    last = found.snapshots[(symbol, first)].close[seen[first][2] - 1]
+                    first = close.jobs[positions[0]].interval
+                    end = next(window[2] for interval, window in seen if interval == first)
+                    last = found.snapshots[(symbol, first)].close[end - 1]
                     ticker = TickerValues(float(last), math.nan, math.nan)
                 part.tasks.add(
                     symbol,
                     ticker,
-                    job_indexes,
-                    [(interval, until, rows) for interval, (until, rows, _) in seen.items()],
+                    [base + position for position in positions],
+                    [(interval, until, rows) for interval, (until, rows, _) in seen],
                 )
             base += len(close.jobs)
         return list(enumerate(parts))
@@ -327,7 +314,7 @@ class FilterSandbox:
                 )
         return Batch(source_id, tuple(updates), specs, part.columns.without(set(skip)))
 
-    def _run_part(
+    async def _run_part(
         self, slot: int, part: _Part, source_id: str, specs: tuple[JobSpec, ...]
     ) -> _PartResult:
         """Run one worker's share; on a crash blame the job, replace the worker, go again.
@@ -341,7 +328,7 @@ class FilterSandbox:
             worker = self._workers[slot]
             batch = self._batch(worker, part, source_id, specs, crashed)
             rows_sent += sum(len(update.time) for update in batch.updates)
-            answer = worker.call(batch)
+            answer = await worker.call(batch)
             if isinstance(answer, Answer):
                 for (symbol, interval), candles in part.snapshots.items():
                     key = (source_id, symbol, interval)
@@ -369,6 +356,25 @@ class FilterSandbox:
 def _each(workers: Iterable[WorkerProcess], action: Callable[[WorkerProcess], None]) -> None:
     for worker in workers:
         action(worker)
+
+
+_Plan = list[tuple[str, list[int], tuple[str, ...]]]
+
+
+def _plan(jobs: Sequence[FilterJob]) -> _Plan:
+    """Each symbol of a close's jobs, sorted, with the jobs that screen it (their positions)
+    and every interval they read: the same for every close of a batch screened ahead."""
+    by_symbol: dict[str, list[int]] = {}
+    for position, job in enumerate(jobs):
+        for symbol in job.symbols:
+            by_symbol.setdefault(symbol, []).append(position)
+    plan = []
+    for symbol in sorted(by_symbol):
+        intervals: dict[str, None] = {}
+        for position in by_symbol[symbol]:
+            intervals |= dict.fromkeys(jobs[position].timeframes)
+        plan.append((symbol, by_symbol[symbol], tuple(intervals)))
+    return plan
 
 
 def _ends(times: np.ndarray, interval: str, moments: Sequence[int | None]) -> list[int]:
