@@ -38,8 +38,13 @@ def job() -> FilterJob:
     return FilterJob("seen", SEEN, "5m", tuple(SYMBOLS), frozenset({"5m"}))
 
 
-async def test_a_batch_of_closes_answers_as_each_close_alone() -> None:
+@pytest.mark.parametrize("listed_after", [0, 12])
+async def test_a_batch_of_closes_answers_as_each_close_alone(listed_after: int) -> None:
+    """With every symbol listed the batch's tasks are made as columns, across the listing of
+    one (LTC/BTC's first candle closes within the batch) symbol by symbol: both answer as
+    each close alone does."""
     series = {(symbol, "5m"): read_candles(DATA / name)[:400] for symbol, name in SYMBOLS.items()}
+    series[("LTC/BTC", "5m")] = series[("LTC/BTC", "5m")][100 + listed_after :]
     market = ReplayMarket(series, depth=DEPTH)
     first = int(series[("ETH/BTC", "5m")][100, 0]) + FIVE_MINUTES
     moments = [first + k * FIVE_MINUTES for k in range(30)]
@@ -55,12 +60,15 @@ async def test_a_batch_of_closes_answers_as_each_close_alone() -> None:
             alone.append(await sandbox.run([job()], view, view.tickers()))
 
     assert len(batched) == len(alone) == len(moments)
-    for moment, ahead, single in zip(moments, batched, alone, strict=True):
-        assert ahead["seen"].failure is None and ahead["seen"].evaluated == len(SYMBOLS)
+    for number, (moment, ahead, single) in enumerate(zip(moments, batched, alone, strict=True)):
+        listed = number >= listed_after
+        assert ahead["seen"].failure is None
+        assert ahead["seen"].evaluated == (len(SYMBOLS) if listed else 1)
         assert ahead["seen"].matches == single["seen"].matches
         for match in ahead["seen"].matches:
             assert match.candle_time == moment - FIVE_MINUTES, "the close's own last candle"
-            assert match.score == match.candle_time + DEPTH / 1000, "a window of DEPTH candles"
+            seen = DEPTH if match.symbol == "ETH/BTC" else min(DEPTH, number - listed_after + 1)
+            assert match.score == match.candle_time + seen / 1000, "a window of DEPTH candles"
 
 
 class CountingSandbox(FilterSandbox):

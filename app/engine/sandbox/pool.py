@@ -17,6 +17,7 @@ part's run is lost (`FilterOutcome.lost`), for its jobs only.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import shutil
@@ -41,7 +42,7 @@ from app.engine.sandbox.jobs import (
 from app.engine.sandbox.messages import Answer, Batch, JobResult, JobSpec, SeriesUpdate
 from app.engine.sandbox.namespace import sanitize
 from app.engine.sandbox.process import WORKER_MODULE, Crash, WorkerProcess
-from app.engine.sandbox.tasks import TaskBuilder, Tasks
+from app.engine.sandbox.tasks import TaskBlock, TaskBuilder, Tasks
 
 log = logging.getLogger(__name__)
 
@@ -74,21 +75,40 @@ class _Windows:
         self.moments = [close.at for close in closes]
         self.snapshots: dict[tuple[str, str], CandleArrays] = {}
         self._times: dict[tuple[str, str], list[int]] = {}
-        self._ends: dict[tuple[str, str], list[int]] = {}
+        self._ends: dict[tuple[str, str], np.ndarray] = {}
+        self._listed: dict[tuple[str, str], list[int]] = {}
 
-    def of(self, close: int, symbol: str, interval: str) -> tuple[int, int, int] | None:
-        """(until, rows, end) of the series at the `close`-th close; None when none of its
-        candles had closed by then."""
+    def ends(self, symbol: str, interval: str) -> np.ndarray:
+        """Where the snapshot of the series ends at each close of the run (0: no candle)."""
         key = (symbol, interval)
         ends = self._ends.get(key)
         if ends is None:
             candles = self.snapshots[key] = self.source.candles(symbol, interval)
             self._times[key] = candles.time.tolist()
             ends = self._ends[key] = _ends(candles.time, interval, self.moments)
-        end = ends[close]
+            self._listed[key] = ends.tolist()
+        return ends
+
+    def of(self, close: int, symbol: str, interval: str) -> tuple[int, int, int] | None:
+        """(until, rows, end) of the series at the `close`-th close; None when none of its
+        candles had closed by then."""
+        key = (symbol, interval)
+        if key not in self._ends:
+            self.ends(symbol, interval)
+        end = self._listed[key][close]
         if end == 0:
             return None
         return self._times[key][end - 1], end if self.depth is None else min(self.depth, end), end
+
+    def columns(
+        self, symbol: str, interval: str, closes: slice
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(until, rows) of the series at each of `closes`; None when one has no candle."""
+        ends = self.ends(symbol, interval)[closes]
+        if not ends.all():
+            return None
+        until = self.snapshots[(symbol, interval)].time[ends - 1]
+        return until, ends if self.depth is None else np.minimum(ends, self.depth)
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,41 +275,119 @@ class FilterSandbox:
     def _partition(
         self, closes: Sequence[Close], source: CandleSource, depth: int | None
     ) -> list[tuple[int, _Part]]:
+        """Each worker's part of a run. Closes in a row with the same jobs (a batch screened
+        ahead) are added as columns, all their tasks at once; a close whose symbols do not
+        all have candles and tickers yet is added symbol by symbol."""
         parts = [_Part() for _ in range(self.size)]
         found = _Windows(closes, source, depth)
+        shapes = [tuple((job.symbols, job.timeframes) for job in close.jobs) for close in closes]
+        bases = [0, *itertools.accumulate(len(close.jobs) for close in closes)]
         plans: dict[tuple[tuple[tuple[str, ...], frozenset[str]], ...], _Plan] = {}
-        base = 0
-        for number, close in enumerate(closes):
-            shape = tuple((job.symbols, job.timeframes) for job in close.jobs)
-            plan = plans.get(shape)
+        first = 0
+        while first < len(closes):
+            last = first + 1
+            while last < len(closes) and shapes[last] == shapes[first]:
+                last += 1
+            plan = plans.get(shapes[first])
             if plan is None:
-                plan = plans[shape] = _plan(close.jobs)
-            for symbol, positions, intervals in plan:
-                windows = [found.of(number, symbol, interval) for interval in intervals]
-                if None in windows:  # a series with no candle yet: the jobs reading it wait
-                    missing = {i for i, w in zip(intervals, windows, strict=True) if w is None}
-                    positions = [p for p in positions if not close.jobs[p].timeframes & missing]
-                    if not positions:
-                        continue
-                seen = [(i, w) for i, w in zip(intervals, windows, strict=True) if w is not None]
-                part = parts[self._slot(symbol)]
-                for interval, _ in seen:
-                    if (symbol, interval) not in part.snapshots:
-                        part.snapshots[(symbol, interval)] = found.snapshots[(symbol, interval)]
-                ticker = close.tickers.get(symbol)
-                if ticker is None:
-                    first = close.jobs[positions[0]].interval
-                    end = next(window[2] for interval, window in seen if interval == first)
-                    last = found.snapshots[(symbol, first)].close[end - 1]
-                    ticker = TickerValues(float(last), math.nan, math.nan)
-                part.tasks.add(
-                    symbol,
-                    ticker,
-                    [base + position for position in positions],
-                    [(interval, until, rows) for interval, (until, rows, _) in seen],
-                )
-            base += len(close.jobs)
+                plan = plans[shapes[first]] = _plan(closes[first].jobs)
+            if not self._add_block(parts, found, closes, slice(first, last), bases, plan):
+                for number in range(first, last):
+                    self._add_close(parts, found, closes[number], number, bases[number], plan)
+            first = last
         return list(enumerate(parts))
+
+    def _add_block(
+        self,
+        parts: list[_Part],
+        found: _Windows,
+        closes: Sequence[Close],
+        numbers: slice,
+        bases: list[int],
+        plan: _Plan,
+    ) -> bool:
+        """The tasks of the closes `numbers` (of one plan), each part's as columns; False,
+        adding nothing, when a series has no candle or a symbol no ticker at one of them."""
+        windows = {}
+        for symbol, _, intervals in plan:
+            for interval in intervals:
+                columns = found.columns(symbol, interval, numbers)
+                if columns is None:
+                    return False
+                windows[(symbol, interval)] = columns
+        try:
+            tickers = np.array(
+                [
+                    [_figures(close.tickers[symbol]) for symbol, _, _ in plan]
+                    for close in closes[numbers]
+                ],
+                dtype=np.float64,
+            )
+        except KeyError:
+            return False
+        count = len(tickers)
+        job_bases = np.array(bases[numbers], dtype=np.int64)
+        of_slot: dict[int, list[int]] = {}
+        for entry, (symbol, _, _) in enumerate(plan):
+            of_slot.setdefault(self._slot(symbol), []).append(entry)
+        for slot, entries in of_slot.items():
+            part = parts[slot]
+            read_intervals = sorted({i for entry in entries for i in plan[entry][2]})
+            positions = [position for entry in entries for position in plan[entry][1]]
+            read = [(plan[entry][0], i) for entry in entries for i in plan[entry][2]]
+            for key in read:
+                if key not in part.snapshots:
+                    part.snapshots[key] = found.snapshots[key]
+            part.tasks.add_block(
+                [plan[entry][0] for entry in entries],
+                read_intervals,
+                TaskBlock(
+                    np.tile(np.arange(len(entries)), count),
+                    tickers[:, entries, :].reshape(-1, 3),
+                    np.tile([len(plan[entry][1]) for entry in entries], count),
+                    (np.array(positions, dtype=np.int64) + job_bases[:, None]).ravel(),
+                    np.tile([len(plan[entry][2]) for entry in entries], count),
+                    np.tile([read_intervals.index(i) for _, i in read], count),
+                    np.column_stack([windows[key][0] for key in read]).ravel(),
+                    np.column_stack([windows[key][1] for key in read]).ravel(),
+                ),
+            )
+        return True
+
+    def _add_close(
+        self,
+        parts: list[_Part],
+        found: _Windows,
+        close: Close,
+        number: int,
+        base: int,
+        plan: _Plan,
+    ) -> None:
+        """The tasks of one close, symbol by symbol."""
+        for symbol, positions, intervals in plan:
+            windows = [found.of(number, symbol, interval) for interval in intervals]
+            if None in windows:  # a series with no candle yet: the jobs reading it wait
+                missing = {i for i, w in zip(intervals, windows, strict=True) if w is None}
+                positions = [p for p in positions if not close.jobs[p].timeframes & missing]
+                if not positions:
+                    continue
+            seen = [(i, w) for i, w in zip(intervals, windows, strict=True) if w is not None]
+            part = parts[self._slot(symbol)]
+            for interval, _ in seen:
+                if (symbol, interval) not in part.snapshots:
+                    part.snapshots[(symbol, interval)] = found.snapshots[(symbol, interval)]
+            ticker = close.tickers.get(symbol)
+            if ticker is None:
+                first = close.jobs[positions[0]].interval
+                end = next(window[2] for interval, window in seen if interval == first)
+                last = found.snapshots[(symbol, first)].close[end - 1]
+                ticker = TickerValues(float(last), math.nan, math.nan)
+            part.tasks.add(
+                symbol,
+                ticker,
+                [base + position for position in positions],
+                [(interval, until, rows) for interval, (until, rows, _) in seen],
+            )
 
     def _batch(
         self,
@@ -361,6 +459,10 @@ def _each(workers: Iterable[WorkerProcess], action: Callable[[WorkerProcess], No
 _Plan = list[tuple[str, list[int], tuple[str, ...]]]
 
 
+def _figures(ticker: TickerValues) -> tuple[float, float, float]:
+    return ticker.last, ticker.change_pct, ticker.quote_volume
+
+
 def _plan(jobs: Sequence[FilterJob]) -> _Plan:
     """Each symbol of a close's jobs, sorted, with the jobs that screen it (their positions)
     and every interval they read: the same for every close of a batch screened ahead."""
@@ -377,12 +479,11 @@ def _plan(jobs: Sequence[FilterJob]) -> _Plan:
     return plan
 
 
-def _ends(times: np.ndarray, interval: str, moments: Sequence[int | None]) -> list[int]:
+def _ends(times: np.ndarray, interval: str, moments: Sequence[int | None]) -> np.ndarray:
     """Where the snapshot (its open times) ends for a close at each of `moments`: after the
     candles closed by then (all of it for None)."""
     opened_by = [2**62 if at is None else at - interval_ms(interval) for at in moments]
-    ends: list[int] = np.searchsorted(times, opened_by, side="right").tolist()
-    return ends
+    return np.searchsorted(times, opened_by, side="right").astype(np.int64)
 
 
 def _merge(

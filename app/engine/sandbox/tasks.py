@@ -142,22 +142,25 @@ class Tasks:
 
 
 class TaskBuilder:
-    """Tasks added one by one as plain values, made columns at the end."""
+    """Tasks added one by one as plain values, or many at once as columns (the closes of a
+    batch screened ahead), made one set of columns at the end, in the order added."""
 
     def __init__(self) -> None:
         self._symbols: dict[str, int] = {}
         self._intervals: dict[str, int] = {}
+        self._blocks: list[TaskBlock] = []
+        self._count = 0
         self._symbol: list[int] = []
         self._tickers: list[tuple[float, float, float]] = []
-        self._job_starts = [0]
+        self._job_counts: list[int] = []
         self._jobs: list[int] = []
-        self._window_starts = [0]
+        self._window_counts: list[int] = []
         self._window_interval: list[int] = []
         self._window_until: list[int] = []
         self._window_rows: list[int] = []
 
     def __len__(self) -> int:
-        return len(self._symbol)
+        return self._count
 
     def add(
         self,
@@ -166,30 +169,102 @@ class TaskBuilder:
         jobs: Sequence[int],
         windows: Iterable[tuple[str, int, int]] = (),
     ) -> None:
+        self._count += 1
         self._symbol.append(self._symbols.setdefault(symbol, len(self._symbols)))
         self._tickers.append((ticker.last, ticker.change_pct, ticker.quote_volume))
+        self._job_counts.append(len(jobs))
         self._jobs.extend(jobs)
-        self._job_starts.append(len(self._jobs))
         intervals = self._intervals
+        count = 0
         for interval, until, rows in windows:
             self._window_interval.append(intervals.setdefault(interval, len(intervals)))
             self._window_until.append(until)
             self._window_rows.append(rows)
-        self._window_starts.append(len(self._window_until))
+            count += 1
+        self._window_counts.append(count)
+
+    def add_block(
+        self,
+        symbols: Sequence[str],
+        intervals: Sequence[str],
+        block: TaskBlock,
+    ) -> None:
+        """Many tasks at once: `block`'s columns, its symbols and window intervals indexes
+        into `symbols` and `intervals`."""
+        self._flush()
+        symbol_ids = np.array([self._symbols.setdefault(s, len(self._symbols)) for s in symbols])
+        known = self._intervals
+        interval_ids = np.array([known.setdefault(i, len(known)) for i in intervals], np.int64)
+        self._blocks.append(
+            block._replace(
+                symbol=symbol_ids[block.symbol],
+                window_interval=interval_ids[block.window_interval],
+            )
+        )
+        self._count += len(block.symbol)
+
+    def _flush(self) -> None:
+        if not self._symbol:
+            return
+        self._blocks.append(
+            TaskBlock(
+                _ints(self._symbol),
+                np.array(self._tickers, dtype=np.float64).reshape(-1, 3),
+                _ints(self._job_counts),
+                _ints(self._jobs),
+                _ints(self._window_counts),
+                _ints(self._window_interval),
+                _ints(self._window_until),
+                _ints(self._window_rows),
+            )
+        )
+        for column in (
+            self._symbol,
+            self._tickers,
+            self._job_counts,
+            self._jobs,
+            self._window_counts,
+            self._window_interval,
+            self._window_until,
+            self._window_rows,
+        ):
+            column.clear()
 
     def build(self) -> Tasks:
-        def ints(values: list[int]) -> np.ndarray:
-            return np.array(values, dtype=np.int64)
-
+        self._flush()
+        blocks = self._blocks or [TaskBlock(*(_ints([]) for _ in TaskBlock._fields))]
+        columns = TaskBlock(*(np.concatenate(column) for column in zip(*blocks, strict=True)))
         return Tasks(
             tuple(self._symbols),
             tuple(self._intervals),
-            ints(self._symbol),
-            np.array(self._tickers, dtype=np.float64).reshape(-1, 3),
-            ints(self._job_starts),
-            ints(self._jobs),
-            ints(self._window_starts),
-            ints(self._window_interval),
-            ints(self._window_until),
-            ints(self._window_rows),
+            columns.symbol,
+            columns.tickers.reshape(-1, 3),
+            _starts(columns.job_counts),
+            columns.jobs,
+            _starts(columns.window_counts),
+            columns.window_interval,
+            columns.window_until,
+            columns.window_rows,
         )
+
+
+class TaskBlock(NamedTuple):
+    """Columns of tasks, with how many jobs and windows each has (not where they start)."""
+
+    symbol: np.ndarray
+    tickers: np.ndarray
+    job_counts: np.ndarray
+    jobs: np.ndarray
+    window_counts: np.ndarray
+    window_interval: np.ndarray
+    window_until: np.ndarray
+    window_rows: np.ndarray
+
+
+
+def _ints(values: Sequence[int]) -> np.ndarray:
+    return np.array(values, dtype=np.int64)
+
+
+def _starts(counts: np.ndarray) -> np.ndarray:
+    return np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
