@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+from typing import NamedTuple
 
 from app.domain.decision_quality import DEFAULT_HORIZON, label_outcome
 from app.domain.intervals import interval_ms
@@ -24,7 +25,25 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 500
 
-_Series = tuple[list[int], list[float], list[float]]  # open times, highs, lows
+
+class _Series(NamedTuple):
+    """A symbol's candles from the oldest due decision on, and its newest candle's time."""
+
+    times: list[int]
+    highs: list[float]
+    lows: list[float]
+    newest: int | None
+
+
+def _read(view: MarketView, key: tuple[str, str], since: int) -> _Series:
+    candles = view.candles(*key)
+    first = int(candles.time.searchsorted(since))
+    return _Series(
+        candles.time[first:].tolist(),
+        candles.high[first:].tolist(),
+        candles.low[first:].tolist(),
+        int(candles.time[-1]) if len(candles.time) else None,
+    )
 
 
 class OutcomeStage:
@@ -48,39 +67,38 @@ class OutcomeStage:
 
     async def run(self, view: MarketView) -> int:
         due = await self.decisions.outcomes_due(self.clock.now(), self.batch)
-        series: dict[tuple[str, str], _Series] = {}
+        by_series: dict[tuple[str, str], list[DueOutcome]] = {}
         for item in due:
-            key = (item.symbol, item.interval)
+            by_series.setdefault((item.symbol, item.interval), []).append(item)
+        for key, items in by_series.items():
             try:
-                if key not in series:
-                    candles = view.candles(*key)
-                    series[key] = (
-                        candles.time.tolist(),
-                        candles.high.tolist(),
-                        candles.low.tolist(),
-                    )
-                await self._judge(item, series[key])
+                series = _read(view, key, min(item.decision.as_of for item in items))
             except Exception:
-                log.exception("judging decision %s failed", item.decision.id)
+                log.exception("reading the %s candles of %s failed", key[1], key[0])
+                continue
+            for item in items:
+                try:
+                    await self._judge(item, series)
+                except Exception:
+                    log.exception("judging decision %s failed", item.decision.id)
         return len(due)
 
     async def _judge(self, item: DueOutcome, candles: _Series) -> None:
         decision = item.decision
-        times, highs, lows = candles
-        since = bisect.bisect_left(times, decision.as_of)
+        since = bisect.bisect_left(candles.times, decision.as_of)
         label = label_outcome(
             decision.direction,
             decision.levels,
             decision.as_of,
-            times[since:],
-            highs[since:],
-            lows[since:],
+            candles.times[since:],
+            candles.highs[since:],
+            candles.lows[since:],
             self.horizon,
         )
         if label is not None:
             await self.decisions.record_outcome(decision.id, label)
             return
         length = interval_ms(item.interval)
-        newest = times[-1] + length if times else decision.as_of
+        newest = decision.as_of if candles.newest is None else candles.newest + length
         later = max(newest, decision.as_of, self.clock.now()) + length
         await self.decisions.check_outcome_later(decision.id, later)
