@@ -11,6 +11,7 @@ its close: no look-ahead.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -63,12 +64,13 @@ class _RolledTickers:
     def __init__(self, series: _Series) -> None:
         self.series = series
         values = series.values
-        self.sums = rolled_sums(series.time, values[0], values[3], values[4])
+        last, change, quote = rolled_sums(series.time, values[0], values[3], values[4])
+        self.last, self.change, self.quote = last.tolist(), change.tolist(), quote.tolist()
 
     def after(self, end: int) -> TickerValues:
         """The ticker once the first `end` candles (at least one) have closed."""
-        last, change, quote = (float(column[end - 1]) for column in self.sums)
-        return TickerValues(*figure(last, change, quote))
+        index = end - 1
+        return TickerValues(*figure(self.last[index], self.change[index], self.quote[index]))
 
 
 class ReplayMarket:
@@ -169,12 +171,10 @@ class ReplayMarket:
         if found is None:
             found = {}
             for symbol, (interval, rolled) in self._tickers.items():
-                series = rolled.series
-                end = (
-                    self._ends[(symbol, interval)]
-                    if at == self.at
-                    else self._end(series, interval, at)
-                )
+                if at == self.at:
+                    end = self._ends[(symbol, interval)]
+                else:
+                    end = bisect.bisect_right(rolled.series.times, at - interval_ms(interval))
                 if end:
                     found[symbol] = rolled.after(end)
             self._figures[at] = found
