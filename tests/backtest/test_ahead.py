@@ -6,6 +6,7 @@ symbols alone does."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -83,6 +84,10 @@ class CountingSandbox(FilterSandbox):
         return await super().run(jobs, source, tickers)
 
 
+async def holding_all(specs: Sequence[TraderSpec]) -> dict[uuid.UUID, set[str]]:
+    return {spec.id: set(SYMBOLS) for spec in specs}
+
+
 def exiting(code: str) -> TraderSpec:
     return TraderSpec(
         uuid.uuid4(), 1, "exits", "5m", filter_code="return False", exit_filter_code=code
@@ -109,7 +114,7 @@ async def test_exit_filters_screened_ahead_answer_as_a_run_over_the_held_symbols
     held_sets = [["ETH/BTC"], ["LTC/BTC"], sorted(SYMBOLS)]
     sandbox = CountingSandbox(workers=2)
     async with sandbox:
-        ahead = ScreenAhead(sandbox, market, closes, ahead=8)
+        ahead = ScreenAhead(sandbox, market, closes, holding_all, ahead=8)
         alone = ScreenerEngine(sandbox)
         matched = 0
         for moment, _ in closes:
@@ -128,3 +133,40 @@ async def test_exit_filters_screened_ahead_answer_as_a_run_over_the_held_symbols
                 matched += len(answer.matches)
         await ahead.close()
     assert matched > 0 or not answered_ahead, "the exit filter matched somewhere"
+
+
+async def holding_eth(specs: Sequence[TraderSpec]) -> dict[uuid.UUID, set[str]]:
+    return {spec.id: {"ETH/BTC"} for spec in specs}
+
+
+async def test_exits_ahead_cover_what_a_trader_holds_and_what_its_entries_matched() -> None:
+    """Held: ETH/BTC, answered ahead at every close. LTC/BTC is not held, but its entries
+    match at every fourth close: from a match on (to the batch's end) it may be held, so it
+    is answered ahead; before one, a question about it goes to the sandbox. Either way the
+    answer is a run's over the symbols asked."""
+    series = {(symbol, "5m"): read_candles(DATA / name)[:300] for symbol, name in SYMBOLS.items()}
+    market = ReplayMarket(series, depth=DEPTH)
+    first = int(series[("ETH/BTC", "5m")][100, 0]) + FIVE_MINUTES
+    closes = list(market.closes(["5m"], first, first + 31 * FIVE_MINUTES))
+    entries = "return symbol == 'LTC/BTC' and candles.time[-1] % 1_200_000 == 0"
+    spec = dataclasses.replace(exiting("return rsi(candles, 14)[-1] > 0"), filter_code=entries)
+    ahead_answers = {"ETH/BTC": 0, "LTC/BTC": 0}
+    sandbox = CountingSandbox(workers=2)
+    async with sandbox:
+        ahead = ScreenAhead(sandbox, market, closes, holding_eth, ahead=8)
+        alone = ScreenerEngine(sandbox)
+        for moment, _ in closes:
+            market.reveal(moment)
+            view = market.view()
+            await ahead.screen([spec], view)
+            for symbol in ahead_answers:
+                job = exit_job(spec, [symbol])
+                assert job is not None
+                runs = sandbox.runs
+                answer = (await ahead.screen_exits([job], view))[job.key]
+                ahead_answers[symbol] += sandbox.runs == runs
+                single = (await alone.screen_exits([job], view))[job.key]
+                assert (answer.failure, answer.matches) == (single.failure, single.matches)
+        await ahead.close()
+    assert ahead_answers["ETH/BTC"] == len(closes)
+    assert 0 < ahead_answers["LTC/BTC"] < len(closes)

@@ -32,8 +32,8 @@ from app.domain.trade import Trade
 from app.domain.trader_spec import TraderSpec
 from app.engine.analysis.base import AnalysisEngine
 from app.engine.analysis.rules import RuleAnalysisEngine
-from app.engine.assembly import StageOptions, assemble_workflow, memory_ports
-from app.engine.backtest.ahead import AHEAD, ScreenAhead
+from app.engine.assembly import MemoryPorts, StageOptions, assemble_workflow, memory_ports
+from app.engine.backtest.ahead import AHEAD, Holdings, ScreenAhead
 from app.engine.backtest.replay import ReplayMarket
 from app.engine.clock import ReplayClock
 from app.engine.instruments import DerivedInstruments
@@ -59,6 +59,21 @@ class ReplayResult:
     equity: dict[uuid.UUID, list[tuple[int, Decimal]]] = field(default_factory=dict)
     labels: dict[uuid.UUID, Label] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def holdings_of(ports: MemoryPorts, market: ReplayMarket) -> Holdings:
+    """What each trader holds a position in or has an active signal on, in the replay."""
+
+    async def holdings(specs: Sequence[TraderSpec]) -> dict[uuid.UUID, set[str]]:
+        held: dict[uuid.UUID, set[str]] = {spec.id: set() for spec in specs}
+        for trade in await ports.trades.active_trades(held):
+            held[trade.trader_id].add(trade.symbol)
+        for spec in specs:
+            universe = spec.symbols or market.symbols(spec.interval)
+            held[spec.id] |= await ports.signals.active_symbols(spec.id, universe)
+        return held
+
+    return holdings
 
 
 async def replay_history(
@@ -89,7 +104,7 @@ async def replay_history(
         balance,
     )
     closes = list(market.closes({spec.interval for spec in specs}, start, end))
-    screener = ScreenAhead(sandbox, market, closes, ahead)
+    screener = ScreenAhead(sandbox, market, closes, holdings_of(ports, market), ahead)
     workflow = assemble_workflow(
         ports,
         clock,
