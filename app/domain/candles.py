@@ -54,34 +54,57 @@ def as_rows(rows: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
     return array
 
 
-def _row_problem(row: np.ndarray, interval_ms: int) -> str | None:
-    time, volume = row[0], row[5]
-    if not np.isfinite(time) or time < 0:
-        return "open time is not a valid epoch"
-    if int(time) % interval_ms:
-        return "open time is not aligned to the interval"
-    prices = row[1:5]
-    if not np.all(np.isfinite(prices)):
-        return "price is NaN or infinite"
-    if np.any(prices <= 0):
-        return "price is not positive"
-    if not np.isfinite(volume):
-        return "volume is NaN or infinite"
-    if volume < 0:
-        return "volume is negative"
-    return None
+REASONS = (
+    "open time is not a valid epoch",
+    "open time is not aligned to the interval",
+    "price is NaN or infinite",
+    "price is not positive",
+    "volume is NaN or infinite",
+    "volume is negative",
+)
+REBUILT = "high below low: range rebuilt from open, high, low, close"
+WIDENED = "high/low did not bound open and close: range widened"
 
 
-def _repair_range(row: np.ndarray) -> str | None:
-    _, open_, high, low, close, _ = row
-    if high < low:
-        row[2], row[3] = max(open_, high, low, close), min(open_, high, low, close)
-        return "high below low: range rebuilt from open, high, low, close"
-    top, bottom = max(open_, close), min(open_, close)
-    if high < top or low > bottom:
-        row[2], row[3] = max(high, top), min(low, bottom)
-        return "high/low did not bound open and close: range widened"
-    return None
+def _problems(array: np.ndarray, interval_ms: int) -> np.ndarray:
+    """Each row's first problem as an index into `REASONS`, -1 for a sound row: the checks
+    of every row at once (a replay cleans a year of candles), in the order they apply."""
+    time, prices, volume = array[:, 0], array[:, 1:5], array[:, 5]
+    epoch = np.isfinite(time) & (time >= 0)
+    small = epoch & (time < 2.0**62)
+    aligned = np.zeros(len(time), dtype=bool)
+    aligned[small] = time[small].astype(np.int64) % interval_ms == 0
+    if not small.all():
+        for index in (epoch & ~small).nonzero()[0]:  # beyond int64: Python's ints
+            aligned[index] = int(time[index]) % interval_ms == 0
+    failed = (
+        ~epoch,
+        ~aligned,
+        ~np.isfinite(prices).all(axis=1),
+        (prices <= 0).any(axis=1),
+        ~np.isfinite(volume),
+        volume < 0,
+    )
+    problems = np.full(len(time), -1)
+    for reason in range(len(failed) - 1, -1, -1):  # the first failed check wins
+        problems[failed[reason]] = reason
+    return problems
+
+
+def _repair_ranges(rows: np.ndarray) -> np.ndarray:
+    """Widen, in place, the high and low of rows whose range does not bound open and close
+    (rebuilt from all four prices when high is below low); 1 where rebuilt, 2 where widened,
+    0 where sound."""
+    open_, high, low, close = rows[:, 1], rows[:, 2], rows[:, 3], rows[:, 4]
+    top, bottom = np.maximum(open_, close), np.minimum(open_, close)
+    rebuilt = high < low
+    widened = ~rebuilt & ((high < top) | (low > bottom))
+    repaired = rebuilt | widened
+    if repaired.any():
+        highest = np.maximum(np.maximum(high, low), top)[repaired]
+        rows[repaired, 3] = np.minimum(np.minimum(high, low), bottom)[repaired]
+        rows[repaired, 2] = highest
+    return rebuilt + 2 * widened
 
 
 def clean_candles(
@@ -97,24 +120,26 @@ def clean_candles(
     needs more than N of them, whatever the length of the outage.
     """
     array = as_rows(rows).copy()
+    problems = _problems(array, interval_ms)
+    sound = problems < 0
+    repairs = np.zeros(len(array), dtype=np.int64)
+    repairs[sound] = _repair_ranges(batch := array[sound])
     issues: list[CandleIssue] = []
-    kept: list[np.ndarray] = []
-    for row in array:
-        if problem := _row_problem(row, interval_ms):
-            issues.append(CandleIssue(_safe_time(row[0]), "rejected", problem))
-            continue
-        if repair := _repair_range(row):
-            issues.append(CandleIssue(int(row[0]), "repaired", repair))
-        kept.append(row)
-    if not kept:
+    for index in (~sound | (repairs > 0)).nonzero()[0].tolist():
+        if problems[index] >= 0:
+            reason = REASONS[problems[index]]
+            issues.append(CandleIssue(_safe_time(array[index, 0]), "rejected", reason))
+        else:
+            reason = REBUILT if repairs[index] == 1 else WIDENED
+            issues.append(CandleIssue(int(array[index, 0]), "repaired", reason))
+    if not len(batch):
         return _empty(issues)
-    batch = np.vstack(kept)
     times = batch[:, 0].astype(np.int64)
-    if np.any(np.diff(times) < 0):
+    if (times[1:] < times[:-1]).any():
         issues.append(CandleIssue(int(times[0]), "repaired", "batch out of order: sorted"))
     order = np.argsort(times, kind="stable")
     batch, times = batch[order], times[order]
-    last_of_each = np.append(times[1:] != times[:-1], True)
+    last_of_each = np.concatenate((times[1:] != times[:-1], [True]))
     for time in times[~last_of_each]:
         issues.append(CandleIssue(int(time), "repaired", "duplicate in batch: last one kept"))
     batch, times = batch[last_of_each], times[last_of_each]
@@ -144,24 +169,23 @@ def _fill_gaps(
         return CleanedCandles(times, batch[:, 1:].copy(), issues)
     out_times: list[np.ndarray] = []
     out_values: list[np.ndarray] = []
-    close = last_close
-    for index, (time, step) in enumerate(zip(times, steps, strict=True)):
-        missing = int(step) - 1
-        if missing > 0 and close is not None:
-            filled = min(missing, max_fill)
-            start = int(time) - filled * interval_ms
-            out_times.append(np.arange(start, int(time), interval_ms, dtype=np.int64))
-            out_values.append(np.tile([close, close, close, close, 0.0], (filled, 1)))
-            issues.append(
-                CandleIssue(
-                    int(time),
-                    "repaired",
-                    f"gap of {missing} candles before it: {filled} flat candles filled",
-                )
-            )
-        out_times.append(times[index : index + 1])
-        out_values.append(batch[index : index + 1, 1:])
-        close = float(batch[index, 4])
+    start = 0
+    for index in np.flatnonzero(steps > 1).tolist():
+        out_times.append(times[start:index])
+        out_values.append(batch[start:index, 1:])
+        start = index
+        close = float(batch[index - 1, 4]) if index else last_close
+        if close is None:
+            continue
+        missing = int(steps[index]) - 1
+        filled = min(missing, max_fill)
+        first = int(times[index]) - filled * interval_ms
+        out_times.append(np.arange(first, int(times[index]), interval_ms, dtype=np.int64))
+        out_values.append(np.tile([close, close, close, close, 0.0], (filled, 1)))
+        reason = f"gap of {missing} candles before it: {filled} flat candles filled"
+        issues.append(CandleIssue(int(times[index]), "repaired", reason))
+    out_times.append(times[start:])
+    out_values.append(batch[start:, 1:])
     return CleanedCandles(np.concatenate(out_times), np.vstack(out_values), issues)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import talib
@@ -26,6 +26,21 @@ PVI_START = 1000.0
 MAX_PERIOD = 5000
 
 Outputs = dict[str, np.ndarray]
+
+
+class _TaLib:
+    """TA-Lib's functions without the wrapper TA-Lib puts around each one when pandas or
+    polars is installed (to convert their series): the inputs here are numpy arrays, so the
+    wrapper only costs its type checks, a third of an RSI over 500 candles."""
+
+    def __getattr__(self, name: str) -> Any:
+        function = getattr(talib, name)
+        unwrapped = getattr(function, "__wrapped__", function)
+        setattr(self, name, unwrapped)
+        return unwrapped
+
+
+ta = _TaLib()
 
 
 class CandleArrays(Protocol):
@@ -94,84 +109,84 @@ def _window(default: int, name: str = "period", minimum: int = 2) -> Param:
 
 
 def sma(c: CandleArrays, period: int) -> Outputs:
-    return {"value": talib.SMA(c.close, timeperiod=period)}
+    return {"value": ta.SMA(c.close, timeperiod=period)}
 
 
 def ema(c: CandleArrays, period: int) -> Outputs:
-    return {"value": talib.EMA(c.close, timeperiod=period)}
+    return {"value": ta.EMA(c.close, timeperiod=period)}
 
 
 def wma(c: CandleArrays, period: int) -> Outputs:
-    return {"value": talib.WMA(c.close, timeperiod=period)}
+    return {"value": ta.WMA(c.close, timeperiod=period)}
 
 
 def rsi(c: CandleArrays, period: int) -> Outputs:
-    return {"value": talib.RSI(c.close, timeperiod=period)}
+    return {"value": ta.RSI(c.close, timeperiod=period)}
 
 
 def macd(c: CandleArrays, fast: int, slow: int, signal: int) -> Outputs:
-    line, signal_line, hist = talib.MACD(
+    line, signal_line, hist = ta.MACD(
         c.close, fastperiod=fast, slowperiod=slow, signalperiod=signal
     )
     return {"macd": line, "signal": signal_line, "hist": hist}
 
 
 def bbands(c: CandleArrays, period: int, stddev: float) -> Outputs:
-    upper, middle, lower = talib.BBANDS(c.close, timeperiod=period, nbdevup=stddev, nbdevdn=stddev)
+    upper, middle, lower = ta.BBANDS(c.close, timeperiod=period, nbdevup=stddev, nbdevdn=stddev)
     return {"upper": upper, "middle": middle, "lower": lower}
 
 
 def atr(c: CandleArrays, period: int) -> Outputs:
-    return {"value": talib.ATR(c.high, c.low, c.close, timeperiod=period)}
+    return {"value": ta.ATR(c.high, c.low, c.close, timeperiod=period)}
 
 
 def stoch(c: CandleArrays, fastk: int, slowk: int, slowd: int) -> Outputs:
-    k, d = talib.STOCH(
+    k, d = ta.STOCH(
         c.high, c.low, c.close, fastk_period=fastk, slowk_period=slowk, slowd_period=slowd
     )
     return {"k": k, "d": d}
 
 
 def stochrsi(c: CandleArrays, period: int, fastk: int, fastd: int) -> Outputs:
-    k, d = talib.STOCHRSI(c.close, timeperiod=period, fastk_period=fastk, fastd_period=fastd)
+    k, d = ta.STOCHRSI(c.close, timeperiod=period, fastk_period=fastk, fastd_period=fastd)
     return {"k": k, "d": d}
 
 
 def adx(c: CandleArrays, period: int) -> Outputs:
-    return {"value": talib.ADX(c.high, c.low, c.close, timeperiod=period)}
+    return {"value": ta.ADX(c.high, c.low, c.close, timeperiod=period)}
 
 
 def cci(c: CandleArrays, period: int) -> Outputs:
-    return {"value": talib.CCI(c.high, c.low, c.close, timeperiod=period)}
+    return {"value": ta.CCI(c.high, c.low, c.close, timeperiod=period)}
 
 
 def mfi(c: CandleArrays, period: int) -> Outputs:
-    return {"value": talib.MFI(c.high, c.low, c.close, c.volume, timeperiod=period)}
+    return {"value": ta.MFI(c.high, c.low, c.close, c.volume, timeperiod=period)}
 
 
 def obv(c: CandleArrays) -> Outputs:
-    return {"value": talib.OBV(c.close, c.volume)}
+    return {"value": ta.OBV(c.close, c.volume)}
 
 
 def volume_sma(c: CandleArrays, period: int) -> Outputs:
-    return {"value": talib.SMA(c.volume, timeperiod=period)}
+    return {"value": ta.SMA(c.volume, timeperiod=period)}
 
 
 def highest(c: CandleArrays, period: int) -> Outputs:
-    return {"value": talib.MAX(c.high, timeperiod=period)}
+    return {"value": ta.MAX(c.high, timeperiod=period)}
 
 
 def lowest(c: CandleArrays, period: int) -> Outputs:
-    return {"value": talib.MIN(c.low, timeperiod=period)}
+    return {"value": ta.MIN(c.low, timeperiod=period)}
 
 
 def pct_change(c: CandleArrays, period: int) -> Outputs:
-    return {"value": talib.ROC(c.close, timeperiod=period)}
+    return {"value": ta.ROC(c.close, timeperiod=period)}
 
 
 def engulfing(c: CandleArrays) -> Outputs:
     """+100 bullish engulfing, -100 bearish engulfing, 0 none (TA-Lib's convention)."""
-    pattern = talib.CDLENGULFING(c.open, c.high, c.low, c.close)
+    pattern = ta.CDLENGULFING(c.open, c.high, c.low, c.close)
     return {"value": pattern.astype(np.float64)}
 
 
@@ -230,14 +245,14 @@ def pvi(c: CandleArrays) -> Outputs:
 def rsi_divergence(c: CandleArrays, period: int, lookback: int) -> Outputs:
     """-1 bearish (close above the previous `lookback` closes while RSI is not), +1 bullish
     (close below them while RSI is not), 0 otherwise."""
-    strength = talib.RSI(c.close, timeperiod=period)
+    strength = ta.RSI(c.close, timeperiod=period)
     value = np.zeros(len(c.close))
     if len(c.close) <= lookback:
         return {"value": value}
-    prior_close_max = talib.MAX(c.close, timeperiod=lookback)[:-1]
-    prior_close_min = talib.MIN(c.close, timeperiod=lookback)[:-1]
-    prior_rsi_max = talib.MAX(strength, timeperiod=lookback)[:-1]
-    prior_rsi_min = talib.MIN(strength, timeperiod=lookback)[:-1]
+    prior_close_max = ta.MAX(c.close, timeperiod=lookback)[:-1]
+    prior_close_min = ta.MIN(c.close, timeperiod=lookback)[:-1]
+    prior_rsi_max = ta.MAX(strength, timeperiod=lookback)[:-1]
+    prior_rsi_min = ta.MIN(strength, timeperiod=lookback)[:-1]
     close, now_rsi = c.close[1:], strength[1:]
     with np.errstate(invalid="ignore"):
         bearish = (close > prior_close_max) & (now_rsi < prior_rsi_max)

@@ -145,9 +145,13 @@ def assemble_workflow(
     *,
     owner: str,
     options: StageOptions | None = None,
+    screener: ScreenerEngine | None = None,
 ) -> Workflow:
-    """The workflow's stages on `ports`; `owner` names the leases its stages take."""
+    """The workflow's stages on `ports`; `owner` names the leases its stages take. The
+    screener (entry and exit filters) is the live one on `sandbox` unless given (a backtest
+    gives one that screens the closes to come ahead)."""
     options = options or StageOptions()
+    screener = screener or ScreenerEngine(sandbox)
     desk = ports.desk
     contexts = ContextBuilder(ports.decisions, desk.store, clock, options.analysis_candles)
     analyst = Analyst(
@@ -164,7 +168,7 @@ def assemble_workflow(
         ),
         PositionMonitor(desk.store, desk.orders, ports.prices, clock),
         ExitSignals(
-            ports.traders, desk.store, desk.orders, sandbox, AnalysisReviewer(analysis, contexts)
+            ports.traders, desk.store, desk.orders, screener, AnalysisReviewer(analysis, contexts)
         ),
         TradeStage(
             ports.signals,
@@ -181,7 +185,7 @@ def assemble_workflow(
         OutcomeStage(ports.decisions, clock, horizon=options.outcome_horizon_candles),
     )
     signals = SignalManager(ports.signals, ports.traders, ports.notifier, clock)
-    return Workflow(ports.traders, ScreenerEngine(sandbox), signals, stages, options.fairness)
+    return Workflow(ports.traders, screener, signals, stages, options.fairness)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,8 @@ At each candle close of a trader's interval, for its open positions:
 - every `review_candles` candles a position has been held, the `PositionReviewer` (the
   analysis engine, `app.engine.analysis.review`) is asked to hold or close it (`analysis`).
 
-Closes are only noted by `on_close`; the sandbox and the reviewer run in `run`, so a slow
+Closes are only noted by `on_close`; the exit filters (through the screener, which a
+backtest answers from the closes it screened ahead) and the reviewer run in `run`, so a slow
 model call never holds up a screen, and the price-driven position monitor (another stage)
 keeps guarding stops meanwhile.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 
 from app.domain.enums import ExitReason, TradeStatus
 from app.domain.filter_validation import FilterValidationError
@@ -26,10 +28,26 @@ from app.domain.trader_spec import TraderSpec
 from app.engine.due import CloseDriven
 from app.engine.orders import OrderManager
 from app.engine.ports import PositionReviewer, TraderRepository, TradeStore
-from app.engine.sandbox import FilterJob, FilterSandbox
-from app.engine.screening import CandleClose, MarketView
+from app.engine.sandbox import FilterJob
+from app.engine.screening import CandleClose, MarketView, ScreenerEngine
 
 log = logging.getLogger(__name__)
+
+
+def exit_job(spec: TraderSpec, symbols: Sequence[str]) -> FilterJob | None:
+    """The sandbox job of the trader's exit filter over `symbols`, None when it has none;
+    `FilterValidationError` when its exit filter is invalid."""
+    program = spec.exit_filter
+    if program is None:
+        return None
+    return FilterJob(
+        str(spec.id),
+        program.code,
+        spec.interval,
+        tuple(symbols),
+        program.timeframes,
+        spec.filter_params(),
+    )
 
 
 class ExitSignals(CloseDriven):
@@ -40,13 +58,13 @@ class ExitSignals(CloseDriven):
         traders: TraderRepository,
         store: TradeStore,
         orders: OrderManager,
-        sandbox: FilterSandbox,
+        screener: ScreenerEngine,
         reviewer: PositionReviewer,
     ) -> None:
         self.traders = traders
         self.store = store
         self.orders = orders
-        self.sandbox = sandbox
+        self.screener = screener
         self.reviewer = reviewer
         super().__init__()
 
@@ -72,26 +90,15 @@ class ExitSignals(CloseDriven):
         jobs = []
         for spec, trades in held.items():
             try:
-                program = spec.exit_filter
+                job = exit_job(spec, sorted({trade.symbol for trade in trades}))
             except FilterValidationError as exc:
                 log.warning("trader %s: its exit filter is invalid: %s", spec.id, exc)
                 continue
-            if program is None:
-                continue
-            symbols = tuple(sorted({trade.symbol for trade in trades}))
-            jobs.append(
-                FilterJob(
-                    str(spec.id),
-                    program.code,
-                    spec.interval,
-                    symbols,
-                    program.timeframes,
-                    spec.filter_params(),
-                )
-            )
+            if job is not None:
+                jobs.append(job)
         if not jobs:
             return 0
-        outcomes = await self.sandbox.run(jobs, view, view.tickers())
+        outcomes = await self.screener.screen_exits(jobs, view)
         handled = 0
         for spec, trades in held.items():
             outcome = outcomes.get(str(spec.id))

@@ -12,6 +12,7 @@ per trade, entries only while the trader is enabled, each fill booked once throu
 
 from __future__ import annotations
 
+import bisect
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,7 @@ from app.domain.enums import OrderPurpose, OrderStatus, SignalStatus, TradeStatu
 from app.domain.ledger import DEFAULT_BALANCE, Ledger
 from app.domain.llm import LlmCall
 from app.domain.metrics import Performance
-from app.domain.orders import Fill, Order, OrderReport
+from app.domain.orders import FINAL_ORDER_STATUSES, Fill, Order, OrderReport
 from app.domain.risk import PastExit
 from app.domain.signal import Signal
 from app.domain.signal_lifecycle import check_transition
@@ -32,6 +33,8 @@ from app.domain.trader_spec import TraderSpec
 from app.engine.audit import AuditEntry, intent_entry, report_entries
 from app.engine.llm.ports import CachedAnswer
 from app.engine.ports import Booked, DueOutcome, ExitLevels, Move, PositionView
+
+LIVE_ORDER_STATUSES = frozenset(OrderStatus) - FINAL_ORDER_STATUSES
 
 
 class MemoryTraderRepository:
@@ -305,7 +308,9 @@ class _Account:
 
 class MemoryTradeStore:
     """`TradeStore` in memory, with the database's rules: one client order id once, one exit
-    in flight per trade, entries only for enabled traders, a fill booked once."""
+    in flight per trade, entries only for enabled traders, a fill booked once. Indexed as the
+    database is (active trades, live orders, each trade's orders, each order's fills, exits
+    by time), so a year of replayed trades costs each call only the rows it concerns."""
 
     def __init__(
         self, balance: Decimal = DEFAULT_BALANCE, enabled: Callable[[uuid.UUID], bool] | None = None
@@ -318,6 +323,35 @@ class MemoryTradeStore:
         self.accounts: dict[tuple[uuid.UUID, TradingMode], _Account] = {}
         self.audit_log: list[AuditEntry] = []
         self._close_requests: dict[uuid.UUID, str] = {}
+        self._active: dict[uuid.UUID, None] = {}  # in the order the trades were added
+        self._live: dict[uuid.UUID, None] = {}  # orders not final, in the order added
+        self._orders_of: dict[uuid.UUID, list[uuid.UUID]] = {}
+        self._fills_of: dict[uuid.UUID, set[str]] = {}
+        self._client_ids: set[str] = set()
+        self._exits: list[tuple[int, int, uuid.UUID]] = []  # (closed at, added as, trade)
+        self._added: dict[uuid.UUID, int] = {}
+
+    def _put_trade(self, trade: Trade) -> None:
+        previous = self.trades.get(trade.id)
+        self.trades[trade.id] = trade
+        self._added.setdefault(trade.id, len(self._added))
+        if trade.active:
+            self._active[trade.id] = None
+        else:
+            self._active.pop(trade.id, None)
+        closing = previous is None or previous.status != TradeStatus.CLOSED
+        if trade.status == TradeStatus.CLOSED and trade.closed_at is not None and closing:
+            bisect.insort(self._exits, (trade.closed_at, self._added[trade.id], trade.id))
+
+    def _put_order(self, order: Order) -> None:
+        if order.id not in self.orders_by_id:
+            self._orders_of.setdefault(order.trade_id, []).append(order.id)
+            self._client_ids.add(order.client_order_id)
+        self.orders_by_id[order.id] = order
+        if order.final:
+            self._live.pop(order.id, None)
+        else:
+            self._live[order.id] = None
 
     def _account(self, trader_id: uuid.UUID, mode: TradingMode) -> _Account:
         key = (trader_id, mode)
@@ -326,7 +360,7 @@ class MemoryTradeStore:
         return self.accounts[key]
 
     def fills_of(self, trade_id: uuid.UUID) -> list[Fill]:
-        order_ids = {o.id for o in self.orders_by_id.values() if o.trade_id == trade_id}
+        order_ids = set(self._orders_of.get(trade_id, ()))
         return [fill for order_id, fill in self.fills.values() if order_id in order_ids]
 
     def equity_curve(self, trader_id: uuid.UUID, mode: TradingMode) -> list[tuple[int, Decimal]]:
@@ -341,11 +375,8 @@ class MemoryTradeStore:
         return {key: self._account(*key).ledger for key in accounts}
 
     async def active_trades(self, trader_ids: Collection[uuid.UUID] | None = None) -> list[Trade]:
-        return [
-            t
-            for t in self.trades.values()
-            if t.active and (trader_ids is None or t.trader_id in trader_ids)
-        ]
+        active = (self.trades[t] for t in self._active)
+        return [t for t in active if trader_ids is None or t.trader_id in trader_ids]
 
     async def open_positions(
         self, trader_ids: Collection[uuid.UUID]
@@ -368,9 +399,11 @@ class MemoryTradeStore:
         trader_ids: Collection[uuid.UUID] | None = None,
         trade_id: uuid.UUID | None = None,
     ) -> list[Order]:
+        live = frozenset(statuses) <= LIVE_ORDER_STATUSES
+        listed = (self.orders_by_id[o] for o in self._live) if live else self.orders_by_id.values()
         return [
             o
-            for o in self.orders_by_id.values()
+            for o in listed
             if o.status in statuses
             and (trader_ids is None or o.trader_id in trader_ids)
             and (trade_id is None or o.trade_id == trade_id)
@@ -380,14 +413,11 @@ class MemoryTradeStore:
         self, trader_ids: Collection[uuid.UUID], since: int
     ) -> dict[tuple[uuid.UUID, TradingMode], list[PastExit]]:
         found: dict[tuple[uuid.UUID, TradingMode], list[PastExit]] = {}
-        for t in self.trades.values():
-            if (
-                t.trader_id in trader_ids
-                and t.status == TradeStatus.CLOSED
-                and t.closed_at is not None
-                and t.closed_at >= since
-            ):
-                exit_ = PastExit(t.symbol, t.closed_at, t.exit_reason, t.pnl or Decimal(0))
+        recent = self._exits[bisect.bisect_left(self._exits, (since,)) :]
+        for closed_at, _, trade_id in sorted(recent, key=lambda exit_: exit_[1]):
+            t = self.trades[trade_id]
+            if t.trader_id in trader_ids:
+                exit_ = PastExit(t.symbol, closed_at, t.exit_reason, t.pnl or Decimal(0))
                 found.setdefault((t.trader_id, t.mode), []).append(exit_)
         return found
 
@@ -395,14 +425,12 @@ class MemoryTradeStore:
         return self._account(trader_id, mode).performance
 
     async def begin_entries(self, entries: Sequence[tuple[Trade, Order]]) -> set[uuid.UUID]:
-        taken = {o.client_order_id for o in self.orders_by_id.values()}
         recorded = set()
         for trade, order in entries:
-            if order.client_order_id in taken or not self.enabled(trade.trader_id):
+            if order.client_order_id in self._client_ids or not self.enabled(trade.trader_id):
                 continue
-            taken.add(order.client_order_id)
-            self.trades[trade.id] = trade
-            self.orders_by_id[order.id] = order
+            self._put_trade(trade)
+            self._put_order(order)
             self.audit_log.append(intent_entry(order))
             recorded.add(trade.id)
         return recorded
@@ -410,8 +438,8 @@ class MemoryTradeStore:
     async def begin_exit(self, trade: Trade, order: Order) -> bool:
         current = self.trades.get(trade.id)
         in_flight = any(
-            o.trade_id == trade.id and o.purpose == OrderPurpose.EXIT and not o.final
-            for o in self.orders_by_id.values()
+            o.purpose == OrderPurpose.EXIT and not o.final
+            for o in map(self.orders_by_id.__getitem__, self._orders_of.get(trade.id, ()))
         )
         if (
             current is None
@@ -422,7 +450,7 @@ class MemoryTradeStore:
         ):
             return False
         self.trades[trade.id] = replace(current, exit_attempts=current.exit_attempts + 1)
-        self.orders_by_id[order.id] = order
+        self._put_order(order)
         self._close_requests.pop(trade.id, None)
         self.audit_log.append(intent_entry(order))
         return True
@@ -438,13 +466,16 @@ class MemoryTradeStore:
             return None
         trade = self.trades[current.trade_id]
         account = self._account(trade.trader_id, trade.mode)
-        booked = frozenset(fid for fid, (oid, _) in self.fills.items() if oid == current.id)
-        done = book_report(current, trade, account.ledger, account.performance, report, booked, now)
-        self.orders_by_id[order.id] = done.order
-        self.trades[trade.id] = done.trade
+        booked = self._fills_of.setdefault(current.id, set())
+        done = book_report(
+            current, trade, account.ledger, account.performance, report, frozenset(booked), now
+        )
+        self._put_order(done.order)
+        self._put_trade(done.trade)
         account.ledger, account.performance = done.ledger, done.performance
         for fill in done.fills:
             self.fills[fill.id] = (done.order.id, fill)
+            booked.add(fill.id)
         self.audit_log.extend(report_entries(current, done))
         return Booked(done.order, done.trade, done.fills, done.opened, done.closed, done.ended)
 

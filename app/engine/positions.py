@@ -80,7 +80,8 @@ class PositionMonitor:
         for bar in bars:
             if bar.time < trade.opened_at:
                 continue
-            result = scan(replace(trade, highest_price=highest), bar)
+            unchanged = highest == trade.highest_price  # a copy per bar only when it moved
+            result = scan(trade if unchanged else replace(trade, highest_price=highest), bar)
             if result.trigger is not None:
                 trigger = result.trigger
                 closed = await self.orders.close(trade, trigger.reason, trigger.price)

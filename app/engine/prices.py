@@ -176,12 +176,24 @@ class MarketQuotes:
         self.clock = clock
         self.board = board
         self.tickers = tickers
+        self._of_candle: dict[str, tuple[int, Quote]] = {}
 
     def quote(self, symbol: str) -> Quote | None:
         candles = self.store.candles(symbol, self.interval, self.clock.now())
         tick = self.board.last(symbol) if self.board is not None else None
         if not len(candles) and tick is None:
             return None
+        if tick is None and self.tickers is None:
+            # nothing but the last candle makes the quote: made once per candle (a backtest
+            # asks for each symbol's quote many times at each close)
+            last = int(candles.time[-1])
+            kept = self._of_candle.get(symbol)
+            if kept is None or kept[0] != last:
+                kept = self._of_candle[symbol] = (last, self._quote(symbol, candles, None))
+            return kept[1]
+        return self._quote(symbol, candles, tick)
+
+    def _quote(self, symbol: str, candles: Candles, tick: Bar | None) -> Quote:
         volume = price_of(float(candles.volume[-1])) if len(candles) else None
         if tick is not None:
             time, last = tick.time, tick.close

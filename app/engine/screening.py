@@ -128,6 +128,13 @@ class ScreenerEngine:
             outcomes.update((by_key[key], outcome) for key, outcome in found.items())
         return outcomes
 
+    async def screen_exits(
+        self, jobs: Sequence[FilterJob], view: MarketView
+    ) -> dict[str, FilterOutcome]:
+        """Exit filters (`app.engine.exit_signals`) over the symbols each trader holds, on
+        the market as `view` shows it."""
+        return await self.sandbox.run(jobs, view, view.tickers())
+
 
 def filter_jobs(
     specs: Sequence[TraderSpec],

@@ -1,12 +1,15 @@
 """The replay market shows filters what the live replay feed shows them: its ticker figures
-are the feed's tickers, to the last bit, at every close."""
+are the feed's tickers, to the last bit, at every close (summed for every candle at once, as
+the feed sums them one candle at a time)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from app.engine.backtest.replay import ReplayMarket
-from app.engine.feeds.base import RollingTickers
+from app.engine.feeds.base import RollingTickers, figure, rolled_sums
 from app.engine.feeds.replay import read_candles
 from app.engine.sandbox import TickerValues
 from app.engine.screening import ticker_values
@@ -34,3 +37,14 @@ def test_a_view_shows_the_tickers_of_the_candles_closed_by_its_moment() -> None:
             view = market.view()
             assert view.tickers()["ETH/BTC"] == ticker_values(expected.snapshot()["ETH/BTC"])
             assert int(view.candles("ETH/BTC", "5m").time[-1]) == int(time)
+
+
+def test_rolled_sums_are_the_rolling_tickers_figures_after_every_candle_gaps_and_all() -> None:
+    rows = read_candles(DATA / "XMR_BTC-5m.csv")[:2500]
+    rows = np.delete(rows, [*range(400, 700), 1000, 1001, 1500], axis=0)  # a day's gap, holes
+    rolling = RollingTickers()
+    sums = rolled_sums(rows[:, 0].astype(np.int64), rows[:, 1], rows[:, 4], rows[:, 5])
+    for index, (time, open_, _, _, close, volume) in enumerate(rows):
+        rolling.update("XMR/BTC", int(time), float(open_), float(close), float(volume))
+        rolled = figure(*(float(column[index]) for column in sums))
+        assert rolled == rolling.figures()["XMR/BTC"], f"candle {index}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -168,14 +169,14 @@ async def test_symbols_without_candles_leave_no_trace_in_the_pool(
     assert set(sandbox._owner) == set(SYMBOLS)
 
 
-def test_workers_do_not_inherit_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_workers_do_not_inherit_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert process.ENV_PREFIX == settings.ENV_PREFIX
     monkeypatch.setenv("TRADERS_SECRET_KEY", "not-for-filters")
 
     worker = WorkerProcess(LIMITS)
     try:
-        assert isinstance(worker.start(), Ready)
-        environ = Path(f"/proc/{worker.process.pid}/environ").read_bytes()
+        assert isinstance(await worker.start(), Ready)
+        environ = await asyncio.to_thread(Path(f"/proc/{worker.process.pid}/environ").read_bytes)
     finally:
         worker.stop(kill=True)
 
@@ -307,3 +308,27 @@ async def test_a_job_whose_worker_was_killed_is_charged_the_time_until_the_kill(
     assert outcomes["stuck"].failure == "time limit exceeded (worker killed)"
     assert outcomes["stuck"].spent_seconds >= LIMITS.eval_seconds + LIMITS.grace_seconds
     assert len(outcomes["always"].matches) == len(SYMBOLS)
+
+
+async def test_an_evaluation_runs_out_of_time_at_its_own_limit_after_many_quick_ones(
+    store: KlineStore, feed: SimulatedFeed
+) -> None:
+    """The worker sets its timer only when no pending one fires in time: an evaluation that
+    runs away after many quick ones is still stopped at its own limit, not before, and the
+    evaluations after it run."""
+    quick = "\n".join(f"x{n} = rsi(candles, {n + 2})" for n in range(20)) + "\nreturn True"
+    stuck = "for i in range(10**12):\n    pass\nreturn True"
+    code = (
+        f"if symbol == '{sorted(SYMBOLS)[3]}':\n    " + stuck.replace("\n", "\n    ") + "\n" + quick
+    )
+    limits = SandboxLimits(eval_seconds=0.4, grace_seconds=1.0, batch_cpu_seconds=20)
+    jobs = [_job(f"quick{n}", quick) for n in range(10)] + [_job("stuck", code)]
+
+    async with FilterSandbox(workers=1, limits=limits) as pool:
+        outcomes = await pool.run(jobs, store, _tickers(feed))
+
+    assert outcomes["stuck"].failure == "time limit exceeded"
+    assert 0.4 <= outcomes["stuck"].spent_seconds < 1.0
+    assert outcomes["stuck"].evaluated == 4, "stopped at its fourth symbol"
+    for n in range(10):
+        assert len(outcomes[f"quick{n}"].matches) == len(SYMBOLS)

@@ -8,6 +8,18 @@ the message, the thread hop, the answer) is paid once per batch instead of once 
 And while the replay runs the stages over one batch's closes, the workers already screen the
 next batch (with the same traders and budgets), so the engine and the workers work at once.
 
+Exit filters are screened ahead too: the exit stage asks at each close for the exit filter
+over the symbols held then, which only the replay itself decides, and a round trip of its
+own would wait behind the batch being screened ahead. So once a batch's entries are known
+(the replay reaches its first close), each trader's exit filter is run over the batch's
+closes on the symbols it may hold at each of them: those it holds or has an active signal
+on now, and those its entry filter matched at that close or an earlier one of the batch (a
+position only opens from a signal, and a signal only from a match). This run goes to the
+workers before the next batch of entries. An exit filter's evaluation of one symbol does
+not depend on the other symbols, so the answer for the symbols held is the one a run over
+them alone gives; a question it cannot answer (a failed run, another filter, a symbol it did
+not screen) is asked of the sandbox as live.
+
 Nothing else changes. Each close's evaluations see only the candles closed by its moment, at
 the market's depth, and the tickers of that moment (the sandbox gives each task its own
 window of the replicas, copied: the later candles are not reachable), so an outcome is the
@@ -20,20 +32,60 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import dataclasses
+import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
+from app.domain.filter_validation import FilterValidationError
 from app.domain.intervals import interval_ms
 from app.domain.trader_spec import TraderSpec
 from app.engine.backtest.replay import ReplayMarket
+from app.engine.exit_signals import exit_job
 from app.engine.klines import Candles
-from app.engine.sandbox import FilterOutcome, FilterSandbox
+from app.engine.sandbox import FilterJob, FilterOutcome, FilterSandbox, SandboxError
 from app.engine.sandbox.pool import Close
 from app.engine.screening import MarketView, ScreenerEngine, filter_jobs
 
+log = logging.getLogger(__name__)
+
 AHEAD = 24
+
+Holdings = Callable[[Sequence[TraderSpec]], Awaitable[dict[uuid.UUID, set[str]]]]
+"""The symbols each trader holds a position in or has an active signal on, now."""
+
+
+def may_exit(spec: TraderSpec) -> bool:
+    """Whether the trader has a valid exit filter to screen ahead (an invalid one is left
+    to the exit stage, which reports it as live)."""
+    try:
+        return spec.exit_filter is not None
+    except FilterValidationError:
+        return False
+
+
+def narrowed(job: FilterJob, kept: tuple[FilterJob, FilterOutcome]) -> FilterOutcome | None:
+    """The outcome of `job` from an exit run ahead over more symbols: its matches among the
+    job's symbols; None when that run cannot answer it (another filter or more symbols, or
+    the run failed: how far a failing run got depends on the symbols it ran over)."""
+    ran, outcome = kept
+    if outcome.failure is not None or outcome.lost is not None:
+        return None
+    if dataclasses.replace(ran, key=job.key, symbols=job.symbols) != job:
+        return None
+    asked = set(job.symbols)
+    if not asked <= set(ran.symbols):
+        return None
+    share = len(asked) / max(1, len(ran.symbols))
+    return FilterOutcome(
+        job.key,
+        tuple(match for match in outcome.matches if match.symbol in asked),
+        evaluated=min(outcome.evaluated, len(asked)),
+        spent_seconds=outcome.spent_seconds * share,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,20 +112,23 @@ class ScreenAhead(ScreenerEngine):
         sandbox: FilterSandbox,
         market: ReplayMarket,
         closes: Sequence[tuple[int, Sequence[str]]],
+        holdings: Holdings,
         ahead: int = AHEAD,
     ) -> None:
         """`closes`: every (moment, intervals closing then) the replay steps through."""
         super().__init__(sandbox)
         self.market = market
+        self.holdings = holdings
         self.ahead = max(1, ahead)
-        self._moments = [moment for moment, _ in closes]
         self._of_interval: dict[str, list[int]] = {}
         for moment, intervals in closes:
             for interval in intervals:
                 self._of_interval.setdefault(interval, []).append(moment)
         self._kept: dict[tuple[uuid.UUID, int], tuple[float | None, FilterOutcome]] = {}
+        self._exits: dict[tuple[str, int], tuple[FilterJob, FilterOutcome]] = {}
+        self._exit_runs: dict[int, asyncio.Task[None]] = {}  # by each close they screen
         self._next: dict[str, _Pending] = {}
-        self._running: set[asyncio.Task[int]] = set()
+        self._running: set[asyncio.Task[Any]] = set()
 
     async def screen(
         self,
@@ -86,6 +141,8 @@ class ScreenAhead(ScreenerEngine):
         assert at is not None, "the replay reveals a close before it screens it"
         for interval in sorted({spec.interval for spec in specs}):
             await self._settle(interval, at)
+        self._exits = {key: kept for key, kept in self._exits.items() if key[1] >= at}
+        self._exit_runs = {moment: run for moment, run in self._exit_runs.items() if moment >= at}
         outcomes: dict[uuid.UUID, FilterOutcome] = {}
         missing: dict[str, list[TraderSpec]] = {}
         for spec in specs:
@@ -96,8 +153,28 @@ class ScreenAhead(ScreenerEngine):
                 missing.setdefault(spec.interval, []).append(spec)
         for interval, waiting in missing.items():
             last = await self._screen_batch(waiting, interval, at, budgets)
+            await self._exits_ahead(waiting, interval, at, last)
             outcomes |= {spec.id: self._kept.pop((spec.id, at))[1] for spec in waiting}
             self._prefetch(waiting, interval, last, budgets)
+        return outcomes
+
+    async def screen_exits(
+        self, jobs: Sequence[FilterJob], view: MarketView
+    ) -> dict[str, FilterOutcome]:
+        at = self.market.at
+        if at in self._exit_runs:
+            await self._exit_runs[at]
+        outcomes: dict[str, FilterOutcome] = {}
+        missing = []
+        for job in jobs:
+            kept = self._exits.get((job.key, at)) if at is not None else None
+            outcome = None if kept is None else narrowed(job, kept)
+            if outcome is None:
+                missing.append(job)
+            else:
+                outcomes[job.key] = outcome
+        if missing:
+            outcomes |= await super().screen_exits(missing, view)
         return outcomes
 
     async def close(self) -> None:
@@ -142,7 +219,62 @@ class ScreenAhead(ScreenerEngine):
             return
         del self._next[interval]
         last = await pending.task
+        await self._exits_ahead(pending.specs, interval, pending.start, last)
         self._prefetch(pending.specs, interval, last, pending.budgets)
+
+    async def _exits_ahead(
+        self, specs: Sequence[TraderSpec], interval: str, first: int, last: int
+    ) -> None:
+        """Start screening the exit filters over the closes from `first` to `last`, whose
+        entries are screened, on the symbols each trader may hold at each of them; before
+        the next batch of entries, which goes to the workers after it."""
+        exiting = [spec for spec in specs if may_exit(spec)]
+        if not exiting:
+            return
+        held = await self.holdings(exiting)
+        moments = self._of_interval.get(interval, [])
+        batch = moments[bisect.bisect_left(moments, first) : bisect.bisect_right(moments, last)]
+        closes = []
+        for moment in batch:
+            jobs = []
+            for spec in exiting:
+                kept = self._kept.get((spec.id, moment))
+                if kept is not None:
+                    held[spec.id] |= {match.symbol for match in kept[1].matches}
+                job = exit_job(spec, sorted(held[spec.id])) if held[spec.id] else None
+                if job is not None:
+                    jobs.append(job)
+            closes.append(Close(moment, jobs, self.market.tickers_at(moment)))
+        if not any(close.jobs for close in closes):
+            return
+        task = asyncio.create_task(self._screen_exits_ahead(closes))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        self._exit_runs |= dict.fromkeys(batch, task)
+
+    async def _screen_exits_ahead(self, closes: Sequence[Close]) -> None:
+        """Keep each exit outcome; none when the sandbox failed (the exit stage then asks it
+        again as live)."""
+        moments = [close.at for close in closes if close.at is not None]
+        try:
+            answers = await self.sandbox.run_closes(
+                closes, self._wide(moments[0], moments[-1]), self.market.depth
+            )
+        except SandboxError:
+            log.exception("screening exit filters ahead failed; the exit stage asks again")
+            return
+        for close, found in zip(closes, answers, strict=True):
+            for job in close.jobs:
+                assert close.at is not None
+                self._exits[(job.key, close.at)] = (job, found[job.key])
+
+    def _wide(self, first: int, last: int) -> WideView:
+        """The source of a batch's snapshots, deep enough for the moment the replay is at
+        too: the workers' replicas keep what a batch's snapshots hold, and a run of the
+        sandbox at that moment (exits it could not answer ahead) must still find its whole
+        window there."""
+        revealed = first if self.market.at is None else min(first, self.market.at)
+        return WideView(self.market, revealed, last)
 
     async def _screen_batch(
         self,
@@ -154,15 +286,12 @@ class ScreenAhead(ScreenerEngine):
         """Screen `specs` at `at` and the next closes of `interval`, keep every outcome; the
         batch's last close."""
         batch = self._batch(interval, at)
-        start = bisect.bisect_left(self._moments, at)
-        for moment in self._moments[start : bisect.bisect_right(self._moments, batch[-1])]:
-            self.market.tickers_at(moment)  # the tickers roll forward through every close
         invalid, _ = filter_jobs(specs, lambda each: (), budgets)
         closes = []
         for moment in batch:
             _, jobs = filter_jobs(specs, partial(self.market.symbols, at=moment), budgets)
             closes.append(Close(moment, jobs, self.market.tickers_at(moment)))
-        wide = WideView(self.market, batch[0], batch[-1])
+        wide = self._wide(batch[0], batch[-1])
         answers = (
             await self.sandbox.run_closes(closes, wide, self.market.depth) if closes[0].jobs else []
         )

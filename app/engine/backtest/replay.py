@@ -4,11 +4,14 @@ Each series is cleaned once by the rules the live kline store applies to every a
 gaps are filled the same way), then held whole in memory. `view(at)` shows what a live store
 would hold at the moment `at`: for each series, its last `depth` candles that had closed by
 then, and tickers rolled over the candles closed by then exactly as the replay feed rolls
-them. A candle that closes later is not in any view before its close: no look-ahead.
+them (their sums are computed for every candle at once, bit for bit the feed's, and read at
+the last candle closed by a moment). A candle that closes later is not in any view before
+its close: no look-ahead.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -20,7 +23,7 @@ import numpy as np
 from app.domain.backtest import DataSpan
 from app.domain.candles import clean_candles
 from app.domain.intervals import interval_ms
-from app.engine.feeds.base import RollingTickers
+from app.engine.feeds.base import figure, rolled_sums
 from app.engine.feeds.replay import candle_files, read_candles
 from app.engine.klines import DEFAULT_DEPTH, Candles
 from app.engine.sandbox import TickerValues
@@ -55,6 +58,21 @@ class _Series:
         )
 
 
+class _RolledTickers:
+    """A symbol's ticker after each candle of its smallest interval, as the feed rolls it."""
+
+    def __init__(self, series: _Series) -> None:
+        self.series = series
+        values = series.values
+        last, change, quote = rolled_sums(series.time, values[0], values[3], values[4])
+        self.last, self.change, self.quote = last.tolist(), change.tolist(), quote.tolist()
+
+    def after(self, end: int) -> TickerValues:
+        """The ticker once the first `end` candles (at least one) have closed."""
+        index = end - 1
+        return TickerValues(*figure(self.last[index], self.change[index], self.quote[index]))
+
+
 class ReplayMarket:
     def __init__(
         self,
@@ -75,17 +93,16 @@ class ReplayMarket:
                     cleaned.time.tolist(),
                 )
         symbols = sorted({symbol for symbol, _ in self._series})
-        self._ticker_interval = {
-            symbol: min((i for s, i in self._series if s == symbol), key=interval_ms)
+        self._tickers = {
+            symbol: (interval, _RolledTickers(self._series[(symbol, interval)]))
             for symbol in symbols
+            for interval in [min((i for s, i in self._series if s == symbol), key=interval_ms)]
         }
-        self._tickers = RollingTickers()
-        self._revealed = {symbol: 0 for symbol in symbols}
         self.at: int | None = None
         self._ends: dict[tuple[str, str], int] = {}
         self._symbols: dict[str, tuple[str, ...]] = {}
         self._figures: dict[int, Mapping[str, TickerValues]] = {}
-        self._rolled_to = -(2**62)
+        self._shown: dict[tuple[str, str], Candles] = {}  # at the moment revealed last
 
     @classmethod
     def from_directory(cls, directory: str | Path, depth: int = DEFAULT_DEPTH) -> ReplayMarket:
@@ -141,35 +158,26 @@ class ReplayMarket:
             for key, series in self._series.items()
         }
         self._symbols = {}
+        self._shown = {}
         for moment in [m for m in self._figures if m < at]:
             del self._figures[moment]
 
     def tickers_at(self, at: int) -> Mapping[str, TickerValues]:
         """The tickers as they were at the moment `at`, rolled over the candles of each
-        symbol's smallest interval that closed by then (what a screen at `at` reads). The
-        roll only goes forward: a screen of the closes to come reads theirs before the
-        market reaches them, and the replay then reads them back from here."""
+        symbol's smallest interval that closed by then (what a screen at `at` reads): kept
+        from the moment revealed last on, for a screen of the closes to come reads theirs
+        before the market reaches them, and the replay then reads them back from here."""
         found = self._figures.get(at)
-        if found is not None:
-            return found
-        if at < self._rolled_to:
-            raise ValueError("the tickers of a past moment are gone")
-        self._rolled_to = at
-        for symbol, interval in self._ticker_interval.items():
-            series = self._series[(symbol, interval)]
-            end = series.closed_by(interval, at, self._revealed[symbol])
-            for index in range(self._revealed[symbol], end):
-                self._tickers.update(
-                    symbol,
-                    int(series.time[index]),
-                    float(series.values[0, index]),
-                    float(series.values[3, index]),
-                    float(series.values[4, index]),
-                )
-            self._revealed[symbol] = max(self._revealed[symbol], end)
-        found = self._figures[at] = {
-            s: TickerValues(*f) for s, f in self._tickers.figures().items()
-        }
+        if found is None:
+            found = {}
+            for symbol, (interval, rolled) in self._tickers.items():
+                if at == self.at:
+                    end = self._ends[(symbol, interval)]
+                else:
+                    end = bisect.bisect_right(rolled.series.times, at - interval_ms(interval))
+                if end:
+                    found[symbol] = rolled.after(end)
+            self._figures[at] = found
         return found
 
     def view(self) -> ReplayView:
@@ -188,14 +196,22 @@ class ReplayMarket:
     ) -> Candles:
         """The symbol's last `depth` candles (the market's depth when None) closed by
         `closed_by` (by the moment revealed last when None; nothing before the first
-        `reveal`)."""
+        `reveal`). What the moment revealed last shows at the market's depth is made once:
+        the stages read it many times at each close."""
         at = self._moment(closed_by)
-        series = self._series.get((symbol, interval))
+        key = (symbol, interval)
+        shown = at == self.at and depth in (None, self.depth)
+        if shown and (found := self._shown.get(key)) is not None:
+            return found
+        series = self._series.get(key)
         if series is None:
             empty = _readonly(np.empty(0))
             return Candles(symbol, interval, _readonly(np.empty(0, dtype=np.int64)), *[empty] * 5)
-        end = self._ends[(symbol, interval)] if at == self.at else self._end(series, interval, at)
-        return series.candles(symbol, interval, end, depth or self.depth)
+        end = self._ends[key] if at == self.at else self._end(series, interval, at)
+        found = series.candles(symbol, interval, end, depth or self.depth)
+        if shown:
+            self._shown[key] = found
+        return found
 
     def symbols(self, interval: str, at: int | None = None) -> tuple[str, ...]:
         """Every symbol with candles at `interval` closed by `at` (by the moment revealed

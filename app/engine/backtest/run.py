@@ -7,7 +7,8 @@ engine by default), the signal monitor, the position monitor and exit signals, t
 stage with the demo executor and its fill model, equity snapshots and the outcome stage.
 Orders meet the replayed market (its smallest interval's candles, as revealed). Live tables
 are never touched. The screener is the live one answering from batches of the closes to
-come (`ScreenAhead`): the same sandbox and filters, each close seeing only its own past.
+come (`ScreenAhead`), entry and exit filters alike: the same sandbox and filters, each
+close seeing only its own past.
 Each close is revealed, handled and every later stage drained before the next one, so a
 run is deterministic and as fast as the CPU allows.
 """
@@ -31,8 +32,8 @@ from app.domain.trade import Trade
 from app.domain.trader_spec import TraderSpec
 from app.engine.analysis.base import AnalysisEngine
 from app.engine.analysis.rules import RuleAnalysisEngine
-from app.engine.assembly import StageOptions, assemble_workflow, memory_ports
-from app.engine.backtest.ahead import AHEAD, ScreenAhead
+from app.engine.assembly import MemoryPorts, StageOptions, assemble_workflow, memory_ports
+from app.engine.backtest.ahead import AHEAD, Holdings, ScreenAhead
 from app.engine.backtest.replay import ReplayMarket
 from app.engine.clock import ReplayClock
 from app.engine.instruments import DerivedInstruments
@@ -58,6 +59,23 @@ class ReplayResult:
     equity: dict[uuid.UUID, list[tuple[int, Decimal]]] = field(default_factory=dict)
     labels: dict[uuid.UUID, Label] = field(default_factory=dict)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def holdings_of(ports: MemoryPorts, market: ReplayMarket) -> Holdings:
+    """What each trader holds a position in or has an active signal on, in the replay."""
+
+    async def holdings(specs: Sequence[TraderSpec]) -> dict[uuid.UUID, set[str]]:
+        held: dict[uuid.UUID, set[str]] = {spec.id: set() for spec in specs}
+        for trade in await ports.trades.active_trades(held):
+            held[trade.trader_id].add(trade.symbol)
+        active = await ports.signals.active_symbols(
+            {spec.id: spec.symbols or market.symbols(spec.interval) for spec in specs}
+        )
+        for trader, symbols in active.items():
+            held[trader] |= symbols
+        return held
+
+    return holdings
 
 
 async def replay_history(
@@ -87,13 +105,19 @@ async def replay_history(
         model or FillModel(),
         balance,
     )
+    closes = list(market.closes({spec.interval for spec in specs}, start, end))
+    screener = ScreenAhead(sandbox, market, closes, holdings_of(ports, market), ahead)
     workflow = assemble_workflow(
-        ports, clock, sandbox, analysis or RuleAnalysisEngine(), owner=OWNER, options=options
+        ports,
+        clock,
+        sandbox,
+        analysis or RuleAnalysisEngine(),
+        owner=OWNER,
+        options=options,
+        screener=screener,
     )
     workflow.stage_seconds["replay"] = 0.0
     reports = []
-    closes = list(market.closes({spec.interval for spec in specs}, start, end))
-    screener = workflow.screener = ScreenAhead(sandbox, market, closes, ahead)
     try:
         for done, (moment, intervals) in enumerate(closes, 1):
             revealing = time.perf_counter()

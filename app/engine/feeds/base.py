@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+
 from app.engine.clock import Clock
 from app.engine.klines import KlineStore
 
@@ -131,11 +133,7 @@ class RollingTickers:
             found = self._figures.get(symbol)
             if found is None:
                 last, change, _, quote = _sums(window)
-                found = self._figures[symbol] = (
-                    float(f"{last:.12g}"),
-                    float(f"{change:.6g}"),
-                    float(f"{quote:.12g}"),
-                )
+                found = self._figures[symbol] = figure(last, change, quote)
             figures[symbol] = found
         return figures
 
@@ -163,6 +161,29 @@ def _sums(window: deque[tuple[int, float, float, float]]) -> tuple[float, float,
         base += volume
         quote += close * volume
     return last, (last / window[0][1] - 1) * 100, base, quote
+
+
+def figure(last: float, change: float, quote: float) -> tuple[float, float, float]:
+    """A ticker's last price, 24 h change and quote volume as the snapshot's tickers round
+    them (12, 6 and 12 significant digits), as floats."""
+    return float(f"{last:.12g}"), float(f"{change:.6g}"), float(f"{quote:.12g}")
+
+
+def rolled_sums(
+    time: np.ndarray, open_: np.ndarray, close: np.ndarray, volume: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(last, change in percent, quote volume) of one symbol's ticker after each of its
+    candles in turn, as `RollingTickers` rolls them (a day of candles up to each), for all
+    the candles at once (a replay knows them all): the same products summed in the same
+    order, so the same floats to the last bit."""
+    first = np.searchsorted(time, time - DAY_MS, side="right")
+    lengths = np.arange(len(time)) - first + 1
+    products = close * volume
+    quote = products[first] if len(time) else np.empty(0)
+    for k in range(1, int(lengths.max(initial=0))):
+        more = lengths > k
+        quote[more] += products[first[more] + k]
+    return close, (close / open_[first] - 1) * 100, quote
 
 
 def _rounded(value: float, significant: int = 12) -> Decimal:

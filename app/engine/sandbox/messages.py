@@ -15,10 +15,8 @@ indicators read); its price and candle time come from the engine's own snapshot.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from types import MappingProxyType
@@ -27,7 +25,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from app.domain.enums import Side
-from app.engine.sandbox.jobs import SandboxLimits, TickerValues
+from app.engine.sandbox.jobs import SandboxLimits
+from app.engine.sandbox.tasks import COLUMNS as TASK_COLUMNS
+from app.engine.sandbox.tasks import FLOAT_COLUMNS, Tasks
 
 COLUMNS = 5  # open, high, low, close, volume: the rows of a replica's values
 MAX_READS = 64
@@ -85,26 +85,11 @@ class JobSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class Task:
-    """One symbol to screen, with its ticker, by the jobs at these indexes of the batch.
-
-    `windows` says what the task sees of each of the symbol's series: (interval, the open
-    time of its last candle, how many candles up to it), the engine's snapshot at the task's
-    close. A replica may hold later candles (a backtest ships the candles of the closes to
-    come in one batch); none of them is in the task's view. Empty: the replicas as held."""
-
-    symbol: str
-    ticker: TickerValues
-    jobs: tuple[int, ...]
-    windows: tuple[tuple[str, int, int], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class Batch:
     source: str
     updates: tuple[SeriesUpdate, ...]
     jobs: tuple[JobSpec, ...]
-    tasks: tuple[Task, ...]
+    tasks: Tasks
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +137,9 @@ class Abort:
 
 
 def batch_message(batch: Batch) -> tuple[dict[str, Any], list[np.ndarray]]:
-    """The batch as JSON and arrays: every update's times, then every update's values."""
+    """The batch as JSON and arrays: every update's times, then every update's values, then
+    the columns of the tasks (`app.engine.sandbox.tasks`), whose lengths the JSON gives."""
+    tasks = batch.tasks
     message = {
         "type": "batch",
         "source": batch.source,
@@ -161,18 +148,15 @@ def batch_message(batch: Batch) -> tuple[dict[str, Any], list[np.ndarray]]:
             [job.code, job.interval, sorted(job.timeframes), dict(job.params), job.budget_seconds]
             for job in batch.jobs
         ],
-        "tasks": [
-            [
-                task.symbol,
-                [task.ticker.last, task.ticker.change_pct, task.ticker.quote_volume],
-                list(task.jobs),
-                [list(window) for window in task.windows],
-            ]
-            for task in batch.tasks
-        ],
+        "tasks": {
+            "symbols": list(tasks.symbols),
+            "intervals": list(tasks.intervals),
+            "lengths": [int(array.size) for array in tasks.arrays()],
+        },
     }
     arrays = [np.asarray(u.time, dtype=np.int64) for u in batch.updates]
     arrays += [np.asarray(u.values, dtype=np.float64) for u in batch.updates]
+    arrays += tasks.arrays()
     return message, arrays
 
 
@@ -187,7 +171,14 @@ def decode_engine_message(message: Any, binary: memoryview) -> Batch | Forget:
         return Forget(message["source"])
     rows = sum(update[2] for update in message["updates"])
     times = np.frombuffer(binary, dtype=np.int64, count=rows)
-    values = np.frombuffer(binary, dtype=np.float64, offset=rows * 8).reshape(-1)
+    values = np.frombuffer(binary, dtype=np.float64, count=rows * COLUMNS, offset=rows * 8)
+    offset = rows * 8 * (1 + COLUMNS)
+    columns = {}
+    for name, length in zip(TASK_COLUMNS, message["tasks"]["lengths"], strict=True):
+        kind = np.float64 if name in FLOAT_COLUMNS else np.int64
+        columns[name] = np.frombuffer(binary, dtype=kind, count=length, offset=offset)
+        offset += length * 8
+    columns["tickers"] = columns["tickers"].reshape(-1, 3)
     updates = []
     offset = 0
     for symbol, interval, count, length in message["updates"]:
@@ -203,15 +194,7 @@ def decode_engine_message(message: Any, binary: memoryview) -> Batch | Forget:
             JobSpec(code, interval, frozenset(timeframes), MappingProxyType(params), budget)
             for code, interval, timeframes, params, budget in message["jobs"]
         ),
-        tuple(
-            Task(
-                symbol,
-                TickerValues(*ticker),
-                tuple(jobs),
-                tuple((interval, until, rows) for interval, until, rows in windows),
-            )
-            for symbol, ticker, jobs, windows in message["tasks"]
-        ),
+        Tasks(tuple(message["tasks"]["symbols"]), tuple(message["tasks"]["intervals"]), **columns),
     )
 
 
@@ -292,14 +275,14 @@ def _readings_problem(reads: Any) -> str:
     return ""
 
 
-def _match_problem(raw: Any, job: int, screeners: list[frozenset[int]], seen: set[int]) -> str:
+def _match_problem(raw: Any, job: int, tasks: Tasks, seen: set[int]) -> str:
     """What is wrong with a match, or nothing (checked inline: there are thousands)."""
     if type(raw) is not list or len(raw) != 4:
         return "a match is not [task, side, score, reads]"
     task, side, score, reads = raw
-    if type(task) is not int or not 0 <= task < len(screeners):
+    if type(task) is not int or not 0 <= task < len(tasks):
         return "a match names an unknown task"
-    if job not in screeners[task]:
+    if not tasks.screens(task, job):
         return "a match for a symbol its job did not screen"
     if task in seen:
         return "two matches of one job for one symbol"
@@ -310,8 +293,8 @@ def _match_problem(raw: Any, job: int, screeners: list[frozenset[int]], seen: se
     return _readings_problem(reads)
 
 
-def _match(raw: Any, job: int, screeners: list[frozenset[int]], seen: set[int]) -> MatchRecord:
-    problem = _match_problem(raw, job, screeners, seen)
+def _match(raw: Any, job: int, tasks: Tasks, seen: set[int]) -> MatchRecord:
+    problem = _match_problem(raw, job, tasks, seen)
     if problem:
         raise ProtocolViolation(problem)
     task, side, score, reads = raw
@@ -319,7 +302,7 @@ def _match(raw: Any, job: int, screeners: list[frozenset[int]], seen: set[int]) 
     return MatchRecord(task, SIDES[side], None if score is None else float(score), reads)
 
 
-def _result(raw: Any, job: int, screeners: list[frozenset[int]], screened: int) -> JobResult:
+def _result(raw: Any, job: int, tasks: Tasks, screened: int) -> JobResult:
     _check(type(raw) is list and len(raw) == 4, "a result is not [failure, count, time, matches]")
     failure, evaluated, spent, matches = raw
     _check(_is_int(evaluated) and 0 <= evaluated <= screened, "a result has an impossible count")
@@ -330,7 +313,7 @@ def _result(raw: Any, job: int, screeners: list[frozenset[int]], screened: int) 
         None if failure is None else _text(failure, MAX_FAILURE, "a failure"),
         evaluated,
         float(spent),
-        tuple(_match(match, job, screeners, seen) for match in matches),
+        tuple(_match(match, job, tasks, seen) for match in matches),
     )
 
 
@@ -347,9 +330,8 @@ def decode_answer(message: Any, batch: Batch) -> Answer | Abort:
     held, results = message["held"], message["results"]
     _check(_is_int(held) and held >= 0, "held is not a count")
     _check(type(results) is list and len(results) == len(batch.jobs), "not one result per job")
-    screeners = [frozenset(task.jobs) for task in batch.tasks]
-    screened = Counter(itertools.chain.from_iterable(task.jobs for task in batch.tasks))
+    screened = batch.tasks.screened(len(batch.jobs))
     return Answer(
-        tuple(_result(raw, job, screeners, screened[job]) for job, raw in enumerate(results)),
+        tuple(_result(raw, job, batch.tasks, screened[job]) for job, raw in enumerate(results)),
         held,
     )

@@ -121,9 +121,10 @@ class Indicators:
     `MAX_READS` of them)."""
 
     def __init__(self) -> None:
-        self.memo: dict[tuple[Any, ...], tuple[Any, str, Any]] = {}
+        self.memo: dict[tuple[Any, ...], tuple[Any, str, Mapping[str, np.ndarray]]] = {}
+        self.labels: dict[tuple[Any, ...], str] = {}
         self.intervals: dict[int, str] = {}
-        self.reads: dict[str, Any] = {}
+        self.reads: dict[str, Mapping[str, np.ndarray]] = {}
         self.namespace: dict[str, Any] = {
             **PLAIN_HELPERS,
             **{name: self._helper(spec) for name, spec in INDICATORS.items()},
@@ -132,6 +133,21 @@ class Indicators:
     def reset(self, frames: Mapping[str, FilterCandles]) -> None:
         self.memo.clear()
         self.intervals = {id(candles): interval for interval, candles in frames.items()}
+
+    def readings(self) -> dict[str, Any]:
+        """What the current filter read, as its signal records it: the latest value of each
+        output (made only for a match, not at every evaluation)."""
+        return {label: _last_values(outputs) for label, outputs in self.reads.items()}
+
+    def _label(self, key: tuple[Any, ...]) -> str:
+        """`1h.rsi(14)`: an indicator reading's name, made once per spelling."""
+        label = self.labels.get(key)
+        if label is None:
+            if len(self.labels) >= MAX_BINDS * len(INDICATORS):
+                self.labels.clear()
+            name, interval, *values = key
+            label = self.labels[key] = f"{interval}.{name}({','.join(str(v) for v in values)})"
+        return label
 
     def _helper(self, spec: IndicatorSpec) -> Callable[..., Any]:
         names = [param.name for param in spec.params]
@@ -162,8 +178,7 @@ class Indicators:
             hit = self.memo.get(key)
             if hit is None:
                 outputs = spec.compute(candles, **bound)
-                label = f"{interval}.{spec.name}({','.join(str(v) for v in bound.values())})"
-                hit = self.memo[key] = (_readonly_result(outputs), label, _last_values(outputs))
+                hit = self.memo[key] = (_readonly_result(outputs), self._label(key), outputs)
             if len(self.reads) < MAX_READS or hit[1] in self.reads:
                 self.reads[hit[1]] = hit[2]
             return hit[0]

@@ -17,8 +17,7 @@ part's run is lost (`FilterOutcome.lost`), for its jobs only.
 from __future__ import annotations
 
 import asyncio
-import bisect
-import functools
+import itertools
 import logging
 import math
 import shutil
@@ -40,9 +39,10 @@ from app.engine.sandbox.jobs import (
     SandboxLimits,
     TickerValues,
 )
-from app.engine.sandbox.messages import Answer, Batch, JobResult, JobSpec, SeriesUpdate, Task
+from app.engine.sandbox.messages import Answer, Batch, JobResult, JobSpec, SeriesUpdate
 from app.engine.sandbox.namespace import sanitize
 from app.engine.sandbox.process import WORKER_MODULE, Crash, WorkerProcess
+from app.engine.sandbox.tasks import TaskBlock, TaskBuilder, Tasks
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,62 @@ class _Part:
     symbol with the jobs that screen it."""
 
     snapshots: dict[tuple[str, str], CandleArrays] = field(default_factory=dict)
-    tasks: list[Task] = field(default_factory=list)
+    tasks: TaskBuilder = field(default_factory=TaskBuilder)
+    built: Tasks | None = None
+
+    @property
+    def columns(self) -> Tasks:
+        """The tasks once the run is partitioned."""
+        if self.built is None:
+            self.built = self.tasks.build()
+        return self.built
+
+
+class _Windows:
+    """What each close of a run sees of each series: (the open time of its last candle, how
+    many candles up to it, where it ends in the snapshot), found for every close of the run
+    at once when the series is first asked for."""
+
+    def __init__(self, closes: Sequence[Close], source: CandleSource, depth: int | None) -> None:
+        self.source = source
+        self.depth = depth
+        self.moments = [close.at for close in closes]
+        self.snapshots: dict[tuple[str, str], CandleArrays] = {}
+        self._times: dict[tuple[str, str], list[int]] = {}
+        self._ends: dict[tuple[str, str], np.ndarray] = {}
+        self._listed: dict[tuple[str, str], list[int]] = {}
+
+    def ends(self, symbol: str, interval: str) -> np.ndarray:
+        """Where the snapshot of the series ends at each close of the run (0: no candle)."""
+        key = (symbol, interval)
+        ends = self._ends.get(key)
+        if ends is None:
+            candles = self.snapshots[key] = self.source.candles(symbol, interval)
+            self._times[key] = candles.time.tolist()
+            ends = self._ends[key] = _ends(candles.time, interval, self.moments)
+            self._listed[key] = ends.tolist()
+        return ends
+
+    def of(self, close: int, symbol: str, interval: str) -> tuple[int, int, int] | None:
+        """(until, rows, end) of the series at the `close`-th close; None when none of its
+        candles had closed by then."""
+        key = (symbol, interval)
+        if key not in self._ends:
+            self.ends(symbol, interval)
+        end = self._listed[key][close]
+        if end == 0:
+            return None
+        return self._times[key][end - 1], end if self.depth is None else min(self.depth, end), end
+
+    def columns(
+        self, symbol: str, interval: str, closes: slice
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(until, rows) of the series at each of `closes`; None when one has no candle."""
+        ends = self.ends(symbol, interval)[closes]
+        if not ends.all():
+            return None
+        until = self.snapshots[(symbol, interval)].time[ends - 1]
+        return until, ends if self.depth is None else np.minimum(ends, self.depth)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,20 +175,17 @@ class FilterSandbox:
         first run does not wait for them; one that fails to start is replaced at its first run."""
         if not self._workers:
             self._empty_root = self._empty_root or tempfile.mkdtemp(prefix="traders-sandbox-")
-            self._workers = await asyncio.to_thread(self._start_workers)
-
-    def _start_workers(self) -> list[WorkerProcess]:
-        workers: list[WorkerProcess] = []
-        try:
-            workers.extend(self._spawn() for _ in range(self.size))
-        except SandboxError:
+            workers: list[WorkerProcess] = []
+            try:
+                workers.extend(self._spawn() for _ in range(self.size))
+            except SandboxError:
+                for worker in workers:
+                    worker.stop(kill=True)
+                raise
+            await asyncio.gather(*(worker.start() for worker in workers))
             for worker in workers:
-                worker.stop(kill=True)
-            raise
-        for worker in workers:
-            worker.start()
-            self._note_isolation(worker)
-        return workers
+                self._note_isolation(worker)
+            self._workers = workers
 
     async def close(self) -> None:
         workers, self._workers = self._workers, []
@@ -194,12 +246,9 @@ class FilterSandbox:
                 )
                 for job in jobs
             )
-            parts = [part for part in self._partition(closes, source, depth) if part[1].tasks]
+            parts = [part for part in self._partition(closes, source, depth) if len(part[1].tasks)]
             gathered = asyncio.gather(
-                *(
-                    asyncio.to_thread(self._run_part, slot, part, source.source_id, specs)
-                    for slot, part in parts
-                ),
+                *(self._run_part(slot, part, source.source_id, specs) for slot, part in parts),
                 return_exceptions=True,
             )
             try:
@@ -221,62 +270,124 @@ class FilterSandbox:
         """Drop every replica of `source_id` (a backtest that ended), in the engine and the
         workers; a later run of that source ships its candles again."""
         async with self._lock:
-            forget = functools.partial(WorkerProcess.forget, source=source_id)
-            await asyncio.to_thread(_each, list(self._workers), forget)
+            await asyncio.gather(*(worker.forget(source_id) for worker in self._workers))
 
     def _partition(
         self, closes: Sequence[Close], source: CandleSource, depth: int | None
     ) -> list[tuple[int, _Part]]:
+        """Each worker's part of a run. Closes in a row with the same jobs (a batch screened
+        ahead) are added as columns, all their tasks at once; a close whose symbols do not
+        all have candles and tickers yet is added symbol by symbol."""
         parts = [_Part() for _ in range(self.size)]
-        series: dict[tuple[str, str], CandleArrays] = {}
-        times: dict[tuple[str, str], list[int]] = {}  # each snapshot's open times, as ints
-        base = 0
-        for close in closes:
-            by_symbol: dict[str, list[int]] = {}
-            for index, job in enumerate(close.jobs, base):
-                for symbol in job.symbols:
-                    by_symbol.setdefault(symbol, []).append(index)
-            for symbol in sorted(by_symbol):
-                windows: dict[str, tuple[int, int] | None] = {}
-                job_indexes = []
-                for index in by_symbol[symbol]:
-                    missing = False
-                    job = close.jobs[index - base]
-                    for interval in job.timeframes:
-                        if interval not in windows:
-                            key = (symbol, interval)
-                            if key not in series:
-                                series[key] = source.candles(symbol, interval)
-                                times[key] = series[key].time.tolist()
-                            windows[interval] = _window(times[key], interval, close.at, depth)
-                        missing = missing or windows[interval] is None
-                    if not missing:
-                        job_indexes.append(index)
-                if not job_indexes:
-                    continue
-                part = parts[self._slot(symbol)]
-                seen = {i: w for i, w in windows.items() if w is not None}
-                for interval in seen:
-                    if (symbol, interval) not in part.snapshots:
-                        part.snapshots[(symbol, interval)] = series[(symbol, interval)]
-                ticker = close.tickers.get(symbol)
-                if ticker is None:
-                    first = close.jobs[job_indexes[0] - base].interval
-                    last = series[(symbol, first)].close[seen[first][1] - 1]
-                    ticker = TickerValues(float(last), math.nan, math.nan)
-                part.tasks.append(
-                    Task(
-                        symbol,
-                        ticker,
-                        tuple(job_indexes),
-                        tuple(
-                            (i, times[(symbol, i)][end - 1], rows)
-                            for i, (rows, end) in seen.items()
-                        ),
-                    )
-                )
-            base += len(close.jobs)
+        found = _Windows(closes, source, depth)
+        shapes = [tuple((job.symbols, job.timeframes) for job in close.jobs) for close in closes]
+        bases = [0, *itertools.accumulate(len(close.jobs) for close in closes)]
+        plans: dict[tuple[tuple[tuple[str, ...], frozenset[str]], ...], _Plan] = {}
+        first = 0
+        while first < len(closes):
+            last = first + 1
+            while last < len(closes) and shapes[last] == shapes[first]:
+                last += 1
+            plan = plans.get(shapes[first])
+            if plan is None:
+                plan = plans[shapes[first]] = _plan(closes[first].jobs)
+            if not self._add_block(parts, found, closes, slice(first, last), bases, plan):
+                for number in range(first, last):
+                    self._add_close(parts, found, closes[number], number, bases[number], plan)
+            first = last
         return list(enumerate(parts))
+
+    def _add_block(
+        self,
+        parts: list[_Part],
+        found: _Windows,
+        closes: Sequence[Close],
+        numbers: slice,
+        bases: list[int],
+        plan: _Plan,
+    ) -> bool:
+        """The tasks of the closes `numbers` (of one plan), each part's as columns; False,
+        adding nothing, when a series has no candle or a symbol no ticker at one of them."""
+        windows = {}
+        for symbol, _, intervals in plan:
+            for interval in intervals:
+                columns = found.columns(symbol, interval, numbers)
+                if columns is None:
+                    return False
+                windows[(symbol, interval)] = columns
+        try:
+            tickers = np.array(
+                [
+                    [_figures(close.tickers[symbol]) for symbol, _, _ in plan]
+                    for close in closes[numbers]
+                ],
+                dtype=np.float64,
+            )
+        except KeyError:
+            return False
+        count = len(tickers)
+        job_bases = np.array(bases[numbers], dtype=np.int64)
+        of_slot: dict[int, list[int]] = {}
+        for entry, (symbol, _, _) in enumerate(plan):
+            of_slot.setdefault(self._slot(symbol), []).append(entry)
+        for slot, entries in of_slot.items():
+            part = parts[slot]
+            read_intervals = sorted({i for entry in entries for i in plan[entry][2]})
+            positions = [position for entry in entries for position in plan[entry][1]]
+            read = [(plan[entry][0], i) for entry in entries for i in plan[entry][2]]
+            for key in read:
+                if key not in part.snapshots:
+                    part.snapshots[key] = found.snapshots[key]
+            part.tasks.add_block(
+                [plan[entry][0] for entry in entries],
+                read_intervals,
+                TaskBlock(
+                    np.tile(np.arange(len(entries)), count),
+                    tickers[:, entries, :].reshape(-1, 3),
+                    np.tile([len(plan[entry][1]) for entry in entries], count),
+                    (np.array(positions, dtype=np.int64) + job_bases[:, None]).ravel(),
+                    np.tile([len(plan[entry][2]) for entry in entries], count),
+                    np.tile([read_intervals.index(i) for _, i in read], count),
+                    np.column_stack([windows[key][0] for key in read]).ravel(),
+                    np.column_stack([windows[key][1] for key in read]).ravel(),
+                ),
+            )
+        return True
+
+    def _add_close(
+        self,
+        parts: list[_Part],
+        found: _Windows,
+        close: Close,
+        number: int,
+        base: int,
+        plan: _Plan,
+    ) -> None:
+        """The tasks of one close, symbol by symbol."""
+        for symbol, positions, intervals in plan:
+            windows = [found.of(number, symbol, interval) for interval in intervals]
+            if None in windows:  # a series with no candle yet: the jobs reading it wait
+                missing = {i for i, w in zip(intervals, windows, strict=True) if w is None}
+                positions = [p for p in positions if not close.jobs[p].timeframes & missing]
+                if not positions:
+                    continue
+            seen = [(i, w) for i, w in zip(intervals, windows, strict=True) if w is not None]
+            part = parts[self._slot(symbol)]
+            for interval, _ in seen:
+                if (symbol, interval) not in part.snapshots:
+                    part.snapshots[(symbol, interval)] = found.snapshots[(symbol, interval)]
+            ticker = close.tickers.get(symbol)
+            if ticker is None:
+                first = close.jobs[positions[0]].interval
+                end = next(window[2] for interval, window in seen if interval == first)
+                last = found.snapshots[(symbol, first)].close[end - 1]
+                ticker = TickerValues(float(last), math.nan, math.nan)
+            part.tasks.add(
+                symbol,
+                ticker,
+                [base + position for position in positions],
+                [(interval, until, rows) for interval, (until, rows, _) in seen],
+            )
 
     def _batch(
         self,
@@ -291,28 +402,17 @@ class FilterSandbox:
             sent = worker.sent.get((source_id, symbol, interval), -1)
             start = int(candles.time.searchsorted(sent, side="right"))
             if start < len(candles.time):
-                values = np.vstack(
-                    (
-                        candles.open[start:],
-                        candles.high[start:],
-                        candles.low[start:],
-                        candles.close[start:],
-                        candles.volume[start:],
-                    )
-                )
+                values = np.empty((5, len(candles.time) - start))
+                for row, column in enumerate(
+                    (candles.open, candles.high, candles.low, candles.close, candles.volume)
+                ):
+                    values[row] = column[start:]
                 updates.append(
                     SeriesUpdate(symbol, interval, candles.time[start:], values, len(candles.time))
                 )
-        skipped = set(skip)
-        tasks = tuple(
-            Task(task.symbol, task.ticker, tuple(i for i in task.jobs if i not in skipped))
-            if skipped
-            else task
-            for task in part.tasks
-        )
-        return Batch(source_id, tuple(updates), specs, tasks)
+        return Batch(source_id, tuple(updates), specs, part.columns.without(set(skip)))
 
-    def _run_part(
+    async def _run_part(
         self, slot: int, part: _Part, source_id: str, specs: tuple[JobSpec, ...]
     ) -> _PartResult:
         """Run one worker's share; on a crash blame the job, replace the worker, go again.
@@ -326,7 +426,7 @@ class FilterSandbox:
             worker = self._workers[slot]
             batch = self._batch(worker, part, source_id, specs, crashed)
             rows_sent += sum(len(update.time) for update in batch.updates)
-            answer = worker.call(batch)
+            answer = await worker.call(batch)
             if isinstance(answer, Answer):
                 for (symbol, interval), candles in part.snapshots.items():
                     key = (source_id, symbol, interval)
@@ -356,15 +456,34 @@ def _each(workers: Iterable[WorkerProcess], action: Callable[[WorkerProcess], No
         action(worker)
 
 
-def _window(
-    times: list[int], interval: str, at: int | None, depth: int | None
-) -> tuple[int, int] | None:
-    """(rows, end) of the snapshot (its open times) a close at `at` sees (all of it when
-    None): the candles closed by then, at most `depth` of them; None when there are none."""
-    end = len(times) if at is None else bisect.bisect_right(times, at - interval_ms(interval))
-    if end == 0:
-        return None
-    return (end if depth is None else min(depth, end)), end
+_Plan = list[tuple[str, list[int], tuple[str, ...]]]
+
+
+def _figures(ticker: TickerValues) -> tuple[float, float, float]:
+    return ticker.last, ticker.change_pct, ticker.quote_volume
+
+
+def _plan(jobs: Sequence[FilterJob]) -> _Plan:
+    """Each symbol of a close's jobs, sorted, with the jobs that screen it (their positions)
+    and every interval they read: the same for every close of a batch screened ahead."""
+    by_symbol: dict[str, list[int]] = {}
+    for position, job in enumerate(jobs):
+        for symbol in job.symbols:
+            by_symbol.setdefault(symbol, []).append(position)
+    plan = []
+    for symbol in sorted(by_symbol):
+        intervals: dict[str, None] = {}
+        for position in by_symbol[symbol]:
+            intervals |= dict.fromkeys(jobs[position].timeframes)
+        plan.append((symbol, by_symbol[symbol], tuple(intervals)))
+    return plan
+
+
+def _ends(times: np.ndarray, interval: str, moments: Sequence[int | None]) -> np.ndarray:
+    """Where the snapshot (its open times) ends for a close at each of `moments`: after the
+    candles closed by then (all of it for None)."""
+    opened_by = [2**62 if at is None else at - interval_ms(interval) for at in moments]
+    return np.searchsorted(times, opened_by, side="right").astype(np.int64)
 
 
 def _merge(
@@ -381,9 +500,8 @@ def _merge(
             failures[index] = failures[index] or crash.reason
             spent[index] += crash.spent
         if result.lost is not None:
-            for task in part.tasks:
-                for index in task.jobs:
-                    lost[index] = lost[index] or f"the sandbox lost this run: {result.lost}"
+            for index in part.columns.job_indexes():
+                lost[index] = lost[index] or f"the sandbox lost this run: {result.lost}"
         for index, job_result in enumerate(result.results):
             if job_result.failure is not None:
                 failures[index] = failures[index] or sanitize(job_result.failure)
@@ -391,7 +509,7 @@ def _merge(
             spent[index] += job_result.spent
             interval = jobs[index].interval
             for match in job_result.matches:
-                task = part.tasks[match.task]
+                task = part.columns[match.task]
                 candles = part.snapshots[(task.symbol, interval)]
                 until = next(time for each, time, _ in task.windows if each == interval)
                 last = int(candles.time.searchsorted(until, side="right")) - 1

@@ -150,28 +150,29 @@ class WorkerProcess:
         finally:
             theirs.close()
             os.close(progress_fd)
-        ours.settimeout(POLL_SECONDS)
+        ours.setblocking(False)
         self.sock = ours
         self.sent: dict[tuple[str, str, str], int] = {}
         self.held = 0
         self.ready: Ready | None = None
 
-    def start(self) -> Ready | Crash | Violation:
+    async def start(self) -> Ready | Crash | Violation:
         """Wait for the worker's first message (its imports take a while)."""
         if self.ready is not None:
             return self.ready
         wait = _Watchdog(self, STARTUP_SECONDS, time.monotonic() + STARTUP_SECONDS)
         try:
-            self.ready = decode_ready(wire.receive(self.sock, MAX_ANSWER_BYTES, wait))
+            answer = await wire.receive(self.sock, MAX_ANSWER_BYTES, wait, POLL_SECONDS)
+            self.ready = decode_ready(answer)
         except (_Lost, EOFError, OSError):
             return self._crash(None, wait, killed=False, reason="worker did not start")
         except (wire.FrameError, ProtocolViolation) as exc:
             return self._violation(exc)
         return self.ready
 
-    def call(self, batch: Batch) -> Answer | Crash | Violation:
+    async def call(self, batch: Batch) -> Answer | Crash | Violation:
         """Send one batch and wait for its answer while the worker keeps making progress."""
-        started = self.start()
+        started = await self.start()
         if not isinstance(started, Ready):
             return started
         self.progress[JOB] = -1
@@ -180,8 +181,9 @@ class WorkerProcess:
         wait = _Watchdog(self, stall, deadline)
         message, arrays = batch_message(batch)
         try:
-            wire.send(self.sock, wire.frame(message, arrays), wait)
-            answer = decode_answer(wire.receive(self.sock, MAX_ANSWER_BYTES, wait), batch)
+            await wire.send(self.sock, wire.frame(message, arrays), wait, POLL_SECONDS)
+            received = await wire.receive(self.sock, MAX_ANSWER_BYTES, wait, POLL_SECONDS)
+            answer = decode_answer(received, batch)
         except _Lost as lost:
             return self._crash(batch, wait, lost.killed, lost.reason)
         except (EOFError, OSError):
@@ -193,14 +195,15 @@ class WorkerProcess:
         self.held = answer.held
         return answer
 
-    def forget(self, source: str) -> None:
+    async def forget(self, source: str) -> None:
         """Drop the bookkeeping of `source` and tell the worker to drop its replicas."""
         self.sent = {key: time for key, time in self.sent.items() if key[0] != source}
         if self.ready is None or self.process.poll() is not None:
             return
         wait = _Watchdog(self, self.limits.eval_seconds + self.limits.grace_seconds, math.inf)
         with contextlib.suppress(_Lost, OSError):
-            wire.send(self.sock, wire.frame(forget_message(Forget(source))), wait)
+            frame = wire.frame(forget_message(Forget(source)))
+            await wire.send(self.sock, frame, wait, POLL_SECONDS)
 
     def _violation(self, exc: Exception) -> Violation:
         self.stop(kill=True)
@@ -214,7 +217,7 @@ class WorkerProcess:
         job_index = int(self.progress[JOB])
         self.stop(kill=True)
         reason = reason or crash_reason(self.process.returncode, killed)
-        if batch is None or not any(job_index in task.jobs for task in batch.tasks):
+        if batch is None or job_index not in batch.tasks.job_indexes():
             return Crash(-1, reason)
         return Crash(job_index, reason, time.monotonic() - wait.moved)
 

@@ -5,14 +5,18 @@ document, then the binary part: numpy arrays laid end to end, which the JSON des
 Only the engine sends binary parts (candle rows); a worker's frames are JSON alone.
 
 The engine reads a worker's frames with `receive` (never `pickle`, never a blocking read
-without a watchdog): the socket has a short timeout, and between reads `wait` is called,
-which raises when the worker has died or stalled, so a worker that sends half a frame and
-hangs is treated like a stuck one. A header announcing more than the limit is refused
-before anything else is read. JSON is parsed strictly: no NaN or Infinity.
+without a watchdog) and writes with `send`, on the event loop: the socket is non-blocking,
+and whenever it has nothing to read (or no room to write) `wait` is called, which raises
+when the worker has died or stalled, before the loop waits for the socket at most `poll`
+seconds; so a worker that sends half a frame and hangs is treated like a stuck one, and no
+thread waits on a worker (a thread that wakes to read an answer takes the interpreter lock
+from the engine's stages). A header announcing more than the limit is refused before
+anything else is read. JSON is parsed strictly: no NaN or Infinity.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import struct
@@ -68,24 +72,53 @@ def read_frame(sock: socket.socket) -> tuple[Any, memoryview]:
     return json.loads(bytes(document)), binary
 
 
-def send(sock: socket.socket, data: bytes, wait: Callable[[], None]) -> None:
-    """Send all of `data` on a socket with a timeout, calling `wait` whenever it blocks."""
+async def _ready(sock: socket.socket, writing: bool, poll: float) -> None:
+    """Until `sock` can be written (read), or `poll` seconds have passed."""
+    loop = asyncio.get_running_loop()
+    woken = loop.create_future()
+
+    def wake() -> None:
+        if not woken.done():
+            woken.set_result(None)
+
+    fd = sock.fileno()
+    if writing:
+        loop.add_writer(fd, wake)
+    else:
+        loop.add_reader(fd, wake)
+    timer = loop.call_later(poll, wake)
+    try:
+        await woken
+    finally:
+        timer.cancel()
+        if writing:
+            loop.remove_writer(fd)
+        else:
+            loop.remove_reader(fd)
+
+
+async def send(sock: socket.socket, data: bytes, wait: Callable[[], None], poll: float) -> None:
+    """Send all of `data` on a non-blocking socket, calling `wait` whenever it is full."""
     view = memoryview(data)
     while view:
         try:
             view = view[sock.send(view) :]
-        except TimeoutError:
+        except BlockingIOError:
             wait()
+            await _ready(sock, True, poll)
 
 
-def _receive_exactly(sock: socket.socket, size: int, wait: Callable[[], None]) -> memoryview:
+async def _receive_exactly(
+    sock: socket.socket, size: int, wait: Callable[[], None], poll: float
+) -> memoryview:
     buffer = memoryview(bytearray(size))
     read = 0
     while read < size:
         try:
             count = sock.recv_into(buffer[read:])
-        except TimeoutError:
+        except BlockingIOError:
             wait()
+            await _ready(sock, False, poll)
             continue
         if not count:
             raise EOFError
@@ -93,11 +126,12 @@ def _receive_exactly(sock: socket.socket, size: int, wait: Callable[[], None]) -
     return buffer
 
 
-def receive(sock: socket.socket, limit: int, wait: Callable[[], None]) -> Any:
+async def receive(sock: socket.socket, limit: int, wait: Callable[[], None], poll: float) -> Any:
     """The next frame from a worker (untrusted): JSON of at most `limit` bytes, no binary."""
-    document_size, binary_size = HEADER.unpack(_receive_exactly(sock, HEADER.size, wait))
+    header = await _receive_exactly(sock, HEADER.size, wait, poll)
+    document_size, binary_size = HEADER.unpack(header)
     if binary_size:
         raise FrameError("a worker's frame has a binary part")
     if document_size > limit:
         raise FrameError(f"frame of {document_size} bytes is over the limit of {limit}")
-    return parse_json(_receive_exactly(sock, document_size, wait))
+    return parse_json(await _receive_exactly(sock, document_size, wait, poll))

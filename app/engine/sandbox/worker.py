@@ -20,6 +20,7 @@ It starts, imports and warms up numpy and the indicators, isolates itself (see
 from __future__ import annotations
 
 import gc
+import math
 import os
 import resource
 import signal
@@ -49,7 +50,6 @@ from app.engine.sandbox.messages import (
     MatchRecord,
     Ready,
     SeriesUpdate,
-    Task,
     WorkerConfig,
     answer_message,
     decode_engine_message,
@@ -67,6 +67,7 @@ from app.engine.sandbox.namespace import (
     warm_up,
 )
 from app.engine.sandbox.progress import BEAT, JOB, progress_view
+from app.engine.sandbox.tasks import Task
 
 MAX_COMPILED = 1000
 
@@ -74,15 +75,39 @@ Interpreted = tuple[bool, Side, float | None]
 
 
 class Alarm:
-    """SIGALRM raises only while a filter runs, so the worker's own code is never interrupted."""
+    """SIGALRM raises only while a filter runs past its deadline, so the worker's own code is
+    never interrupted.
+
+    Setting the timer is a system call, two per evaluation were a sixth of a worker's time
+    in a backtest, so it is set only when no pending one fires by the deadline of the
+    evaluation starting. Deadlines only move on (each evaluation starts after the last), so
+    a pending timer fires early, if anything: it then sets itself again for what is left of
+    the running evaluation's time, or does nothing between evaluations."""
 
     armed = False
+    deadline = 0.0  # when the running evaluation's time is up (perf_counter)
+    fires_at = math.inf  # when the pending timer fires; inf: none is pending
+
+    @classmethod
+    def start(cls, allowed: float) -> None:
+        cls.deadline = time.perf_counter() + allowed
+        if cls.fires_at > cls.deadline:
+            signal.setitimer(signal.ITIMER_REAL, allowed)
+            cls.fires_at = cls.deadline
+        cls.armed = True
 
     @classmethod
     def handler(cls, signum: int, frame: object) -> None:
-        if cls.armed:
-            cls.armed = False
-            raise FilterTimeout
+        cls.fires_at = math.inf
+        if not cls.armed:
+            return
+        left = cls.deadline - time.perf_counter()
+        if left > 0:
+            signal.setitimer(signal.ITIMER_REAL, left)
+            cls.fires_at = cls.deadline
+            return
+        cls.armed = False
+        raise FilterTimeout
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -268,7 +293,8 @@ class WorkerState:
                     else failure
                 )
             elif result is not None and result[0]:
-                run.matches.append(MatchRecord(task_index, result[1], result[2], dict(reads)))
+                readings = self.indicators.readings()
+                run.matches.append(MatchRecord(task_index, result[1], result[2], readings))
             reads.clear()
 
 
@@ -278,16 +304,13 @@ def _evaluate(
     """Run one evaluation under the timer: its reading, or why it failed. Nothing it built
     outlives this call (no exception, traceback or return value is kept)."""
     try:
-        Alarm.armed = True
-        signal.setitimer(signal.ITIMER_REAL, allowed)
+        Alarm.start(allowed)
         interpreted = interpret(function(*arguments))
         Alarm.armed = False
         return interpreted, None
     except BaseException as exc:  # untrusted code: anything it raises is its failure
         Alarm.armed = False
         return None, describe(exc)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 @dataclass(slots=True)
