@@ -64,7 +64,6 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
                 started.push_async_callback(runtime.llm.close)
             runtime.backtests = BacktestRunner(runtime.bus, settings.backtest_concurrency)
             started.push_async_callback(runtime.backtests.close)
-            await runtime.backtests.start()
             if settings.engine == "embedded":
                 engine = await started.enter_async_context(engine_running(runtime))
                 logger.info("engine embedded; market data source: %s", engine.market.source)

@@ -557,9 +557,6 @@ class Backtest(Model):
     created_at = fields.DatetimeField()
     started_at = fields.DatetimeField(null=True)
     finished_at = fields.DatetimeField(null=True)
-    # When the API process that queues or runs it last said so; a live run whose process
-    # stopped saying so (it crashed) is failed by whichever process notices.
-    heartbeat_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "backtests"

@@ -7,16 +7,11 @@ screening and never touches the live tables. `BacktestRunner` holds the processe
 API process, at most `backtest_concurrency` at once (the others wait `queued`); it records
 their progress on the row and publishes it (`EventType.BACKTEST`) for `backtestProgress`.
 
-Each runner vouches for its queued and running runs every `HEARTBEAT_SECONDS`
-(`heartbeat_at`); a live run nobody vouched for within `LEASE_SECONDS` belonged to a
-process that stopped without ending it (a crash, a kill), and the first runner to notice,
-at its start or at a heartbeat, fails it with that reason, so no run stays "running"
-forever. Each worker leads a process group of its own, so ending a run ends its sandbox
-workers with it. Cancelling marks the row `cancelled` first (only a queued or running run
-can be), then ends the worker if it runs here. A worker run by another API process notices
-at its next progress report, which is conditional on the row still running: either way it
-stops within a fraction of a second. A run that fails ends `failed` with its reason, never
-the server.
+Each worker leads a process group of its own, so ending a run ends its sandbox workers
+with it. Cancelling marks the row `cancelled` first (only a queued or running run can be), then ends
+the worker if it runs here. A worker run by another API process notices at its next
+progress report, which is conditional on the row still running: either way it stops within
+a fraction of a second. A run that fails ends `failed` with its reason, never the server.
 """
 
 from __future__ import annotations
@@ -34,12 +29,10 @@ import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-
-from tortoise.expressions import Q
 
 from app.core.events import Event, EventBus, EventType
 from app.db import models
@@ -59,8 +52,6 @@ log = logging.getLogger(__name__)
 WORKER = (sys.executable, "-m", "app.engine.backtest.process")
 LIVE = (BacktestStatus.QUEUED, BacktestStatus.RUNNING)
 RESULT_LINE_LIMIT = 1 << 30  # the result document is one line of the worker's output
-HEARTBEAT_SECONDS = 10.0
-LEASE_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,57 +110,12 @@ def backtest_event(run: models.Backtest) -> Event:
 class BacktestRunner:
     """The worker processes of this API process's runs."""
 
-    def __init__(
-        self,
-        bus: EventBus,
-        concurrency: int = 1,
-        worker: Sequence[str] = WORKER,
-        *,
-        heartbeat_seconds: float = HEARTBEAT_SECONDS,
-        lease_seconds: float = LEASE_SECONDS,
-    ) -> None:
+    def __init__(self, bus: EventBus, concurrency: int = 1, worker: Sequence[str] = WORKER) -> None:
         self.bus = bus
         self.worker = tuple(worker)
-        self.heartbeat_seconds = heartbeat_seconds
-        self.lease_seconds = lease_seconds
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
-        self._heart: asyncio.Task[None] | None = None
         self.processes: dict[uuid.UUID, asyncio.subprocess.Process] = {}
-
-    async def start(self) -> None:
-        """Fail the runs whose process stopped (a crash leaves them queued or running
-        forever otherwise), then keep this process's own runs alive."""
-        await self.expire()
-        self._heart = asyncio.create_task(self._beat(), name="backtest heartbeat")
-
-    async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat_seconds)
-            try:
-                if self._tasks:
-                    await models.Backtest.filter(id__in=list(self._tasks), status__in=LIVE).update(
-                        heartbeat_at=_now()
-                    )
-                await self.expire()
-            except Exception:
-                log.exception("the backtest heartbeat failed; it beats again")
-
-    async def expire(self) -> int:
-        """Fail every queued or running run that no process has vouched for within the
-        lease; how many."""
-        since = _now() - timedelta(seconds=self.lease_seconds)
-        stale = await models.Backtest.filter(
-            Q(heartbeat_at=None) | Q(heartbeat_at__lt=since), status__in=LIVE
-        ).values_list("id", "heartbeat_at")
-        expired = 0
-        for run_id, heard in stale:
-            at = "never" if heard is None else f"not since {heard:%Y-%m-%d %H:%M:%S} UTC"
-            reason = f"the server running it stopped (heard from {at})"
-            if await _finish(run_id, BacktestStatus.FAILED, reason):
-                expired += 1
-                await self._publish(run_id)
-        return expired
 
     def submit(
         self, run: models.Backtest, request: BacktestRequest, scratch: Path | None = None
@@ -193,10 +139,6 @@ class BacktestRunner:
 
     async def close(self) -> None:
         """End every run of this process: they are marked cancelled, the server stopped."""
-        if self._heart is not None:
-            self._heart.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heart
         for run_id in list(self._tasks):
             await _finish(run_id, BacktestStatus.CANCELLED, "the server stopped")
             self.stop(run_id)
@@ -370,8 +312,7 @@ class BacktestManager:
             owner_id=owner.id,
             trader_id=trader_id,
             request=json.loads(request.to_json()),
-            created_at=(now := _now()),
-            heartbeat_at=now,
+            created_at=_now(),
         )
         self.runner.submit(run, request, scratch)
         return run
