@@ -29,6 +29,7 @@ from tests.events.live import (
     engine_server,
     first_event,
     next_result,
+    subscribed,
     transport,
 )
 
@@ -109,11 +110,11 @@ async def test_candles_and_tickers_stream_from_the_embedded_engine(
 ) -> None:
     _, token = await create_user("alice")
 
-    async with session_client(embedded, protocol, token) as session:
-        candles = session.subscribe(
-            GraphQLRequest(CANDLES, variable_values={"symbol": "BTC/USDT", "interval": "1m"})
-        )
-        tickers = session.subscribe(GraphQLRequest(TICKERS, variable_values={"symbols": WANTED}))
+    async with (
+        session_client(embedded, protocol, token) as session,
+        subscribed(session, CANDLES, symbol="BTC/USDT", interval="1m") as candles,
+        subscribed(session, TICKERS, symbols=WANTED) as tickers,
+    ):
         first = (await next_result(candles))["candles"]
         second = (await next_result(candles))["candles"]
         seen_tickers = await tickers_until_all_seen(tickers)
@@ -139,19 +140,19 @@ async def test_candles_and_tickers_reach_an_api_process_through_redis(
         feed.step(store)
         await asyncio.sleep(0)
 
-    async with session_client(api_only, protocol, token) as session:
-        candles = session.subscribe(
-            GraphQLRequest(CANDLES, variable_values={"symbol": "ETH/USDT", "interval": "1m"})
-        )
+    async with (
+        session_client(api_only, protocol, token) as session,
+        subscribed(session, CANDLES, symbol="ETH/USDT", interval="1m") as candles,
+    ):
         first = (await first_event(candles, close_a_candle))["candles"]
-        tickers = session.subscribe(GraphQLRequest(TICKERS, variable_values={"symbols": WANTED}))
-        pending = asyncio.ensure_future(tickers_until_all_seen(tickers))
-        for _ in range(50):
-            await close_a_candle()
-            done, _ = await asyncio.wait({pending}, timeout=0.2)
-            if done:
-                break
-        seen_tickers = await asyncio.wait_for(pending, TIMEOUT)
+        async with subscribed(session, TICKERS, symbols=WANTED) as tickers:
+            pending = asyncio.ensure_future(tickers_until_all_seen(tickers))
+            for _ in range(50):
+                await close_a_candle()
+                done, _ = await asyncio.wait({pending}, timeout=0.2)
+                if done:
+                    break
+            seen_tickers = await asyncio.wait_for(pending, TIMEOUT)
 
     opened = int(datetime.fromisoformat(first["time"]).timestamp() * 1000)
     [row] = [row for row in store.candles("ETH/USDT", "1m").rows() if int(row[0]) == opened]
