@@ -10,10 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gql import Client, GraphQLRequest
+from gql import Client
 
 from app.services.users import create_user
-from tests.events.live import TIMEOUT, ApiServer, engine_server, first_event, transport
+from tests.events.live import (
+    TIMEOUT,
+    ApiServer,
+    engine_server,
+    first_event,
+    subscribed,
+    transport,
+)
 
 SIGNALS = "subscription { signalEvents { traderId symbol interval price } }"
 STATUS = "subscription { traderStatus { traderId enabled } }"
@@ -46,10 +53,12 @@ async def test_an_enabled_traders_match_reaches_its_owner_live(server: ApiServer
         transport=transport(server.ws_url, "graphql-transport-ws", {"token": token}),
         execute_timeout=TIMEOUT,
     )
-    async with client as session:
-        signals = session.subscribe(GraphQLRequest(SIGNALS))
+    async with (
+        client as session,
+        subscribed(session, SIGNALS) as signals,
+        subscribed(session, STATUS) as statuses,
+    ):
         signal_pending = asyncio.ensure_future(anext(signals))
-        statuses = session.subscribe(GraphQLRequest(STATUS))
 
         async def toggle() -> None:
             await server.graphql(token, ENABLE, id=trader_id, on=False)

@@ -28,6 +28,7 @@ from app.api.enums import (
 from app.api.pagination import Connection, check_first, page_of
 from app.db import models
 from app.domain.metrics import Metrics as DomainMetrics
+from app.domain.signal_lifecycle import changes_made_by
 from app.services.reads import TraderMetrics
 
 Info = strawberry.Info[Context, None]
@@ -211,7 +212,9 @@ class Signal:
     @strawberry.field(description="Every status change, oldest first, with its reason")
     async def transitions(self, info: Info) -> list[SignalTransition]:
         rows = await info.context.loaders.transitions.load(uuid.UUID(self.id))
-        return [SignalTransition.from_model(row) for row in rows]
+        # Read after the signal: a change that landed since is not part of the signal shown.
+        made = changes_made_by(self.status, [row.from_status for row in rows])
+        return [SignalTransition.from_model(row) for row in rows[:made]]
 
     @strawberry.field(description="The trade entered for this signal, if any")
     async def trade(self, info: Info) -> Annotated[Trade, strawberry.lazy("app.api.types")] | None:

@@ -31,6 +31,23 @@ log = logging.getLogger(__name__)
 DEFAULT_CHANNEL = "traders:events"
 
 
+def _cancel_requests() -> int:
+    task = asyncio.current_task()
+    return 0 if task is None else task.cancelling()
+
+
+def _raise_a_lost_cancellation(cancel_requests: int) -> None:
+    """Raise the cancellation redis-py swallowed since the task had `cancel_requests`.
+
+    redis-py's connections call `asyncio.wait_for` themselves (a command under a socket
+    timeout, the handshake of a new connection), which on Python 3.11 drops a cancellation
+    arriving as the call completes: a task cancelled at that moment, the market publisher
+    or the subscription reader, then never stopped. The request still counts on the task.
+    """
+    if _cancel_requests() > cancel_requests:
+        raise asyncio.CancelledError
+
+
 class RedisEventBus:
     """Publishes to a Redis channel and fans the channel out to this process's listeners.
 
@@ -104,8 +121,10 @@ class RedisEventBus:
         """Send the event to every process; a failure is logged and counted, never raised.
 
         Any exception is caught, not only Redis errors: the caller's change is committed
-        and must be reported as done whatever went wrong with the notification.
+        and must be reported as done whatever went wrong with the notification. A
+        cancellation is not: it is raised, also one that redis-py swallowed.
         """
+        cancel_requests = _cancel_requests()
         try:
             if self._publisher is None:
                 raise RuntimeError("the event bus is not started")
@@ -119,11 +138,12 @@ class RedisEventBus:
             level = logging.DEBUG if self._failing else logging.WARNING
             log.log(level, "event %s (%s) not published: %r", event.id, event.type, exc)
             self._failing = True
-            return
-        self.published += 1
-        if self._failing:
-            self._failing = False
-            log.info("event publishing recovered after %d failures", self.publish_failures)
+        else:
+            self.published += 1
+            if self._failing:
+                self._failing = False
+                log.info("event publishing recovered after %d failures", self.publish_failures)
+        _raise_a_lost_cancellation(cancel_requests)
 
     def listen(
         self, owner_id: int | None, types: Iterable[str], trader_id: str | None = None
@@ -132,9 +152,11 @@ class RedisEventBus:
 
     async def _read_forever(self) -> None:
         failures = 0
+        cancel_requests = _cancel_requests()
         while True:
+            _raise_a_lost_cancellation(cancel_requests)
             try:
-                await self._read_subscription()
+                await self._read_subscription(cancel_requests)
             except Exception as exc:
                 if self._subscribed.is_set():
                     self._subscribed.clear()
@@ -147,7 +169,7 @@ class RedisEventBus:
                 failures += 1
                 await asyncio.sleep(delay)
 
-    async def _read_subscription(self) -> None:
+    async def _read_subscription(self, cancel_requests: int) -> None:
         """Subscribe and feed the broadcaster until the connection fails (it never returns).
 
         The subscription counts as up only once Redis confirms it, so that an event
@@ -164,6 +186,7 @@ class RedisEventBus:
             async with client.pubsub() as pubsub:
                 await pubsub.subscribe(self.channel)
                 while True:
+                    _raise_a_lost_cancellation(cancel_requests)
                     message = await pubsub.get_message(timeout=self._health_check_interval)
                     if message is not None:
                         self._handle(message)

@@ -10,6 +10,8 @@ risk refuses it). The statuses that are not listed as a source are final.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from app.domain.decision import Decision, DecisionAction
 from app.domain.enums import SignalStatus
 
@@ -52,6 +54,21 @@ def check_transition(source: SignalStatus, target: SignalStatus) -> None:
     """Raise `InvalidTransitionError` unless `source -> target` is a move of the lifecycle."""
     if not can_transition(source, target):
         raise InvalidTransitionError(source, target)
+
+
+def changes_made_by(status: SignalStatus, sources: Sequence[SignalStatus]) -> int:
+    """How many of a signal's status changes (their source statuses, oldest first) it had
+    made when it had `status`.
+
+    No move of the lifecycle returns to a status it left, so the changes made later are
+    exactly those from `status` on. A reader that got the signal in one query and its
+    changes in a later one (as a GraphQL field of the signal does) keeps the first ones
+    only, and never shows a status together with a change out of it.
+    """
+    for index, source in enumerate(sources):
+        if source == status:
+            return index
+    return len(sources)
 
 
 def status_after(decision: Decision) -> tuple[SignalStatus, str]:

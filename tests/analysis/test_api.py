@@ -4,7 +4,7 @@ templates, a signal's analyses and history, decision quality and model usage."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,6 +23,7 @@ from app.domain.decision_quality import Label, Outcome
 from app.domain.enums import Side, SignalStatus
 from app.domain.signal import Signal
 from app.engine.clock import to_ms
+from app.services import analysis
 from app.services.repositories.decisions import DbDecisionRepository
 from app.services.repositories.signals import DbSignalRepository
 from app.services.users import create_user
@@ -280,6 +281,31 @@ async def test_a_signal_shows_its_analysis_decisions_and_history(offline: Caller
         ("NEW", "WATCHING", "watch"),
         ("WATCHING", "READY", "enter"),
     ]
+
+
+async def test_a_move_landing_between_a_signals_reads_is_not_shown_with_the_old_status(
+    offline: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal's row and its transitions are read by two queries of one request; the
+    analyzer's move (here made to land between them, through the real repository) must not
+    show a NEW signal with a change out of NEW. The next read shows the move whole."""
+    trader, signal = await stored_signal(offline.user_id)
+    read_transitions = analysis.transitions_by_signal
+
+    async def moved_meanwhile(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
+        await DbSignalRepository().transition(
+            signal, SignalStatus.READY, "enter", None, at=signal.created_at
+        )
+        return await read_transitions(ids)
+
+    monkeypatch.setattr(analysis, "transitions_by_signal", moved_meanwhile)
+    [node] = (await offline.data(SIGNALS, {"id": str(trader.id)}))["signals"]["nodes"]
+    assert (node["status"], node["transitions"]) == ("NEW", [])
+
+    monkeypatch.undo()
+    [node] = (await offline.data(SIGNALS, {"id": str(trader.id)}))["signals"]["nodes"]
+    assert node["status"] == "READY"
+    assert [(t["fromStatus"], t["toStatus"]) for t in node["transitions"]] == [("NEW", "READY")]
 
 
 QUALITY = """

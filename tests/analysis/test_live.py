@@ -21,7 +21,7 @@ CREATE = """mutation { createTrader(input: {
     strategy: {riskManagement: {stopLoss: "5"}}
 }) { id } }"""
 SIGNALS = """query($id: ID!) { signals(traderId: $id) { nodes {
-    status analysis { engine model inputTokens outputTokens decision }
+    status analysis { engine model inputTokens outputTokens decision } decisions { decision }
     transitions { fromStatus toStatus }
 } } }"""
 
@@ -62,13 +62,15 @@ def serving(db: str, tmp_path: Path, **settings: str) -> Iterator[ApiServer]:
 
 
 async def analyzed(server: ApiServer, token: str, trader_id: str) -> dict[str, Any]:
-    for _ in range(240):
+    """The first signal analyzed and moved on: the analyzer records its decision, then
+    moves the signal (two commits), so an analyzed signal may still be NEW for a moment."""
+    for _ in range(600):
         nodes = (await server.graphql(token, SIGNALS, id=trader_id))["signals"]["nodes"]
-        done = [node for node in nodes if node["analysis"] is not None]
+        done = [node for node in nodes if node["analysis"] and node["status"] != "NEW"]
         if done:
             return done[0]
-        await asyncio.sleep(0.25)
-    raise AssertionError("no signal was analyzed within 60 s")
+        await asyncio.sleep(0.1)
+    raise AssertionError("no signal was analyzed and moved within 60 s")
 
 
 async def test_with_a_key_gemini_analyzes_live(db: str, tmp_path: Path, gemini: FakeGemini) -> None:
@@ -96,4 +98,8 @@ async def test_without_a_key_the_rule_engine_analyzes_live(db: str, tmp_path: Pa
         signal = await analyzed(server, token, trader_id)
         assert signal["analysis"]["engine"] == "RULES"
         assert signal["analysis"]["model"] is None and signal["analysis"]["inputTokens"] == 0
-        assert signal["status"] != "NEW"
+        moved_to = {"ENTER_TRADE": "READY", "GOOD_SETUP": "WATCHING", "BAD_SETUP": "REJECTED"}
+        assert signal["transitions"][0] == {
+            "fromStatus": "NEW",
+            "toStatus": moved_to[signal["decisions"][0]["decision"]],
+        }

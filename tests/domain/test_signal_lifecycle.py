@@ -1,4 +1,5 @@
-"""The signal lifecycle: only the moves of the table, and what a decision moves a signal to."""
+"""The signal lifecycle: only the moves of the table, what a decision moves a signal to, and
+which of a signal's changes it had made when it had a given status."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from app.domain.decision import AnalysisEngineKind, Decision, DecisionAction
 from app.domain.enums import Side, SignalStatus
 from app.domain.signal_lifecycle import (
     REASON_LENGTH,
+    TRANSITIONS,
     InvalidTransitionError,
     can_transition,
+    changes_made_by,
     check_transition,
     status_after,
 )
@@ -67,3 +70,26 @@ def test_a_decision_moves_its_signal_and_says_who_decided() -> None:
 def test_the_reason_is_bounded() -> None:
     _, reason = status_after(_decision(DecisionAction.BAD_SETUP, "x" * 1000))
     assert len(reason) == REASON_LENGTH
+
+
+def _paths(path: tuple[S, ...]) -> list[tuple[S, ...]]:
+    """`path` and every longer path of the lifecycle that continues it."""
+    return [path] + [
+        longer for target in TRANSITIONS.get(path[-1], ()) for longer in _paths((*path, target))
+    ]
+
+
+PATHS = [path for start in S for path in _paths((start,))]
+
+
+def test_no_move_returns_to_a_status_it_left() -> None:
+    assert all(len(set(path)) == len(path) for path in PATHS)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda path: "-".join(path))
+def test_the_changes_made_by_a_status_are_those_before_it(path: tuple[S, ...]) -> None:
+    """Whichever status a signal was read at, the changes read after it are cut back to
+    the ones it had made by then."""
+    sources = list(path[:-1])
+    for made, status in enumerate(path):
+        assert changes_made_by(status, sources) == made

@@ -15,12 +15,13 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import aclosing, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 from gql import Client, GraphQLRequest
+from gql.client import AsyncClientSession
 from gql.transport.websockets import WebsocketsTransport
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,6 +205,20 @@ def transport(url: str, protocol: str, init_payload: dict[str, Any]) -> Websocke
 
 
 @asynccontextmanager
+async def subscribed(
+    session: AsyncClientSession, query: str, **variables: Any
+) -> AsyncIterator[AsyncGenerator[dict[str, Any], None]]:
+    """The results of one subscription on a client session, stopped at the end of the block.
+
+    The client's close waits, up to its close timeout (10 s), until each subscription it
+    started has been stopped; one left open only makes the close wait that long.
+    """
+    request = GraphQLRequest(query, variable_values=variables or None)
+    async with aclosing(session.subscribe(request)) as results:
+        yield results
+
+
+@asynccontextmanager
 async def subscription(
     url: str, token: str, query: str, protocol: str = PROTOCOLS[0], **variables: Any
 ) -> AsyncIterator[AsyncGenerator[dict[str, Any], None]]:
@@ -212,13 +227,8 @@ async def subscription(
         transport=transport(url, protocol, {"Authorization": f"Bearer {token}"}),
         execute_timeout=TIMEOUT,
     )
-    async with client as session:
-        request = GraphQLRequest(query, variable_values=variables or None)
-        results = session.subscribe(request)
-        try:
-            yield results
-        finally:
-            await results.aclose()
+    async with client as session, subscribed(session, query, **variables) as results:
+        yield results
 
 
 async def next_result(results: AsyncIterator[dict[str, Any]]) -> dict[str, Any]:

@@ -1,15 +1,15 @@
 """Market subscriptions end to end: `candles` and `tickers` over both websocket protocols,
 from a `traders serve` with the engine embedded (the in-process market and bus) and from
 one with the engine off, which hears the market from an engine's publisher through Redis.
+Each of the two servers serves the module's tests.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +29,7 @@ from tests.events.live import (
     engine_server,
     first_event,
     next_result,
+    subscribed,
     transport,
 )
 
@@ -51,25 +52,44 @@ def backend() -> str:
     return "sqlite"
 
 
-@pytest.fixture
-def embedded(db: str, tmp_path: Path) -> Iterator[ApiServer]:
-    with engine_server(db, tmp_path / "serve.log") as api:
+@pytest.fixture(scope="module")
+def embedded_server(
+    database_url_for: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
+    """One for the module: no test here has traders, and each makes its own user."""
+    log = tmp_path_factory.mktemp("embedded") / "serve.log"
+    with engine_server(database_url_for("sqlite"), log) as api:
         yield api
 
 
 @pytest.fixture
-def api_only(db: str, redis_server: RedisServer, tmp_path: Path) -> Iterator[ApiServer]:
-    server = ApiServer(db, redis_server.url, tmp_path / "serve.log")
+def embedded(db: str, embedded_server: ApiServer) -> ApiServer:
+    return embedded_server
+
+
+@pytest.fixture(scope="module")
+def api_only_server(
+    database_url_for: Callable[[str], str],
+    module_redis: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ApiServer]:
+    log = tmp_path_factory.mktemp("api-only") / "serve.log"
+    server = ApiServer(database_url_for("sqlite"), module_redis.url, log)
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-async def engine_elsewhere(redis_server: RedisServer) -> AsyncIterator[MarketData]:
+def api_only(db: str, api_only_server: ApiServer) -> ApiServer:
+    return api_only_server
+
+
+@pytest.fixture
+async def engine_elsewhere(module_redis: RedisServer) -> AsyncIterator[MarketData]:
     """An engine's market and its publisher in this process, publishing through Redis; the
     test closes candles by stepping the feed."""
-    bus = RedisEventBus(redis_server.url)
+    bus = RedisEventBus(module_redis.url)
     await bus.start()
     feed = SimulatedFeed(speed=None)
     market = MarketData(feed, KlineStore(depth=50))
@@ -109,11 +129,11 @@ async def test_candles_and_tickers_stream_from_the_embedded_engine(
 ) -> None:
     _, token = await create_user("alice")
 
-    async with session_client(embedded, protocol, token) as session:
-        candles = session.subscribe(
-            GraphQLRequest(CANDLES, variable_values={"symbol": "BTC/USDT", "interval": "1m"})
-        )
-        tickers = session.subscribe(GraphQLRequest(TICKERS, variable_values={"symbols": WANTED}))
+    async with (
+        session_client(embedded, protocol, token) as session,
+        subscribed(session, CANDLES, symbol="BTC/USDT", interval="1m") as candles,
+        subscribed(session, TICKERS, symbols=WANTED) as tickers,
+    ):
         first = (await next_result(candles))["candles"]
         second = (await next_result(candles))["candles"]
         seen_tickers = await tickers_until_all_seen(tickers)
@@ -139,19 +159,19 @@ async def test_candles_and_tickers_reach_an_api_process_through_redis(
         feed.step(store)
         await asyncio.sleep(0)
 
-    async with session_client(api_only, protocol, token) as session:
-        candles = session.subscribe(
-            GraphQLRequest(CANDLES, variable_values={"symbol": "ETH/USDT", "interval": "1m"})
-        )
+    async with (
+        session_client(api_only, protocol, token) as session,
+        subscribed(session, CANDLES, symbol="ETH/USDT", interval="1m") as candles,
+    ):
         first = (await first_event(candles, close_a_candle))["candles"]
-        tickers = session.subscribe(GraphQLRequest(TICKERS, variable_values={"symbols": WANTED}))
-        pending = asyncio.ensure_future(tickers_until_all_seen(tickers))
-        for _ in range(50):
-            await close_a_candle()
-            done, _ = await asyncio.wait({pending}, timeout=0.2)
-            if done:
-                break
-        seen_tickers = await asyncio.wait_for(pending, TIMEOUT)
+        async with subscribed(session, TICKERS, symbols=WANTED) as tickers:
+            pending = asyncio.ensure_future(tickers_until_all_seen(tickers))
+            for _ in range(50):
+                await close_a_candle()
+                done, _ = await asyncio.wait({pending}, timeout=0.2)
+                if done:
+                    break
+            seen_tickers = await asyncio.wait_for(pending, TIMEOUT)
 
     opened = int(datetime.fromisoformat(first["time"]).timestamp() * 1000)
     [row] = [row for row in store.candles("ETH/USDT", "1m").rows() if int(row[0]) == opened]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import random
 from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
@@ -130,3 +132,49 @@ async def test_listeners_resume_by_themselves_when_redis_comes_back(
         assert (bus.published, bus.reconnects) == (2, 1)
     finally:
         await bus.stop()
+
+
+async def test_a_publishing_task_that_is_cancelled_stops(redis_url: str, channel: str) -> None:
+    """Whenever the cancellation arrives, also as redis-py completes a send or a
+    connection's handshake (its wait_for can swallow the cancellation on Python 3.11):
+    a market publisher cancelled at that moment never stopped."""
+    bus = RedisEventBus(redis_url, channel)
+    await bus.start()
+    given_up = asyncio.Event()  # ends a task that lost its cancellation, if one does
+
+    async def publishing() -> None:
+        for n in itertools.count():
+            if given_up.is_set():
+                return
+            await bus.publish(trade_event(n))
+
+    task = None
+    try:
+        for attempt in range(200):
+            task = asyncio.create_task(publishing())
+            await asyncio.sleep(random.uniform(0, 0.003))
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=TIMEOUT)
+            assert done, f"attempt {attempt}: the cancelled task is still publishing"
+            assert task.cancelled()
+    finally:
+        given_up.set()
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        await bus.stop()
+
+
+async def test_a_bus_stops_whenever_it_is_stopped(redis_url: str, channel: str) -> None:
+    """Also while its reader is connecting and subscribing (the same swallowed
+    cancellation would keep the reader, and so `stop`, running)."""
+    for attempt in range(100):
+        bus = RedisEventBus(redis_url, channel)
+        await bus.start()
+        reader = bus._reader
+        await asyncio.sleep(random.uniform(0, 0.005))
+        stopping = asyncio.ensure_future(bus.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=TIMEOUT)
+        while reader is not None and not reader.done():  # a failed attempt's leftover
+            reader.cancel()
+            await asyncio.sleep(0.01)
+        assert done, f"attempt {attempt}: the bus did not stop"

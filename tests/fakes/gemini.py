@@ -265,7 +265,9 @@ class FakeGemini:
     async def start(self, port: int = 0) -> str:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        # Stopping cancels answers still waiting out their delay (a client that timed out
+        # left long ago) instead of waiting for them.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
