@@ -63,8 +63,10 @@ class Settings(BaseSettings):
         le=3600,
         description="a longer retry delay asked by the API fails the request instead of waiting",
     )
-    analysis_engine: Literal["auto", "gemini", "rules"] = Field(
-        default="auto", description="auto: Gemini with a key, the rule engine without one"
+    analysis_engine: Literal["auto", "gemini", "rules", "filter"] = Field(
+        default="auto",
+        description="auto: Gemini with a key, the rule engine without one; filter: no "
+        "analysis, every signal entered with the trader's stop loss and take profit",
     )
     llm_daily_tokens_per_user: int = Field(
         default=2_000_000,
@@ -244,7 +246,8 @@ class Settings(BaseSettings):
 
     @property
     def uses_gemini(self) -> bool:
-        """Whether model calls are made: a key, and the rule engine not forced."""
+        """Whether model calls are made: a key, and the rule engine not forced (with
+        `filter` the model only generates traders: no signal is analyzed)."""
         return self.gemini_api_key is not None and self.analysis_engine != "rules"
 
     @field_validator("feed")

@@ -37,7 +37,7 @@ from typing import Any
 from app.core.events import Event, EventBus, EventType
 from app.db import models
 from app.domain.backtest import BacktestInputError
-from app.domain.enums import BacktestStatus
+from app.domain.enums import BacktestAnalysis, BacktestStatus
 from app.domain.fill_model import FillModel
 from app.domain.trader_spec import TraderSpec
 from app.domain.trader_templates import TEMPLATES, TraderDraft
@@ -58,7 +58,7 @@ RESULT_LINE_LIMIT = 1 << 30  # the result document is one line of the worker's o
 class BacktestAsk:
     """What a user asks to backtest: one of a saved trader, a template or an unsaved trader
     (a generation preview), over a window, optionally on other symbols, an interval, a
-    starting balance and fees."""
+    starting balance, fees and what analyzes its signals."""
 
     start: int
     end: int
@@ -70,6 +70,7 @@ class BacktestAsk:
     balance: Decimal | None = None
     taker_fee: Decimal | None = None
     maker_fee: Decimal | None = None
+    analysis: BacktestAnalysis = BacktestAnalysis.RULES
 
 
 def draft_spec(draft: TraderDraft, owner_id: int) -> TraderSpec:
@@ -294,6 +295,7 @@ class BacktestManager:
             interval=ask.interval,
             balance=balance if ask.balance is None else ask.balance,
             fill_model=fees,
+            analysis=ask.analysis,
         )
         checked = check_request(request)
         scratch = None
