@@ -232,18 +232,17 @@ class ScreenAhead(ScreenerEngine):
         self, specs: Sequence[TraderSpec], interval: str, first: int, last: int
     ) -> None:
         """Screen the exit filters over the closes from `first` to `last`, whose entries are
-        screened, on the symbols each trader may hold at each of them: those it holds or has
-        an active signal on now, and those its entries matched from now to that close (kept
-        until the replay passes them). Nothing is kept when the sandbox failed: the exit
-        stage then asks it as live."""
+        screened, on the symbols each trader may hold at one of them: those it holds or has
+        an active signal on now, and those its entries matched from now to the last (kept
+        until the replay passes them); the same symbols at every close, so the run's tasks
+        are made as columns. Nothing is kept when the sandbox failed: the exit stage then
+        asks it as live."""
         exiting = [spec for spec in specs if may_exit(spec)]
         if not exiting:
             return
         held = await self.holdings(exiting)
         moments = self._of_interval.get(interval, [])
         now = first if self.market.at is None else min(first, self.market.at)
-        batch: list[int] = []
-        closes = []
         for moment in moments[
             bisect.bisect_left(moments, now) : bisect.bisect_right(moments, last)
         ]:
@@ -251,12 +250,15 @@ class ScreenAhead(ScreenerEngine):
                 kept = self._kept.get((spec.id, moment))
                 if kept is not None:
                     held[spec.id] |= {match.symbol for match in kept[1].matches}
-            if moment >= first:
-                jobs = [exit_job(spec, sorted(held[spec.id])) for spec in exiting if held[spec.id]]
-                batch.append(moment)
-                closes.append(Close(moment, [j for j in jobs if j], self.market.tickers_at(moment)))
-        if not any(close.jobs for close in closes):
+        jobs = [
+            job
+            for spec in exiting
+            if held[spec.id] and (job := exit_job(spec, sorted(held[spec.id]))) is not None
+        ]
+        if not jobs:
             return
+        batch = moments[bisect.bisect_left(moments, first) : bisect.bisect_right(moments, last)]
+        closes = [Close(moment, jobs, self.market.tickers_at(moment)) for moment in batch]
         try:
             answers = await self.sandbox.run_closes(
                 closes, self._wide(first, last), self.market.depth
