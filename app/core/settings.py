@@ -177,6 +177,13 @@ class Settings(BaseSettings):
     backtest_concurrency: int = Field(
         default=1, ge=1, le=64, description="backtests one API process runs at once"
     )
+    backtest_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="a queued or running backtest whose API process has not said it still "
+        "runs it for this long was left by a process that stopped: it is failed",
+    )
     max_query_depth: int = Field(default=12, ge=2, le=100)
     max_aliases: int = Field(default=30, ge=1, le=1000)
     max_traders_per_user: int = Field(default=100, ge=1, le=1_000_000)
