@@ -22,6 +22,7 @@ from app.core.bus import create_event_bus
 from app.core.events import EventBus
 from app.core.settings import Settings
 from app.engine.analysis.base import AnalysisEngine
+from app.engine.analysis.filter_only import FilterOnlyEngine
 from app.engine.analysis.gemini import GeminiAnalysisEngine
 from app.engine.analysis.rules import RuleAnalysisEngine
 from app.engine.assembly import Ports, StageOptions, assemble_desk, assemble_workflow, fill_model
@@ -78,6 +79,8 @@ def build_llm(settings: Settings, clock: Clock) -> LlmClient | None:
 
 
 def analysis_engine(settings: Settings, llm: LlmClient | None) -> AnalysisEngine:
+    if settings.analysis_engine == "filter":
+        return FilterOnlyEngine()
     rules = RuleAnalysisEngine()
     return rules if llm is None else GeminiAnalysisEngine(llm, settings.gemini_model, rules)
 

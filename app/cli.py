@@ -215,6 +215,7 @@ def _backtest_spec(settings: Settings, args: argparse.Namespace) -> TraderSpec:
 
 def backtest(settings: Settings, args: argparse.Namespace) -> None:
     from app.domain.backtest import BacktestInputError, summary_rows
+    from app.domain.enums import BacktestAnalysis
     from app.engine.assembly import fill_model
     from app.engine.backtest.job import BacktestRequest, run_backtest
     from app.engine.feeds.download import to_epoch_ms
@@ -239,6 +240,7 @@ def backtest(settings: Settings, args: argparse.Namespace) -> None:
                 taker_fee=fees.taker_fee if args.taker_fee is None else args.taker_fee,
                 maker_fee=fees.maker_fee if args.maker_fee is None else args.maker_fee,
             ),
+            analysis=BacktestAnalysis(args.analysis),
         )
         document = asyncio.run(
             run_backtest(request, progress=_progress_bar(sys.stderr), workers=args.workers)
@@ -334,6 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--maker-fee", type=Decimal, help="a fraction (default: TRADERS_DEMO_MAKER_FEE)"
+    )
+    run.add_argument(
+        "--analysis",
+        choices=["rules", "filter"],
+        default="rules",
+        help="what decides on each signal: the rule engine, or none (filter: every signal "
+        "entered with the trader's stop loss and take profit)",
     )
     run.add_argument("--workers", type=int, default=2, help="sandbox worker processes")
     run.add_argument("--json", help="write the full result document to this file")

@@ -44,8 +44,9 @@ class AnalysisQuery:
         usage = await usage_today(user.id)
         budget = settings.llm_daily_tokens_per_user
         gemini = info.context.runtime.llm is not None
+        engine = AnalysisEngineKind.GEMINI if gemini else AnalysisEngineKind.RULES
         return LlmUsage(
-            engine=AnalysisEngineKind.GEMINI if gemini else AnalysisEngineKind.RULES,
+            engine=AnalysisEngineKind.FILTER if settings.analysis_engine == "filter" else engine,
             model=settings.gemini_model if gemini else None,
             since=to_datetime(usage.since),
             calls=usage.calls,

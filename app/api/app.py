@@ -62,8 +62,13 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             await runtime.bus.start()
             if runtime.llm is not None:
                 started.push_async_callback(runtime.llm.close)
-            runtime.backtests = BacktestRunner(runtime.bus, settings.backtest_concurrency)
+            runtime.backtests = BacktestRunner(
+                runtime.bus,
+                settings.backtest_concurrency,
+                lease_seconds=settings.backtest_lease_seconds,
+            )
             started.push_async_callback(runtime.backtests.close)
+            await runtime.backtests.start()
             if settings.engine == "embedded":
                 engine = await started.enter_async_context(engine_running(runtime))
                 logger.info("engine embedded; market data source: %s", engine.market.source)

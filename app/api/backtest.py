@@ -20,7 +20,7 @@ import strawberry
 from strawberry.permission import BasePermission
 
 from app.api.analysis_types import CalibrationBucket, DecisionAction, OutcomeCounts
-from app.api.enums import BacktestStatus
+from app.api.enums import BacktestAnalysis, BacktestStatus
 from app.api.generation import GeneratedTraderInput, draft_of
 from app.api.trading import EquityPoint
 from app.api.types import Info, Metrics, Side, TradeStatus
@@ -290,6 +290,9 @@ class BacktestInput:
     data: BacktestData = strawberry.field(
         default=BacktestData.REPLAY_DIRECTORY, description="the candles the run replays"
     )
+    analysis: BacktestAnalysis = strawberry.field(
+        default=BacktestAnalysis.RULES, description="what decides on the run's signals"
+    )
 
 
 def _ask(value: BacktestInput) -> BacktestAsk:
@@ -304,6 +307,7 @@ def _ask(value: BacktestInput) -> BacktestAsk:
         balance=value.starting_balance,
         taker_fee=value.taker_fee,
         maker_fee=value.maker_fee,
+        analysis=value.analysis,
     )
 
 

@@ -12,6 +12,7 @@ import strawberry
 from app.domain.decision import AnalysisEngineKind, DecisionAction
 from app.domain.decision_quality import Outcome
 from app.domain.enums import (
+    BacktestAnalysis,
     BacktestStatus,
     ExitReason,
     Liquidity,
@@ -48,7 +49,13 @@ strawberry.enum(
     AnalysisEngineKind,
     name="AnalysisEngine",
     description="gemini: the model; rules: the offline rule engine; cached: a "
-    "recorded model answer, no call made",
+    "recorded model answer, no call made; filter: no analysis, the trader's filter alone "
+    "decides (every signal entered with its stop loss and take profit)",
+)
+strawberry.enum(
+    BacktestAnalysis,
+    description="rules: the offline rule engine decides on each signal; filter: no analysis, "
+    "every signal is entered with the trader's stop loss and take profit",
 )
 strawberry.enum(
     Outcome,
@@ -59,6 +66,7 @@ strawberry.enum(
 
 __all__ = [
     "AnalysisEngineKind",
+    "BacktestAnalysis",
     "BacktestStatus",
     "DecisionAction",
     "ExitReason",

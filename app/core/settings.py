@@ -63,8 +63,10 @@ class Settings(BaseSettings):
         le=3600,
         description="a longer retry delay asked by the API fails the request instead of waiting",
     )
-    analysis_engine: Literal["auto", "gemini", "rules"] = Field(
-        default="auto", description="auto: Gemini with a key, the rule engine without one"
+    analysis_engine: Literal["auto", "gemini", "rules", "filter"] = Field(
+        default="auto",
+        description="auto: Gemini with a key, the rule engine without one; filter: no "
+        "analysis, every signal entered with the trader's stop loss and take profit",
     )
     llm_daily_tokens_per_user: int = Field(
         default=2_000_000,
@@ -175,6 +177,13 @@ class Settings(BaseSettings):
     backtest_concurrency: int = Field(
         default=1, ge=1, le=64, description="backtests one API process runs at once"
     )
+    backtest_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="a queued or running backtest whose API process has not said it still "
+        "runs it for this long was left by a process that stopped: it is failed",
+    )
     max_query_depth: int = Field(default=12, ge=2, le=100)
     max_aliases: int = Field(default=30, ge=1, le=1000)
     max_traders_per_user: int = Field(default=100, ge=1, le=1_000_000)
@@ -244,7 +253,8 @@ class Settings(BaseSettings):
 
     @property
     def uses_gemini(self) -> bool:
-        """Whether model calls are made: a key, and the rule engine not forced."""
+        """Whether model calls are made: a key, and the rule engine not forced (with
+        `filter` the model only generates traders: no signal is analyzed)."""
         return self.gemini_api_key is not None and self.analysis_engine != "rules"
 
     @field_validator("feed")

@@ -538,7 +538,10 @@ class EquitySnapshot(Model):
 class Backtest(Model):
     """A backtest run: what was asked, how far it is, and when done its result document
     (`app.domain.backtest`). A run writes only this row: its signals, decisions and trades
-    live in memory while it replays and in `result` after, never in the live tables."""
+    live in memory while it replays and in `result` after, never in the live tables.
+    `heartbeat_at` is when the API process that queued or runs it last said it still does:
+    a queued or running run whose heartbeat is older than the lease was left by a process
+    that stopped, and is failed with that reason."""
 
     id = fields.UUIDField(primary_key=True)
     owner: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
@@ -557,6 +560,7 @@ class Backtest(Model):
     created_at = fields.DatetimeField()
     started_at = fields.DatetimeField(null=True)
     finished_at = fields.DatetimeField(null=True)
+    heartbeat_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "backtests"

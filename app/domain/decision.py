@@ -27,11 +27,13 @@ class DecisionAction(StrEnum):
 
 
 class AnalysisEngineKind(StrEnum):
-    """Which engine answered: the model, the offline rules, or a recorded model answer."""
+    """Which engine answered: the model, the offline rules, a recorded model answer, or
+    none (`filter`: the trader's filter alone decides, every signal is entered)."""
 
     GEMINI = "gemini"
     RULES = "rules"
     CACHED = "cached"
+    FILTER = "filter"
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,15 @@ class OrderStatus(StrEnum):
     EXPIRED = "expired"
 
 
+class BacktestAnalysis(StrEnum):
+    """What analyzes a backtest's signals: the offline rule engine, or none (`filter`: the
+    trader's filter alone decides, every signal entered, as `TRADERS_ANALYSIS_ENGINE=filter`
+    runs live)."""
+
+    RULES = "rules"
+    FILTER = "filter"
+
+
 class BacktestStatus(StrEnum):
     """Lifecycle of a backtest run: `queued` and `running` are live, the others final."""
 

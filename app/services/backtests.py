@@ -7,6 +7,13 @@ screening and never touches the live tables. `BacktestRunner` holds the processe
 API process, at most `backtest_concurrency` at once (the others wait `queued`); it records
 their progress on the row and publishes it (`EventType.BACKTEST`) for `backtestProgress`.
 
+A run is leased by the API process that queued it: every `heartbeat` seconds the runner
+marks its runs alive (`heartbeat_at`), and it fails every queued or running run of the
+database whose heartbeat is older than the lease, with the reason: the process that ran it
+stopped without ending it (killed, crashed, its machine lost), so no one will. It does so
+when it starts (a restarted server) and at every heartbeat (another API process that stays
+up notices too); a run of a process still beating is never touched.
+
 Each worker leads a process group of its own, so ending a run ends its sandbox workers
 with it. Cancelling marks the row `cancelled` first (only a queued or running run can be), then ends
 the worker if it runs here. A worker run by another API process notices at its next
@@ -29,15 +36,17 @@ import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tortoise.expressions import Q
+
 from app.core.events import Event, EventBus, EventType
 from app.db import models
 from app.domain.backtest import BacktestInputError
-from app.domain.enums import BacktestStatus
+from app.domain.enums import BacktestAnalysis, BacktestStatus
 from app.domain.fill_model import FillModel
 from app.domain.trader_spec import TraderSpec
 from app.domain.trader_templates import TEMPLATES, TraderDraft
@@ -51,6 +60,8 @@ log = logging.getLogger(__name__)
 
 WORKER = (sys.executable, "-m", "app.engine.backtest.process")
 LIVE = (BacktestStatus.QUEUED, BacktestStatus.RUNNING)
+DEFAULT_LEASE_SECONDS = 30.0
+HEARTBEATS_PER_LEASE = 6
 RESULT_LINE_LIMIT = 1 << 30  # the result document is one line of the worker's output
 
 
@@ -58,7 +69,7 @@ RESULT_LINE_LIMIT = 1 << 30  # the result document is one line of the worker's o
 class BacktestAsk:
     """What a user asks to backtest: one of a saved trader, a template or an unsaved trader
     (a generation preview), over a window, optionally on other symbols, an interval, a
-    starting balance and fees."""
+    starting balance, fees and what analyzes its signals."""
 
     start: int
     end: int
@@ -70,6 +81,7 @@ class BacktestAsk:
     balance: Decimal | None = None
     taker_fee: Decimal | None = None
     maker_fee: Decimal | None = None
+    analysis: BacktestAnalysis = BacktestAnalysis.RULES
 
 
 def draft_spec(draft: TraderDraft, owner_id: int) -> TraderSpec:
@@ -108,14 +120,61 @@ def backtest_event(run: models.Backtest) -> Event:
 
 
 class BacktestRunner:
-    """The worker processes of this API process's runs."""
+    """The worker processes of this API process's runs, and the lease on them."""
 
-    def __init__(self, bus: EventBus, concurrency: int = 1, worker: Sequence[str] = WORKER) -> None:
+    def __init__(
+        self,
+        bus: EventBus,
+        concurrency: int = 1,
+        worker: Sequence[str] = WORKER,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> None:
         self.bus = bus
         self.worker = tuple(worker)
+        self.lease_seconds = lease_seconds
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.processes: dict[uuid.UUID, asyncio.subprocess.Process] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Fail the runs a stopped process left, then keep this process's runs leased."""
+        await self.recover()
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._beat(), name="backtest heartbeat")
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / HEARTBEATS_PER_LEASE)
+            try:
+                if self._tasks:
+                    await models.Backtest.filter(id__in=list(self._tasks), status__in=LIVE).update(
+                        heartbeat_at=_now()
+                    )
+                await self.recover()
+            except Exception:  # the database away for a moment: the next beat tries again
+                log.exception("the backtest heartbeat failed")
+
+    async def recover(self) -> int:
+        """Fail every queued or running run whose heartbeat is older than the lease (none of
+        this process's), with the reason; how many."""
+        stale = _now() - timedelta(seconds=self.lease_seconds)
+        left = await models.Backtest.filter(
+            Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale),
+            status__in=LIVE,
+        ).exclude(id__in=list(self._tasks))
+        failed = 0
+        for run in left:
+            seen = run.heartbeat_at or run.created_at
+            did = "ran" if run.status == BacktestStatus.RUNNING else "queued"
+            reason = (
+                f"the server process that {did} it stopped without ending it (nothing heard "
+                f"from it since {seen:%Y-%m-%d %H:%M:%S} UTC); start the backtest again"
+            )
+            if await _finish(run.id, BacktestStatus.FAILED, reason):
+                failed += 1
+                await self._publish(run.id)
+        return failed
 
     def submit(
         self, run: models.Backtest, request: BacktestRequest, scratch: Path | None = None
@@ -139,6 +198,11 @@ class BacktestRunner:
 
     async def close(self) -> None:
         """End every run of this process: they are marked cancelled, the server stopped."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
         for run_id in list(self._tasks):
             await _finish(run_id, BacktestStatus.CANCELLED, "the server stopped")
             self.stop(run_id)
@@ -294,6 +358,7 @@ class BacktestManager:
             interval=ask.interval,
             balance=balance if ask.balance is None else ask.balance,
             fill_model=fees,
+            analysis=ask.analysis,
         )
         checked = check_request(request)
         scratch = None
@@ -313,6 +378,7 @@ class BacktestManager:
             trader_id=trader_id,
             request=json.loads(request.to_json()),
             created_at=_now(),
+            heartbeat_at=_now(),
         )
         self.runner.submit(run, request, scratch)
         return run

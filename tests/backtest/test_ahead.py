@@ -140,15 +140,17 @@ async def holding_eth(specs: Sequence[TraderSpec]) -> dict[uuid.UUID, set[str]]:
 
 
 async def test_exits_ahead_cover_what_a_trader_holds_and_what_its_entries_matched() -> None:
-    """Held: ETH/BTC, answered ahead at every close. LTC/BTC is not held, but its entries
-    match at every fourth close: from a match on (to the batch's end) it may be held, so it
-    is answered ahead; before one, a question about it goes to the sandbox. Either way the
-    answer is a run's over the symbols asked."""
+    """Held: ETH/BTC, answered ahead at every close. LTC/BTC is not held, and its entries
+    match only from the 17th close on: in a batch screened before any match it cannot be
+    held, and a question about it goes to the sandbox; once a batch (or the closes before
+    it) has a match, it may be held and is answered ahead. Either way the answer is a run's
+    over the symbols asked."""
     series = {(symbol, "5m"): read_candles(DATA / name)[:300] for symbol, name in SYMBOLS.items()}
     market = ReplayMarket(series, depth=DEPTH)
     first = int(series[("ETH/BTC", "5m")][100, 0]) + FIVE_MINUTES
     closes = list(market.closes(["5m"], first, first + 31 * FIVE_MINUTES))
-    entries = "return symbol == 'LTC/BTC' and candles.time[-1] % 1_200_000 == 0"
+    opened = first + 15 * FIVE_MINUTES  # the candle of the 17th close
+    entries = f"return symbol == 'LTC/BTC' and candles.time[-1] >= {opened}"
     spec = dataclasses.replace(exiting("return rsi(candles, 14)[-1] > 0"), filter_code=entries)
     ahead_answers = {"ETH/BTC": 0, "LTC/BTC": 0}
     sandbox = CountingSandbox(workers=2)

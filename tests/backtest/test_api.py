@@ -176,6 +176,24 @@ async def test_a_run_streams_its_progress_and_answers_with_its_result(
     assert await models.Decision.all().count() == 0
 
 
+async def test_a_run_without_analysis_enters_every_signal(alice: Caller) -> None:
+    """`analysis: FILTER`: the filter alone decides; each signal's one decision enters it,
+    with the trader's stop loss and take profit, and the risk manager sizes the trades."""
+    trader_id = await rsi_trader(alice)
+    window = {"from": moment(200), "to": moment(500)}
+    run_id = await started(alice, traderId=trader_id, analysis="FILTER", **window)
+
+    run = await finished(alice, run_id)
+
+    assert run["status"] == "DONE", run
+    result = run["result"]
+    assert result["signals"] >= 2
+    assert len(result["decisions"]) == result["signals"], "one decision per signal, no re-checks"
+    assert {d["decision"] for d in result["decisions"]} == {"ENTER_TRADE"}
+    assert {c["engine"] for c in result["decisionQuality"]["counts"]} == {"filter"}
+    assert result["trades"], "entered signals trade"
+
+
 async def test_only_the_owner_sees_or_cancels_a_run(
     app: Starlette, alice: Caller, bob: Caller
 ) -> None:

@@ -70,6 +70,24 @@ def test_a_backtest_prints_its_summary_and_writes_the_json_and_the_png(
     assert png.startswith(PNG_MAGIC) and len(png) > 10_000
 
 
+def test_a_backtest_without_analysis_enters_every_signal(tmp_path: Path, filter_file: Path) -> None:
+    result = traders(
+        *("--filter", str(filter_file), "--interval", "5m", "--balance", "1"),
+        *("--symbols", "ETH/BTC", "LTC/BTC", "--analysis", "filter"),
+        *("--stop-loss", "3", "--take-profit", "6"),
+        *("--from", "2018-01-11T00:00", "--to", "2018-01-12T00:00"),
+        *("--data", str(DATA), "--json", "result.json"),
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 0, result.stderr
+    document = json.loads((tmp_path / "result.json").read_text())
+    assert document["signals"] == len(document["decisions"]) > 0
+    assert {d["action"] for d in document["decisions"]} == {"enter_trade"}
+    assert {c["engine"] for c in document["decision_quality"]["counts"]} == {"filter"}
+    assert document["trades"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -48,3 +48,32 @@ def test_rolled_sums_are_the_rolling_tickers_figures_after_every_candle_gaps_and
         rolling.update("XMR/BTC", int(time), float(open_), float(close), float(volume))
         rolled = figure(*(float(column[index]) for column in sums))
         assert rolled == rolling.figures()["XMR/BTC"], f"candle {index}"
+
+
+def test_the_closes_of_several_intervals_are_each_moment_with_the_intervals_closing_then() -> None:
+    hour, quarter = 3_600_000, 900_000
+    start = 1_672_531_200_000
+
+    def flat(times: np.ndarray) -> np.ndarray:
+        return np.column_stack([times, *[np.ones(len(times))] * 5])
+
+    market = ReplayMarket(
+        {
+            ("A/USDT", "1h"): flat(start + hour * np.arange(12)),
+            ("A/USDT", "15m"): flat(start + quarter * np.arange(48)),
+            ("B/USDT", "4h"): flat(start + 4 * hour * np.arange(3)),
+        }
+    )
+
+    closes = list(market.closes(["1h", "4h", "15m"], start + hour, start + 8 * hour))
+
+    assert closes[:5] == [
+        (start + hour, ["15m", "1h"]),
+        (start + hour + quarter, ["15m"]),
+        (start + hour + 2 * quarter, ["15m"]),
+        (start + hour + 3 * quarter, ["15m"]),
+        (start + 2 * hour, ["15m", "1h"]),
+    ]
+    assert (start + 4 * hour, ["15m", "1h", "4h"]) in closes
+    assert (start + 8 * hour, ["15m", "1h", "4h"]) == closes[-1]
+    assert [moment for moment, _ in closes] == sorted({moment for moment, _ in closes})

@@ -10,15 +10,14 @@ next batch (with the same traders and budgets), so the engine and the workers wo
 
 Exit filters are screened ahead too: the exit stage asks at each close for the exit filter
 over the symbols held then, which only the replay itself decides, and a round trip of its
-own would wait behind the batch being screened ahead. So once a batch's entries are known
-(the replay reaches its first close), each trader's exit filter is run over the batch's
-closes on the symbols it may hold at each of them: those it holds or has an active signal
-on now, and those its entry filter matched at that close or an earlier one of the batch (a
-position only opens from a signal, and a signal only from a match). This run goes to the
-workers before the next batch of entries. An exit filter's evaluation of one symbol does
-not depend on the other symbols, so the answer for the symbols held is the one a run over
-them alone gives; a question it cannot answer (a failed run, another filter, a symbol it did
-not screen) is asked of the sandbox as live.
+own would wait behind the batch being screened ahead. So as soon as a batch's entries are
+screened, each trader's exit filter is run over the batch's closes on the symbols it may
+hold at each of them: those it holds or has an active signal on now, and those its entry
+filter matched from now to that close (a position only opens from a signal, and a signal
+only from a match). An exit filter's evaluation of one symbol does not depend on the other
+symbols, so the answer for the symbols held is the one a run over them alone gives; a
+question it cannot answer (a failed run, another filter, a symbol it did not screen) is
+asked of the sandbox as live.
 
 Nothing else changes. Each close's evaluations see only the candles closed by its moment, at
 the market's depth, and the tickers of that moment (the sandbox gives each task its own
@@ -38,7 +37,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 from app.domain.filter_validation import FilterValidationError
 from app.domain.intervals import interval_ms
@@ -126,9 +124,8 @@ class ScreenAhead(ScreenerEngine):
                 self._of_interval.setdefault(interval, []).append(moment)
         self._kept: dict[tuple[uuid.UUID, int], tuple[float | None, FilterOutcome]] = {}
         self._exits: dict[tuple[str, int], tuple[FilterJob, FilterOutcome]] = {}
-        self._exit_runs: dict[int, asyncio.Task[None]] = {}  # by each close they screen
         self._next: dict[str, _Pending] = {}
-        self._running: set[asyncio.Task[Any]] = set()
+        self._running: set[asyncio.Task[int]] = set()
 
     async def screen(
         self,
@@ -141,20 +138,19 @@ class ScreenAhead(ScreenerEngine):
         assert at is not None, "the replay reveals a close before it screens it"
         for interval in sorted({spec.interval for spec in specs}):
             await self._settle(interval, at)
+        self._kept = {key: kept for key, kept in self._kept.items() if key[1] >= at}
         self._exits = {key: kept for key, kept in self._exits.items() if key[1] >= at}
-        self._exit_runs = {moment: run for moment, run in self._exit_runs.items() if moment >= at}
         outcomes: dict[uuid.UUID, FilterOutcome] = {}
         missing: dict[str, list[TraderSpec]] = {}
         for spec in specs:
-            kept = self._kept.pop((spec.id, at), None)
+            kept = self._kept.get((spec.id, at))
             if kept is not None and kept[0] == budgets.get(spec.id):
                 outcomes[spec.id] = kept[1]
             else:
                 missing.setdefault(spec.interval, []).append(spec)
         for interval, waiting in missing.items():
-            last = await self._screen_batch(waiting, interval, at, budgets)
-            await self._exits_ahead(waiting, interval, at, last)
-            outcomes |= {spec.id: self._kept.pop((spec.id, at))[1] for spec in waiting}
+            last = await self._screen_ahead(waiting, interval, at, budgets)
+            outcomes |= {spec.id: self._kept[(spec.id, at)][1] for spec in waiting}
             self._prefetch(waiting, interval, last, budgets)
         return outcomes
 
@@ -162,8 +158,6 @@ class ScreenAhead(ScreenerEngine):
         self, jobs: Sequence[FilterJob], view: MarketView
     ) -> dict[str, FilterOutcome]:
         at = self.market.at
-        if at in self._exit_runs:
-            await self._exit_runs[at]
         outcomes: dict[str, FilterOutcome] = {}
         missing = []
         for job in jobs:
@@ -206,7 +200,7 @@ class ScreenAhead(ScreenerEngine):
         if following >= len(moments):
             return
         start = moments[following]
-        task = asyncio.create_task(self._screen_batch(specs, interval, start, budgets))
+        task = asyncio.create_task(self._screen_ahead(specs, interval, start, budgets))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         self._next[interval] = _Pending(start, specs, budgets, task)
@@ -219,54 +213,62 @@ class ScreenAhead(ScreenerEngine):
             return
         del self._next[interval]
         last = await pending.task
-        await self._exits_ahead(pending.specs, interval, pending.start, last)
         self._prefetch(pending.specs, interval, last, pending.budgets)
 
-    async def _exits_ahead(
+    async def _screen_ahead(
+        self,
+        specs: Sequence[TraderSpec],
+        interval: str,
+        at: int,
+        budgets: Mapping[uuid.UUID, float],
+    ) -> int:
+        """The entries of a batch from `at`, then the exit filters over its closes; the
+        batch's last close."""
+        last = await self._screen_batch(specs, interval, at, budgets)
+        await self._screen_exits_ahead(specs, interval, at, last)
+        return last
+
+    async def _screen_exits_ahead(
         self, specs: Sequence[TraderSpec], interval: str, first: int, last: int
     ) -> None:
-        """Start screening the exit filters over the closes from `first` to `last`, whose
-        entries are screened, on the symbols each trader may hold at each of them; before
-        the next batch of entries, which goes to the workers after it."""
+        """Screen the exit filters over the closes from `first` to `last`, whose entries are
+        screened, on the symbols each trader may hold at one of them: those it holds or has
+        an active signal on now, and those its entries matched from now to the last (kept
+        until the replay passes them); the same symbols at every close, so the run's tasks
+        are made as columns. Nothing is kept when the sandbox failed: the exit stage then
+        asks it as live."""
         exiting = [spec for spec in specs if may_exit(spec)]
         if not exiting:
             return
         held = await self.holdings(exiting)
         moments = self._of_interval.get(interval, [])
-        batch = moments[bisect.bisect_left(moments, first) : bisect.bisect_right(moments, last)]
-        closes = []
-        for moment in batch:
-            jobs = []
+        now = first if self.market.at is None else min(first, self.market.at)
+        for moment in moments[
+            bisect.bisect_left(moments, now) : bisect.bisect_right(moments, last)
+        ]:
             for spec in exiting:
                 kept = self._kept.get((spec.id, moment))
                 if kept is not None:
                     held[spec.id] |= {match.symbol for match in kept[1].matches}
-                job = exit_job(spec, sorted(held[spec.id])) if held[spec.id] else None
-                if job is not None:
-                    jobs.append(job)
-            closes.append(Close(moment, jobs, self.market.tickers_at(moment)))
-        if not any(close.jobs for close in closes):
+        jobs = [
+            job
+            for spec in exiting
+            if held[spec.id] and (job := exit_job(spec, sorted(held[spec.id]))) is not None
+        ]
+        if not jobs:
             return
-        task = asyncio.create_task(self._screen_exits_ahead(closes))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
-        self._exit_runs |= dict.fromkeys(batch, task)
-
-    async def _screen_exits_ahead(self, closes: Sequence[Close]) -> None:
-        """Keep each exit outcome; none when the sandbox failed (the exit stage then asks it
-        again as live)."""
-        moments = [close.at for close in closes if close.at is not None]
+        batch = moments[bisect.bisect_left(moments, first) : bisect.bisect_right(moments, last)]
+        closes = [Close(moment, jobs, self.market.tickers_at(moment)) for moment in batch]
         try:
             answers = await self.sandbox.run_closes(
-                closes, self._wide(moments[0], moments[-1]), self.market.depth
+                closes, self._wide(first, last), self.market.depth
             )
         except SandboxError:
             log.exception("screening exit filters ahead failed; the exit stage asks again")
             return
-        for close, found in zip(closes, answers, strict=True):
+        for moment, close, found in zip(batch, closes, answers, strict=True):
             for job in close.jobs:
-                assert close.at is not None
-                self._exits[(job.key, close.at)] = (job, found[job.key])
+                self._exits[(job.key, moment)] = (job, found[job.key])
 
     def _wide(self, first: int, last: int) -> WideView:
         """The source of a batch's snapshots, deep enough for the moment the replay is at

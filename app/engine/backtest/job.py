@@ -24,12 +24,15 @@ from typing import Any
 import numpy as np
 
 from app.domain.backtest import BacktestInputError, check_data, check_window, result_document
-from app.domain.enums import TradingMode
+from app.domain.enums import BacktestAnalysis, TradingMode
 from app.domain.fill_model import FillModel
 from app.domain.filter_validation import FilterValidationError
 from app.domain.intervals import INTERVAL_SECONDS
 from app.domain.ledger import DEFAULT_BALANCE
 from app.domain.trader_spec import RiskSettings, TraderSpec
+from app.engine.analysis.base import AnalysisEngine
+from app.engine.analysis.filter_only import FilterOnlyEngine
+from app.engine.analysis.rules import RuleAnalysisEngine
 from app.engine.backtest.replay import ReplayMarket
 from app.engine.backtest.run import Progress, replay_history
 from app.engine.feeds.replay import candle_filename, candle_files, read_candles, write_parquet
@@ -42,7 +45,8 @@ DEFAULT_WORKERS = 1
 @dataclass(frozen=True, slots=True)
 class BacktestRequest:
     """A trader (saved or not) over [start, end] (epoch ms) of the candles in `data`, a
-    replay directory; `symbols` and `interval` replace the trader's own when given."""
+    replay directory; `symbols` and `interval` replace the trader's own when given;
+    `analysis` is what decides on its signals."""
 
     trader: TraderSpec
     start: int
@@ -52,6 +56,7 @@ class BacktestRequest:
     interval: str | None = None
     balance: Decimal = DEFAULT_BALANCE
     fill_model: FillModel = dataclasses.field(default_factory=FillModel)
+    analysis: BacktestAnalysis = BacktestAnalysis.RULES
 
     @property
     def spec(self) -> TraderSpec:
@@ -89,6 +94,7 @@ class BacktestRequest:
             interval=data["interval"],
             balance=Decimal(data["balance"]),
             fill_model=FillModel(**_decimals(data["fill_model"], FillModel)),
+            analysis=BacktestAnalysis(data.get("analysis", BacktestAnalysis.RULES)),
         )
 
 
@@ -174,6 +180,13 @@ def load_series(directory: str | Path, interval: str) -> dict[tuple[str, str], n
     return series
 
 
+def analysis_engine(analysis: BacktestAnalysis) -> AnalysisEngine:
+    """The engine that decides on a backtest's signals."""
+    if analysis == BacktestAnalysis.FILTER:
+        return FilterOnlyEngine()
+    return RuleAnalysisEngine()
+
+
 async def run_backtest(
     request: BacktestRequest,
     *,
@@ -203,6 +216,7 @@ async def run_backtest(
             sandbox,
             start=request.start,
             end=request.end,
+            analysis=analysis_engine(request.analysis),
             model=request.fill_model,
             balance=request.balance,
             progress=progress,

@@ -12,7 +12,6 @@ its close: no look-ahead.
 from __future__ import annotations
 
 import bisect
-import heapq
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -126,27 +125,20 @@ class ReplayMarket:
     ) -> Iterator[tuple[int, list[str]]]:
         """(moment, intervals whose candles close then) for every moment in [start, end]
         at which a candle of one of `intervals` closes, oldest first."""
-        wanted = set(intervals)
-        moments = heapq.merge(
-            *(
-                ((int(t) + interval_ms(interval), interval) for t in series.time)
-                for (_, interval), series in self._series.items()
-                if interval in wanted
-            )
-        )
-        current: tuple[int, list[str]] | None = None
-        for moment, interval in moments:
-            if not start <= moment <= end:
-                continue
-            if current is not None and current[0] == moment:
-                if interval not in current[1]:
-                    current[1].append(interval)
-                continue
-            if current is not None:
-                yield current
-            current = (moment, [interval])
-        if current is not None:
-            yield current
+        closing: dict[str, np.ndarray] = {}
+        for interval in sorted(set(intervals)):
+            times = [s.time for (_, each), s in self._series.items() if each == interval]
+            if times:
+                moments = np.unique(np.concatenate(times)) + interval_ms(interval)
+                closing[interval] = moments[(moments >= start) & (moments <= end)]
+        if not closing:
+            return
+        every = np.unique(np.concatenate(list(closing.values())))
+        masks = {
+            interval: np.isin(every, moments).tolist() for interval, moments in closing.items()
+        }
+        for index, moment in enumerate(every.tolist()):
+            yield moment, [interval for interval, mask in masks.items() if mask[index]]
 
     def reveal(self, at: int) -> None:
         """Move the market to the moment `at` (never back)."""

@@ -84,17 +84,16 @@ class _Windows:
         ends = self._ends.get(key)
         if ends is None:
             candles = self.snapshots[key] = self.source.candles(symbol, interval)
-            self._times[key] = candles.time.tolist()
             ends = self._ends[key] = _ends(candles.time, interval, self.moments)
-            self._listed[key] = ends.tolist()
         return ends
 
     def of(self, close: int, symbol: str, interval: str) -> tuple[int, int, int] | None:
         """(until, rows, end) of the series at the `close`-th close; None when none of its
         candles had closed by then."""
         key = (symbol, interval)
-        if key not in self._ends:
-            self.ends(symbol, interval)
+        if key not in self._listed:
+            self._listed[key] = self.ends(symbol, interval).tolist()
+            self._times[key] = self.snapshots[key].time.tolist()
         end = self._listed[key][close]
         if end == 0:
             return None

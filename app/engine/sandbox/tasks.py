@@ -261,7 +261,6 @@ class TaskBlock(NamedTuple):
     window_rows: np.ndarray
 
 
-
 def _ints(values: Sequence[int]) -> np.ndarray:
     return np.array(values, dtype=np.int64)
 
