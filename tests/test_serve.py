@@ -139,9 +139,12 @@ async def test_a_failed_start_stops_what_had_started(
         stopped.append("database")
         await db_config.close_db()
 
+    url = f"sqlite://{tmp_path / 'db.sqlite3'}"
+    await db_config.migrate_db(url)  # the backtest runner reads its runs before the engine starts
+    await db_config.close_db()
     monkeypatch.setattr("app.bootstrap.build_engine", failing_engine)
     monkeypatch.setattr("app.api.app.close_db", close_db)
-    app = create_app(Settings(database_url=f"sqlite://{tmp_path / 'db.sqlite3'}"), migrate=False)
+    app = create_app(Settings(database_url=url), migrate=False)
     bus = app.state.runtime.bus
 
     async def stop_bus() -> None:
