@@ -172,3 +172,34 @@ async def test_exits_ahead_cover_what_a_trader_holds_and_what_its_entries_matche
         await ahead.close()
     assert ahead_answers["ETH/BTC"] == len(closes)
     assert 0 < ahead_answers["LTC/BTC"] < len(closes)
+
+
+async def test_a_window_screened_ahead_is_read_only_and_ends_at_its_close() -> None:
+    """A close's window of a batch is a view of the worker's replica, which holds the
+    candles of the closes to come: a filter can neither write it nor read past its end."""
+    series = {(symbol, "5m"): read_candles(DATA / name)[:200] for symbol, name in SYMBOLS.items()}
+    market = ReplayMarket(series, depth=DEPTH)
+    first = int(series[("ETH/BTC", "5m")][100, 0]) + FIVE_MINUTES
+    moments = [first + k * FIVE_MINUTES for k in range(10)]
+    writes = FilterJob(
+        "writes", "c = candles.close\nc += 1\nreturn True", "5m", tuple(SYMBOLS), frozenset({"5m"})
+    )
+    past_end = FilterJob(
+        "past_end",
+        "n = len(candles.close)\n"
+        "return candles.close[n:].size == 0 and candles.time.max() == candles.time[-1]",
+        "5m",
+        tuple(SYMBOLS),
+        frozenset({"5m"}),
+    )
+
+    async with FilterSandbox(workers=2) as sandbox:
+        closes = [Close(m, [writes, past_end], market.tickers_at(m)) for m in moments]
+        answers = await sandbox.run_closes(closes, WideView(market, moments[0], moments[-1]), DEPTH)
+
+    for moment, answer in zip(moments, answers, strict=True):
+        failure = answer["writes"].failure
+        assert failure is not None and "read-only" in failure
+        assert answer["past_end"].failure is None
+        assert {m.candle_time for m in answer["past_end"].matches} == {moment - FIVE_MINUTES}
+        assert len(answer["past_end"].matches) == len(SYMBOLS)

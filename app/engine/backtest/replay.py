@@ -63,13 +63,16 @@ class _RolledTickers:
     def __init__(self, series: _Series) -> None:
         self.series = series
         values = series.values
-        last, change, quote = rolled_sums(series.time, values[0], values[3], values[4])
-        self.last, self.change, self.quote = last.tolist(), change.tolist(), quote.tolist()
+        self.last, self.change, self.quote = rolled_sums(
+            series.time, values[0], values[3], values[4]
+        )
 
     def after(self, end: int) -> TickerValues:
         """The ticker once the first `end` candles (at least one) have closed."""
         index = end - 1
-        return TickerValues(*figure(self.last[index], self.change[index], self.quote[index]))
+        return TickerValues(
+            *figure(self.last.item(index), self.change.item(index), self.quote.item(index))
+        )
 
 
 class ReplayMarket:

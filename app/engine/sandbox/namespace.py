@@ -145,36 +145,40 @@ class Indicators:
         if label is None:
             if len(self.labels) >= MAX_BINDS * len(INDICATORS):
                 self.labels.clear()
-            name, interval, *values = key
+            interval, name, *values = key
             label = self.labels[key] = f"{interval}.{name}({','.join(str(v) for v in values)})"
         return label
 
     def _helper(self, spec: IndicatorSpec) -> Callable[..., Any]:
         names = [param.name for param in spec.params]
-        binds: dict[Any, dict[str, int | float]] = {}
+        binds: dict[Any, tuple[dict[str, int | float], tuple[Any, ...]]] = {}
 
-        def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, int | float]:
-            """The parameters checked once per spelling (`rsi(candles, 14)` is asked at every
-            symbol and close), not at every call; a spelling that fails is not kept."""
+        def bind(
+            args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> tuple[dict[str, Any], tuple[Any, ...]]:
+            """The parameters, and their values in order, checked once per spelling
+            (`rsi(candles, 14)` is asked at every symbol and close), not at every call; a
+            spelling that fails is not kept."""
             try:
                 key = (args, tuple(kwargs.items()))
-                bound = binds.get(key)
+                found = binds.get(key)
             except TypeError:  # an unhashable argument: check it every time
-                key, bound = None, None
-            if bound is None:
+                key, found = None, None
+            if found is None:
                 if len(args) > len(names):
                     raise TypeError(f"{spec.name} takes at most {len(names)} parameters")
                 bound = spec.bind({**dict(zip(names, args, strict=False)), **kwargs})
+                found = bound, (spec.name, *bound.values())
                 if key is not None and len(binds) < MAX_BINDS:
-                    binds[key] = bound
-            return bound
+                    binds[key] = found
+            return found
 
         def indicator(candles: Any, *args: Any, **kwargs: Any) -> Any:
-            bound = bind(args, kwargs)
+            bound, values = bind(args, kwargs)
             interval = self.intervals.get(id(candles))
             if interval is None:
                 raise TypeError(f"{spec.name} takes candles, e.g. {spec.name}(candles)")
-            key = (spec.name, interval, *bound.values())
+            key = (interval, *values)
             hit = self.memo.get(key)
             if hit is None:
                 outputs = spec.compute(candles, **bound)

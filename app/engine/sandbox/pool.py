@@ -159,6 +159,11 @@ class FilterSandbox:
         self._empty_root: str | None = None
 
     @property
+    def pids(self) -> tuple[int, ...]:
+        """The process ids of the workers running now."""
+        return tuple(worker.process.pid for worker in self._workers)
+
+    @property
     def held_series(self) -> int:
         """How many series the workers' replicas held at their last answer, all sources."""
         return sum(worker.held for worker in self._workers)

@@ -134,15 +134,18 @@ class Replica:
         return int(self.time.nbytes + self.values.nbytes)
 
     def window(self, until: int, rows: int) -> FilterCandles:
-        """The last `rows` candles that opened by `until`: all of the replica, or copies of
-        that part of it (a view would keep the later candles reachable)."""
+        """The last `rows` candles that opened by `until`: all of the replica, or a view of
+        that part of it (read-only, as the replica is). A filter reaches no candle outside
+        the view: indexing and every array method the language allows stay within its
+        bounds, and the attributes that lead to the memory behind it (`base`, `data`,
+        `ctypes`, `__array_interface__`) are not in the language. Copies of the window
+        (a quarter of a worker's time in a backtest) would guard nothing more: a filter
+        that escaped the language could read every replica the worker holds anyway."""
         end = bisect.bisect_right(self.times, until)
         start = end - rows if end > rows else 0
         if start == 0 and end == len(self.times):
             return self.candles
-        return FilterCandles(
-            _readonly(self.time[start:end].copy()), _readonly(self.values[:, start:end].copy())
-        )
+        return FilterCandles(self.time[start:end], self.values[:, start:end])
 
     def merged(self, update: SeriesUpdate) -> Replica:
         """The rows before the update's first (the replica's times are sorted), then the
