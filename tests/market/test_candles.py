@@ -33,6 +33,31 @@ def test_rejects_corrupt_rows(row: list[float], reason: str) -> None:
     assert [(i.action, i.reason) for i in result.issues] == [("rejected", reason)]
 
 
+def test_a_mixed_batch_gives_each_rows_first_problem_in_row_order() -> None:
+    rows: list[list[float]] = [
+        good(1),
+        [math.nan, math.nan, 11, 9, 10, -1],  # every rule broken: the time is named
+        [2 * MINUTE, 10, 8, 12, 11, 1],
+        [3 * MINUTE + 1, -5, 11, 9, 10, math.inf],  # misaligned before the price
+        [4 * MINUTE, 10, 10.5, 9.5, 11, 1],
+        [5 * MINUTE, 10, 11, 9, 10, -1],
+        good(6),
+    ]
+    result = clean_candles(rows, MINUTE)
+    assert [(i.time, i.action, i.reason) for i in result.issues] == [
+        (-1, "rejected", "open time is not a valid epoch"),
+        (2 * MINUTE, "repaired", "high below low: range rebuilt from open, high, low, close"),
+        (3 * MINUTE + 1, "rejected", "open time is not aligned to the interval"),
+        (4 * MINUTE, "repaired", "high/low did not bound open and close: range widened"),
+        (5 * MINUTE, "rejected", "volume is negative"),
+        (4 * MINUTE, "repaired", "gap of 1 candles before it: 1 flat candles filled"),
+        (6 * MINUTE, "repaired", "gap of 1 candles before it: 1 flat candles filled"),
+    ]
+    assert result.time.tolist() == [t * MINUTE for t in range(1, 7)]
+    assert result.values[1].tolist() == [10, 12, 8, 11, 1]
+    assert result.values[3].tolist() == [10, 11, 9.5, 11, 1]
+
+
 def test_high_below_low_is_rebuilt() -> None:
     result = clean_candles([[MINUTE, 10, 8, 12, 11, 1]], MINUTE)
     assert result.values.tolist() == [[10, 12, 8, 11, 1]]
