@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("TRADERS_TEST_ARTIFACTS", ROOT / "artifacts" / "browser"))
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/#token=(\S+)")
-# Simulated seconds per wall second: a one-minute candle closes every 6 s.
-FEED_SPEED = "10"
+# Simulated seconds per wall second: a one-minute candle closes every 2 s.
+FEED_SPEED = "30"
 
 
 def require_chromium() -> None:
