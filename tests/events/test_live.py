@@ -1,7 +1,10 @@
 """Subscriptions end to end: `traders serve` processes, real websocket clients, real Redis.
 
 The servers share one PostgreSQL database (the production topology of several API
-processes) and a private Redis server per test, which the outage test kills and restarts.
+processes) and a private Redis server. The outage test has its own server and Redis, which
+it kills and restarts; the other tests share two servers and the module's Redis: an API
+process keeps nothing of a user between requests, and each test starts from empty tables
+with users of its own.
 """
 
 from __future__ import annotations
@@ -58,6 +61,30 @@ def backend() -> str:
     return "postgres"
 
 
+@pytest.fixture(scope="module")
+def running(
+    database_url_for: Callable[[str], str],
+    module_redis: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ApiServer, ApiServer]]:
+    """Two API servers on the PostgreSQL database and the module's Redis."""
+    directory = tmp_path_factory.mktemp("servers")
+    url = database_url_for("postgres")
+    pair = tuple(ApiServer(url, module_redis.url, directory / f"server-{n}.log") for n in (0, 1))
+    try:
+        for server in pair:
+            server.start()
+        yield pair[0], pair[1]
+    finally:
+        for server in pair:
+            server.stop()
+
+
+@pytest.fixture
+def server(db: str, running: tuple[ApiServer, ApiServer]) -> ApiServer:
+    return running[0]
+
+
 @pytest.fixture
 def servers(
     db: str, redis_server: RedisServer, tmp_path: Path
@@ -83,12 +110,11 @@ async def user_with_trader(name: str) -> tuple[User, str, Trader]:
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_a_created_signal_reaches_a_subscriber(
-    servers: Callable[[], ApiServer], redis_server: RedisServer, protocol: str
+    server: ApiServer, module_redis: RedisServer, protocol: str
 ) -> None:
     """Signals are created by the engine, here in this process as an engine worker would."""
-    server = servers()
     _, token, trader = await user_with_trader("alice")
-    engine_bus = RedisEventBus(redis_server.url)
+    engine_bus = RedisEventBus(module_redis.url)
     await engine_bus.start()
     market = MarketData(SimulatedFeed(speed=None), KlineStore())
     signals = build_workflow(engine_bus, RealtimeClock(), FilterSandbox(), market).signals
@@ -126,9 +152,9 @@ async def test_a_created_signal_reaches_a_subscriber(
 
 
 async def test_an_event_caused_through_one_process_reaches_a_subscriber_on_another(
-    servers: Callable[[], ApiServer],
+    db: str, running: tuple[ApiServer, ApiServer]
 ) -> None:
-    one, two = servers(), servers()
+    one, two = running
     _, token, trader = await user_with_trader("alice")
 
     async with subscription(two.ws_url, token, STATUS) as results:
@@ -141,10 +167,7 @@ async def test_an_event_caused_through_one_process_reaches_a_subscriber_on_anoth
     }
 
 
-async def test_a_user_receives_none_of_another_users_events(
-    servers: Callable[[], ApiServer],
-) -> None:
-    server = servers()
+async def test_a_user_receives_none_of_another_users_events(server: ApiServer) -> None:
     _, alice, alices = await user_with_trader("alice")
     bob_user, bob, bobs = await user_with_trader("bob")
     alice_trader_ids = {str(alices.id)}
@@ -185,8 +208,7 @@ async def _until_trader(
     raise AssertionError(f"no event of trader {trader_id} in {seen}")
 
 
-async def test_a_trader_of_another_user_is_not_found(servers: Callable[[], ApiServer]) -> None:
-    server = servers()
+async def test_a_trader_of_another_user_is_not_found(server: ApiServer) -> None:
     _, _, alices = await user_with_trader("alice")
     _, bob, _ = await user_with_trader("bob")
 
@@ -208,10 +230,8 @@ async def test_a_trader_of_another_user_is_not_found(servers: Callable[[], ApiSe
     ids=["none", "bad-bearer", "bad-token", "number-bearer", "list-token"],
 )
 async def test_a_connection_without_a_valid_token_is_refused(
-    servers: Callable[[], ApiServer], protocol: str, init_payload: dict[str, Any]
+    server: ApiServer, protocol: str, init_payload: dict[str, Any]
 ) -> None:
-    server = servers()
-
     with pytest.raises((TransportConnectionFailed, TransportServerError)) as refused:
         async with Client(transport=transport(server.ws_url, protocol, init_payload)):
             pass
