@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +44,9 @@ def backend() -> str:
 
 
 @pytest.fixture
-async def engine_bus(redis_server: RedisServer) -> AsyncIterator[RedisEventBus]:
+async def engine_bus(module_redis: RedisServer) -> AsyncIterator[RedisEventBus]:
     """The bus an engine process publishes on."""
-    bus = RedisEventBus(redis_server.url)
+    bus = RedisEventBus(module_redis.url)
     await bus.start()
     yield bus
     await bus.stop()
@@ -59,17 +59,28 @@ def serve(db: str, redis_server: RedisServer, log: Path, **settings: str) -> Ite
     server.stop()
 
 
-@pytest.fixture
-def server(db: str, redis_server: RedisServer, tmp_path: Path) -> Iterator[ApiServer]:
-    yield from serve(db, redis_server, tmp_path / "serve.log")
+@pytest.fixture(scope="module")
+def shared_server(
+    database_url_for: Callable[[str], str],
+    module_redis: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ApiServer]:
+    """The default server, for the module's tests that make their own users."""
+    log = tmp_path_factory.mktemp("server") / "serve.log"
+    yield from serve(database_url_for("sqlite"), module_redis, log)
 
 
 @pytest.fixture
-def impatient_server(db: str, redis_server: RedisServer, tmp_path: Path) -> Iterator[ApiServer]:
+def server(db: str, shared_server: ApiServer) -> ApiServer:
+    return shared_server
+
+
+@pytest.fixture
+def impatient_server(db: str, module_redis: RedisServer, tmp_path: Path) -> Iterator[ApiServer]:
     """A server that keeps 64 results waiting per websocket and closes one after 16 drops."""
     yield from serve(
         db,
-        redis_server,
+        module_redis,
         tmp_path / "serve.log",
         TRADERS_SUBSCRIPTION_SEND_QUEUE="64",
         TRADERS_SUBSCRIPTION_MAX_DROPPED="16",

@@ -1,15 +1,15 @@
 """Market subscriptions end to end: `candles` and `tickers` over both websocket protocols,
 from a `traders serve` with the engine embedded (the in-process market and bus) and from
 one with the engine off, which hears the market from an engine's publisher through Redis.
+Each of the two servers serves the module's tests.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,25 +52,44 @@ def backend() -> str:
     return "sqlite"
 
 
-@pytest.fixture
-def embedded(db: str, tmp_path: Path) -> Iterator[ApiServer]:
-    with engine_server(db, tmp_path / "serve.log") as api:
+@pytest.fixture(scope="module")
+def embedded_server(
+    database_url_for: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
+    """One for the module: no test here has traders, and each makes its own user."""
+    log = tmp_path_factory.mktemp("embedded") / "serve.log"
+    with engine_server(database_url_for("sqlite"), log) as api:
         yield api
 
 
 @pytest.fixture
-def api_only(db: str, redis_server: RedisServer, tmp_path: Path) -> Iterator[ApiServer]:
-    server = ApiServer(db, redis_server.url, tmp_path / "serve.log")
+def embedded(db: str, embedded_server: ApiServer) -> ApiServer:
+    return embedded_server
+
+
+@pytest.fixture(scope="module")
+def api_only_server(
+    database_url_for: Callable[[str], str],
+    module_redis: RedisServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ApiServer]:
+    log = tmp_path_factory.mktemp("api-only") / "serve.log"
+    server = ApiServer(database_url_for("sqlite"), module_redis.url, log)
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-async def engine_elsewhere(redis_server: RedisServer) -> AsyncIterator[MarketData]:
+def api_only(db: str, api_only_server: ApiServer) -> ApiServer:
+    return api_only_server
+
+
+@pytest.fixture
+async def engine_elsewhere(module_redis: RedisServer) -> AsyncIterator[MarketData]:
     """An engine's market and its publisher in this process, publishing through Redis; the
     test closes candles by stepping the feed."""
-    bus = RedisEventBus(redis_server.url)
+    bus = RedisEventBus(module_redis.url)
     await bus.start()
     feed = SimulatedFeed(speed=None)
     market = MarketData(feed, KlineStore(depth=50))
