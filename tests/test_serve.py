@@ -31,14 +31,16 @@ def _env(directory: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    env = _env(tmp_path)
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """One fresh server for the module: the oversized-input test changes nothing in it."""
+    directory = tmp_path_factory.mktemp("serve")
+    env = _env(directory)
     port = free_port()
-    log = (tmp_path / "serve.log").open("wb")
+    log = (directory / "serve.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        cwd=tmp_path,
+        cwd=directory,
         env=env | {"PYTHONPATH": str(ROOT)},
         stdout=log,
         stderr=subprocess.STDOUT,
