@@ -15,7 +15,6 @@ from typing import Any
 
 from app.core.settings import Settings
 from app.engine.feeds.base import MarketFeed
-from app.engine.feeds.ccxt_feed import CcxtFeed, make_exchange
 from app.engine.feeds.replay import ReplayFeed
 from app.engine.feeds.simulated import SimulatedFeed
 
@@ -40,15 +39,21 @@ async def exchange_answers(client: Any, seconds: float = PROBE_SECONDS) -> bool:
 
 async def create_feed(
     settings: Settings,
-    exchange_factory: ExchangeFactory = make_exchange,
+    exchange_factory: ExchangeFactory | None = None,
     probe_seconds: float = PROBE_SECONDS,
 ) -> MarketFeed:
+    """`exchange_factory` makes the ccxt client of an exchange (default: `make_exchange`)."""
     kind, _, argument = settings.feed.partition(":")
     speed = settings.feed_speed
     if kind == "simulated":
         return _simulated(speed)
     if kind == "replay":
         return ReplayFeed(argument) if speed is None else ReplayFeed(argument, speed=speed)
+    # ccxt takes a quarter to half a second to import: only a process on the real market
+    # (or trying it) pays for it.
+    from app.engine.feeds.ccxt_feed import CcxtFeed, make_exchange
+
+    exchange_factory = exchange_factory or make_exchange
     if kind == "ccxt":
         return CcxtFeed(exchange_factory(argument), owns_client=True)
     client = exchange_factory(AUTO_EXCHANGE)
