@@ -70,30 +70,33 @@ def _rejections(array: np.ndarray, interval_ms: int) -> np.ndarray:
     """Per row, the index in REJECTIONS of the first rule it breaks, or -1: the whole batch
     at once (a backfill stores hundreds of thousands of rows)."""
     time, prices, volume = array[:, 0], array[:, 1:5], array[:, 5]
-    with np.errstate(invalid="ignore"):
-        bad_time = ~np.isfinite(time) | (time < 0)
-        whole_ms = np.trunc(np.where(bad_time, 0.0, time))
-        rules = [
-            bad_time,
-            np.fmod(whole_ms, interval_ms) != 0,
-            ~np.all(np.isfinite(prices), axis=1),
-            np.any(prices <= 0, axis=1),
-            ~np.isfinite(volume),
-            volume < 0,
-        ]
-    return np.select(rules, np.arange(len(rules)), default=-1)
+    bad_time = ~np.isfinite(time) | (time < 0)
+    rules = (
+        bad_time,
+        np.fmod(np.trunc(np.where(bad_time, 0.0, time)), interval_ms) != 0,
+        ~np.isfinite(prices).all(axis=1),
+        (prices <= 0).any(axis=1),
+        ~np.isfinite(volume),
+        volume < 0,
+    )
+    first = np.full(len(array), -1)
+    for index in reversed(range(len(rules))):  # written last to first: the first one stays
+        first[rules[index]] = index
+    return first
 
 
 def _repair_ranges(array: np.ndarray, fit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mend, in place, the high and low of the `fit` rows that do not bound their open and
     close; return which rows had high below low (rebuilt) and which were widened."""
-    open_, high, low, close = (array[:, column].copy() for column in range(1, 5))
+    open_, high, low, close = array[:, 1], array[:, 2], array[:, 3], array[:, 4]
     inverted = fit & (high < low)
     top, bottom = np.maximum(open_, close), np.minimum(open_, close)
     widened = fit & ~inverted & ((high < top) | (low > bottom))
-    highest, lowest = array[:, 1:5].max(axis=1), array[:, 1:5].min(axis=1)
-    array[:, 2] = np.where(inverted, highest, np.where(widened, np.maximum(high, top), high))
-    array[:, 3] = np.where(inverted, lowest, np.where(widened, np.minimum(low, bottom), low))
+    if inverted.any() or widened.any():
+        highest, lowest = array[:, 1:5].max(axis=1), array[:, 1:5].min(axis=1)
+        mended_high = np.where(inverted, highest, np.where(widened, np.maximum(high, top), high))
+        mended_low = np.where(inverted, lowest, np.where(widened, np.minimum(low, bottom), low))
+        array[:, 2], array[:, 3] = mended_high, mended_low
     return inverted, widened
 
 
