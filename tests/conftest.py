@@ -109,12 +109,29 @@ async def _migrate(url: str) -> None:
     await Tortoise.close_connections()
 
 
+# One script, so one implicit transaction: the tables are emptied children first with the
+# audit log's append-only trigger set aside, and every id sequence of theirs starts over.
+# DELETE, not TRUNCATE: on the few rows a test leaves, TRUNCATE's new file for every table
+# and index cost 70-150 ms per test, DELETE 4 ms.
+EMPTY_POSTGRES = "; ".join(
+    [
+        "ALTER TABLE trade_audit_log DISABLE TRIGGER USER",
+        *(f"DELETE FROM {table}" for table in TABLES),
+        "ALTER TABLE trade_audit_log ENABLE TRIGGER USER",
+        "SELECT setval(seq.oid, 1, false) FROM pg_class AS seq"
+        " JOIN pg_depend AS owned ON owned.objid = seq.oid AND owned.deptype IN ('a', 'i')"
+        " JOIN pg_class AS tbl ON tbl.oid = owned.refobjid"
+        f" WHERE seq.relkind = 'S' AND tbl.relname IN ({', '.join(map(repr, TABLES))})",
+    ]
+)
+
+
 async def _empty_tables(backend: str) -> None:
-    """TRUNCATE on PostgreSQL (the audit log's row triggers do not fire on it); on SQLite
-    the append-only triggers are set aside while the tables are emptied."""
+    """On both back ends the audit log's append-only triggers are set aside while the
+    tables are emptied."""
     connection = get_connection("default")
     if backend == "postgres":
-        await connection.execute_script(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+        await connection.execute_script(EMPTY_POSTGRES)
         return
     triggers = await connection.execute_query_dict(
         "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
