@@ -44,6 +44,7 @@ from app.engine.ports import (
     TraderRepository,
 )
 from app.engine.screening import CandleClose, MarketView
+from app.engine.workflow import ScreenGate
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class Analyst:
         traders: TraderRepository,
         notifier: Notifier,
         clock: Clock,
+        gate: ScreenGate | None = None,
     ) -> None:
         self.engine = engine
         self.contexts = contexts
@@ -94,6 +96,7 @@ class Analyst:
         self.traders = traders
         self.notifier = notifier
         self.clock = clock
+        self.gate = gate or ScreenGate()
         self._writes: GroupCommit[_Write, Signal | None] = GroupCommit(self._write)
 
     async def prepare(self, signals: Sequence[Signal], view: MarketView) -> list[AnalysisContext]:
@@ -139,8 +142,10 @@ class Analyst:
         return await self._writes.submit(_Write(decision, Move(signal, status, reason, owner)))
 
     async def _write(self, writes: list[_Write]) -> list[Signal | None]:
-        """The decisions, then the moves, of every write at once; re-parking a signal that
-        stays where it is (watched again) is a deferral, not a move."""
+        """The decisions, then the moves, of every write at once, once no screen runs;
+        re-parking a signal that stays where it is (watched again) is a deferral, not a
+        move."""
+        await self.gate.wait_open()
         await self.decisions.add_many([w.decision for w in writes if w.decision is not None])
         moves = [w.move for w in writes if w.move.status != w.move.signal.status]
         moved = iter(await self.signals.transition_many(moves, at=self.clock.now()))

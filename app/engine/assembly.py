@@ -61,7 +61,7 @@ from app.engine.screening import ScreenerEngine
 from app.engine.signal_monitor import DEFAULT_CANCEL_MOVE, DEFAULT_RECHECKS, SignalMonitorStage
 from app.engine.signals import SignalManager
 from app.engine.trading import TradeStage
-from app.engine.workflow import Fairness, Stage, Workflow
+from app.engine.workflow import Fairness, ScreenGate, Stage, Workflow
 
 BATCH_PER_MODEL_CALL = 4
 # The rule engine answers at once: a claim is one batch, its size only bounds a transaction.
@@ -154,8 +154,16 @@ def assemble_workflow(
     screener = screener or ScreenerEngine(sandbox)
     desk = ports.desk
     contexts = ContextBuilder(ports.decisions, desk.store, clock, options.analysis_candles)
+    gate = ScreenGate()
     analyst = Analyst(
-        analysis, contexts, ports.decisions, ports.signals, ports.traders, ports.notifier, clock
+        analysis,
+        contexts,
+        ports.decisions,
+        ports.signals,
+        ports.traders,
+        ports.notifier,
+        clock,
+        gate,
     )
     stages: tuple[Stage, ...] = (
         AnalyzerStage(analyst, owner=owner, batch=options.batch),
@@ -185,7 +193,7 @@ def assemble_workflow(
         OutcomeStage(ports.decisions, clock, horizon=options.outcome_horizon_candles),
     )
     signals = SignalManager(ports.signals, ports.traders, ports.notifier, clock)
-    return Workflow(ports.traders, screener, signals, stages, options.fairness)
+    return Workflow(ports.traders, screener, signals, stages, options.fairness, gate)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,12 @@ loop with a replayed view. Nothing here knows which clock drives it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -79,6 +81,28 @@ class PriceDriven(Protocol):
     async def prices_moved(self) -> None: ...
 
 
+class ScreenGate:
+    """Open except while a screen runs. Work that can wait for a screen's length (the
+    analyzer's records of decisions that answered meanwhile) waits here, so the screen has
+    the engine process to itself: on two cores that also run the sandbox workers, every
+    bit of CPU the process spends elsewhere during a screen makes the screen slower."""
+
+    def __init__(self) -> None:
+        self._open = asyncio.Event()
+        self._open.set()
+
+    @contextlib.contextmanager
+    def closed(self) -> Iterator[None]:
+        self._open.clear()
+        try:
+            yield
+        finally:
+            self._open.set()
+
+    async def wait_open(self) -> None:
+        await self._open.wait()
+
+
 class Workflow:
     def __init__(
         self,
@@ -87,12 +111,14 @@ class Workflow:
         signals: SignalManager,
         stages: Sequence[Stage] = (),
         fairness: Fairness | None = None,
+        gate: ScreenGate | None = None,
     ) -> None:
         self.traders = traders
         self.screener = screener
         self.signals = signals
         self.stages = tuple(stages)
         self.fairness = fairness or Fairness()
+        self.gate = gate or ScreenGate()
         self._spent: dict[str, dict[uuid.UUID, float]] = {}
         self.stage_seconds: dict[str, float] = {"screen": 0.0} | {
             stage.name: 0.0 for stage in self.stages
@@ -114,6 +140,10 @@ class Workflow:
 
     async def on_close(self, close: CandleClose, view: MarketView) -> ScreenReport | None:
         """Screen the close and record signals; None when the sandbox failed (logged)."""
+        with self.gate.closed():
+            return await self._on_close(close, view)
+
+    async def _on_close(self, close: CandleClose, view: MarketView) -> ScreenReport | None:
         started = time.perf_counter()
         specs = await self.traders.running(close.interval)
         budgets = fair_budgets(

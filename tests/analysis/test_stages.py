@@ -3,6 +3,7 @@ backtest wires them (memory repositories, a replay clock), drained after each cl
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import deque
 from decimal import Decimal
@@ -180,3 +181,22 @@ async def test_only_the_lifecycles_moves_are_written() -> None:
     with pytest.raises(InvalidTransitionError):
         await backtest.signals.transition(entered, SignalStatus.WATCHING, "x", None, at=0)
     assert status(backtest, signal) == SignalStatus.ENTERED
+
+
+async def test_the_analyzer_records_nothing_while_a_screen_runs() -> None:
+    engine = ScriptedEngine(DecisionAction.ENTER_TRADE)
+    trader = spec()
+    backtest = Backtest(engine, [trader])
+    view = backtest.reveal("BTC/USDT", scripted_rows(FLAT))
+    signal = signal_on(trader, view)
+    await backtest.signals.add(signal)
+    with backtest.workflow.gate.closed():  # as Workflow.on_close holds it during a screen
+        drained = asyncio.create_task(backtest.drain(view))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert len(engine.seen) == 1, "analyzed meanwhile"
+        assert not drained.done() and not backtest.decisions.decisions
+        assert status(backtest, signal) == SignalStatus.NEW
+    assert await drained >= 1
+    assert status(backtest, signal) == SignalStatus.ENTERED
+    assert len(backtest.decisions.decisions) == 1
