@@ -167,34 +167,14 @@ def book_report(
     When a fill is more than the ledger can take (`LedgerError`), none of the report is
     booked and the order is rejected instead, with the ledger's reason.
     """
-    try:
-        return _book(order, trade, ledger, performance, report, booked, now)
-    except LedgerError as exc:
-        refused = OrderReport(OrderStatus.REJECTED, reason=f"the ledger refused it: {exc}")
-        return _book(order, trade, ledger, performance, refused, booked, now)
-
-
-def _book(
-    order: Order,
-    trade: Trade,
-    ledger: Ledger,
-    performance: Performance,
-    report: OrderReport,
-    booked: frozenset[str],
-    now: int,
-) -> Bookkeeping:
     new = tuple(fill for fill in report.fills if fill.id not in booked)
-    opened = closed = False
-    for fill in new:
-        was_open = trade.status == TradeStatus.OPEN
-        order, trade, ledger = book_fill(order, trade, ledger, fill)
-        performance = performance.after_fee(fill.fee, fill.time)
-        if trade.status == TradeStatus.OPEN and not was_open:
-            performance, opened = performance.after_open(fill.time), True
-        if trade.status == TradeStatus.CLOSED:
-            assert trade.pnl is not None
-            performance = performance.after_close(trade.pnl, trade.entry_cost, fill.time)
-            closed = True
+    try:
+        order, trade, ledger, performance, opened, closed = _book_fills(
+            order, trade, ledger, performance, new
+        )
+    except LedgerError as exc:
+        new, opened, closed = (), False, False
+        report = OrderReport(OrderStatus.REJECTED, reason=f"the ledger refused it: {exc}")
     ended = False
     if order.status != OrderStatus.CLOSED:
         if report.status in (OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED):
@@ -205,6 +185,25 @@ def _book(
     if report.exchange_order_id and order.exchange_order_id is None:
         order = replace(order, exchange_order_id=report.exchange_order_id)
     return Bookkeeping(order, trade, ledger, performance, new, opened, closed, ended)
+
+
+def _book_fills(
+    order: Order, trade: Trade, ledger: Ledger, performance: Performance, fills: tuple[Fill, ...]
+) -> tuple[Order, Trade, Ledger, Performance, bool, bool]:
+    """The order, trade, ledger and performance after `fills`, and whether they opened or
+    closed the position; `LedgerError` when the ledger cannot take one."""
+    opened = closed = False
+    for fill in fills:
+        was_open = trade.status == TradeStatus.OPEN
+        order, trade, ledger = book_fill(order, trade, ledger, fill)
+        performance = performance.after_fee(fill.fee, fill.time)
+        if trade.status == TradeStatus.OPEN and not was_open:
+            performance, opened = performance.after_open(fill.time), True
+        if trade.status == TradeStatus.CLOSED:
+            assert trade.pnl is not None
+            performance = performance.after_close(trade.pnl, trade.entry_cost, fill.time)
+            closed = True
+    return order, trade, ledger, performance, opened, closed
 
 
 def after_order_ended(order: Order, trade: Trade, now: int) -> Trade:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from app.domain.enums import (
     ExitReason,
+    Liquidity,
     OrderPurpose,
     OrderSide,
     OrderStatus,
@@ -167,3 +168,21 @@ def test_trades_ledger_and_aggregate_agree_after_every_fill(
     assert performance.fees_paid == ledger.fees_paid
     assert performance.open_positions == len(ledger.positions) == 0
     assert ledger.cash == ledger.initial + realised
+
+
+def test_a_fill_the_ledger_cannot_take_rejects_the_order_and_books_none_of_it() -> None:
+    ledger, performance = Ledger.opened(Decimal(100)), Performance()
+    trade = Trade(uuid.uuid4(), uuid.uuid4(), 1, TradingMode.DEMO, "BTC/USDT", 0)
+    order = _order(trade, OrderPurpose.ENTRY, Decimal(1))
+    fills = (
+        Fill("a", order.id, Decimal("0.5"), Decimal(50), Decimal("0.05"), Liquidity.TAKER, 1),
+        Fill("b", order.id, Decimal("0.5"), Decimal(500), Decimal("0.5"), Liquidity.TAKER, 1),
+    )
+    done = book_report(
+        order, trade, ledger, performance, OrderReport(OrderStatus.CLOSED, fills, "x-1"),
+        frozenset(), 2,
+    )  # fmt: skip
+    assert done.fills == () and done.ledger == ledger and done.performance == performance
+    assert done.order.status == OrderStatus.REJECTED and done.order.filled == 0
+    assert (done.order.reason or "").startswith("the ledger refused it: ")
+    assert done.trade.status == TradeStatus.CANCELLED and done.ended
