@@ -22,7 +22,7 @@ import numpy as np
 from app.domain.backtest import DataSpan
 from app.domain.candles import clean_candles
 from app.domain.intervals import interval_ms
-from app.engine.feeds.base import figure, rolled_sums
+from app.engine.feeds.base import figures_of, rolled_sums
 from app.engine.feeds.replay import candle_files, read_candles
 from app.engine.klines import DEFAULT_DEPTH, Candles
 from app.engine.sandbox import TickerValues
@@ -63,16 +63,14 @@ class _RolledTickers:
     def __init__(self, series: _Series) -> None:
         self.series = series
         values = series.values
-        self.last, self.change, self.quote = rolled_sums(
-            series.time, values[0], values[3], values[4]
+        self.last, self.change, self.quote = figures_of(
+            *rolled_sums(series.time, values[0], values[3], values[4])
         )
 
     def after(self, end: int) -> TickerValues:
         """The ticker once the first `end` candles (at least one) have closed."""
         index = end - 1
-        return TickerValues(
-            *figure(self.last.item(index), self.change.item(index), self.quote.item(index))
-        )
+        return TickerValues(self.last.item(index), self.change.item(index), self.quote.item(index))
 
 
 class ReplayMarket:
