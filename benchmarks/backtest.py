@@ -3,18 +3,21 @@
 The strategy (enter under RSI 30, exit over 70, a 5% stop, a 6% take profit as freqtrade's
 ROI) runs as a trader through `replay_history`, as `run_backtest` runs it: the live stages
 on the replay clock, the filter in the sandbox (2 workers), in-memory repositories, the live
-kline depth (500 candles a close sees). By default its signals are analyzed by no engine
+kline depth (500 candles a close sees). By default no engine analyzes its signals
 (`--analysis filter`: every signal entered, as freqtrade's strategy enters every one), so the
 trade, position and exit stages do the work freqtrade's run does, and the trade count is
 printed beside freqtrade's; `--analysis rules` has the rule engine decide instead (it turns
-down every RSI dip of this walk: no trade). The market is a seeded random
-walk with volatility regimes (calm, normal, wild, switching at random), one year of hourly
-candles per pair. It prints wall time, CPU time (this process, and its sandbox workers),
-candles per second, time per stage (with the workers screening ahead, a stage that waits on
-the event loop is charged for the batch work done meanwhile) and peak memory (the engine's,
-and each sandbox worker's since it started its program), and, measured
-in the same run, the time numpy and TA-Lib take to compute the same RSI once over each whole
-series: the floor of a vectorised backtester, which sees every candle at once.
+down every RSI dip of this walk: no trade). The market is a seeded random walk with
+volatility regimes (calm, normal, wild, switching at random), one year of hourly candles per
+pair.
+
+It prints wall time, CPU time (this process, the part of it spent replaying, and the sandbox
+workers), candles per second, the time the market took to load (before the replay, as in
+`run_backtest`), time per stage (with the workers screening ahead, a stage that waits on the
+event loop is charged for the batch work done meanwhile), peak memory (the engine's, and each
+sandbox worker's since it started its program) and, measured in the same run, the time numpy
+and TA-Lib take to compute the same RSI once over each whole series: the floor of a
+vectorised backtester, which sees every candle at once.
 
 `--ahead 1` screens one close per sandbox message, as the live engine must.
 
@@ -110,11 +113,13 @@ async def run(
     analysis: BacktestAnalysis, pairs: int, candles: int, workers: int, ahead: int, profile: bool
 ) -> None:
     series = {(f"P{index:02d}/USDT", "1h"): random_walk(index, candles) for index in range(pairs)}
+    loading = time.perf_counter()
     market = ReplayMarket(series)  # the live kline depth, as `run_backtest` replays
+    loaded = time.perf_counter() - loading
     start = START_MS + WARMUP * HOUR
     profiler = cProfile.Profile() if profile else None
     async with FilterSandbox(workers=workers) as sandbox:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         if profiler:
             profiler.enable()
         result = await replay_history(
@@ -128,7 +133,7 @@ async def run(
         )
         if profiler:
             profiler.disable()
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         worker_peak = max(peak_mib(pid) for pid in sandbox.pids)
     floor = numpy_floor(series)
     total = pairs * candles
@@ -140,9 +145,11 @@ async def run(
     print(f"analysis         {analysis}")
     print(f"wall time        {wall:8.2f} s      (freqtrade {FREQTRADE['wall']} s)")
     print(
-        f"CPU time         {own_usage.ru_utime + own_usage.ru_stime:8.2f} s engine, "
+        f"CPU time         {own_usage.ru_utime + own_usage.ru_stime:8.2f} s engine "
+        f"({cpu:.2f} s of it replaying), "
         f"{children_usage.ru_utime + children_usage.ru_stime:.2f} s sandbox workers"
     )
+    print(f"market load      {loaded:8.2f} s      (cleaning the candles, the tickers' sums)")
     print(f"candles/s        {total / wall:10,.0f}    (freqtrade {FREQTRADE['candles/s']:,})")
     print(f"signals          {len(result.signals):8d}")
     print(f"decisions        {len(result.decisions):8d}")

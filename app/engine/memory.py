@@ -228,12 +228,10 @@ class MemoryDecisionRepository:
         return found
 
     async def outcomes_due(self, now: int, limit: int) -> list[DueOutcome]:
+        check_at = self._check_at
         unjudged = (self.decisions[i] for i in self._unjudged)
-        due = [
-            d
-            for d in sorted(unjudged, key=lambda d: (d.created_at, d.id.hex))
-            if self._check_at.get(d.id, d.created_at) <= now
-        ]
+        due = [d for d in unjudged if check_at.get(d.id, d.created_at) <= now]
+        due.sort(key=lambda d: (d.created_at, d.id.hex))  # only the due ones: fewer
         found = []
         for decision in due[:limit]:
             signal = self._signals.signals[decision.signal_id]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from app.engine.backtest.replay import ReplayMarket
-from app.engine.feeds.base import RollingTickers, figure, rolled_sums
+from app.engine.feeds.base import RollingTickers, figure, figures_of, rolled_sums
 from app.engine.feeds.replay import read_candles
 from app.engine.sandbox import TickerValues
 from app.engine.screening import ticker_values
@@ -32,7 +32,7 @@ def test_a_view_shows_the_tickers_of_the_candles_closed_by_its_moment() -> None:
     expected = RollingTickers()
     for index, (time, open_, _, _, close, volume) in enumerate(rows[:400]):
         expected.update("ETH/BTC", int(time), float(open_), float(close), float(volume))
-        if index % 50 == 49:
+        if index >= 300 or index % 50 == 49:
             market.reveal(int(time) + 300_000)
             view = market.view()
             assert view.tickers()["ETH/BTC"] == ticker_values(expected.snapshot()["ETH/BTC"])
@@ -44,10 +44,12 @@ def test_rolled_sums_are_the_rolling_tickers_figures_after_every_candle_gaps_and
     rows = np.delete(rows, [*range(400, 700), 1000, 1001, 1500], axis=0)  # a day's gap, holes
     rolling = RollingTickers()
     sums = rolled_sums(rows[:, 0].astype(np.int64), rows[:, 1], rows[:, 4], rows[:, 5])
+    rounded = figures_of(*sums)
     for index, (time, open_, _, _, close, volume) in enumerate(rows):
         rolling.update("XMR/BTC", int(time), float(open_), float(close), float(volume))
         rolled = figure(*(float(column[index]) for column in sums))
         assert rolled == rolling.figures()["XMR/BTC"], f"candle {index}"
+        assert tuple(float(column[index]) for column in rounded) == rolled
 
 
 def test_the_closes_of_several_intervals_are_each_moment_with_the_intervals_closing_then() -> None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -65,6 +64,11 @@ def may_exit(spec: TraderSpec) -> bool:
         return False
 
 
+def _filter_of(job: FilterJob) -> tuple[object, ...]:
+    """What a job runs, whatever symbols it runs over."""
+    return job.code, job.interval, job.timeframes, job.params, job.budget_seconds
+
+
 def narrowed(job: FilterJob, kept: tuple[FilterJob, FilterOutcome]) -> FilterOutcome | None:
     """The outcome of `job` from an exit run ahead over more symbols: its matches among the
     job's symbols; None when that run cannot answer it (another filter or more symbols, or
@@ -72,7 +76,7 @@ def narrowed(job: FilterJob, kept: tuple[FilterJob, FilterOutcome]) -> FilterOut
     ran, outcome = kept
     if outcome.failure is not None or outcome.lost is not None:
         return None
-    if dataclasses.replace(ran, key=job.key, symbols=job.symbols) != job:
+    if _filter_of(ran) != _filter_of(job):
         return None
     asked = set(job.symbols)
     if not asked <= set(ran.symbols):

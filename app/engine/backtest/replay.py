@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import numpy as np
 from app.domain.backtest import DataSpan
 from app.domain.candles import clean_candles
 from app.domain.intervals import interval_ms
-from app.engine.feeds.base import figure, rolled_sums
+from app.engine.feeds.base import figures_of, rolled_sums
 from app.engine.feeds.replay import candle_files, read_candles
 from app.engine.klines import DEFAULT_DEPTH, Candles
 from app.engine.sandbox import TickerValues
@@ -57,22 +57,57 @@ class _Series:
         )
 
 
-class _RolledTickers:
-    """A symbol's ticker after each candle of its smallest interval, as the feed rolls it."""
+class _Tickers:
+    """Every symbol's ticker after each candle of its smallest interval, as the feed rolls
+    it: the rounded figures of symbol `i` after its candle `k` at `[i, k]` of one matrix per
+    figure (padded with NaN where a symbol has fewer candles)."""
 
-    def __init__(self, series: _Series) -> None:
-        self.series = series
-        values = series.values
-        self.last, self.change, self.quote = rolled_sums(
-            series.time, values[0], values[3], values[4]
-        )
+    def __init__(self, series: Mapping[str, tuple[str, _Series]]) -> None:
+        self.symbols = tuple(series)
+        self.index = {symbol: i for i, symbol in enumerate(self.symbols)}
+        self.series = [each for _, each in series.values()]
+        self.intervals = [interval for interval, _ in series.values()]
+        longest = max((len(each.times) for each in self.series), default=0)
+        self.figures = np.full((3, len(self.symbols), longest), np.nan)
+        for i, each in enumerate(self.series):
+            values = each.values
+            sums = rolled_sums(each.time, values[0], values[3], values[4])
+            self.figures[:, i, : len(each.times)] = figures_of(*sums)
 
-    def after(self, end: int) -> TickerValues:
-        """The ticker once the first `end` candles (at least one) have closed."""
-        index = end - 1
-        return TickerValues(
-            *figure(self.last.item(index), self.change.item(index), self.quote.item(index))
-        )
+
+class MomentTickers(Mapping[str, TickerValues]):
+    """The tickers of one moment: each symbol's after the last candle closed by then (`ends`:
+    how many had closed, by symbol index), made when read, and as rows for a run's tasks."""
+
+    def __init__(self, tickers: _Tickers, ends: np.ndarray) -> None:
+        self._tickers = tickers
+        self._ends = ends
+
+    def __getitem__(self, symbol: str) -> TickerValues:
+        i = self._tickers.index[symbol]
+        end = int(self._ends[i])
+        if not end:
+            raise KeyError(symbol)
+        last, change, quote = self._tickers.figures[:, i, end - 1].tolist()
+        return TickerValues(last, change, quote)
+
+    def __iter__(self) -> Iterator[str]:
+        symbols = self._tickers.symbols
+        return (symbols[i] for i in np.flatnonzero(self._ends).tolist())
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self._ends))
+
+    def rows(self, symbols: Sequence[str]) -> np.ndarray | None:
+        index = self._tickers.index
+        if any(symbol not in index for symbol in symbols):
+            return None
+        found = np.fromiter((index[symbol] for symbol in symbols), np.int64, len(symbols))
+        ends = self._ends[found]
+        if not ends.all():
+            return None
+        rows: np.ndarray = self._tickers.figures[:, found, ends - 1].T
+        return rows
 
 
 class ReplayMarket:
@@ -95,15 +130,17 @@ class ReplayMarket:
                     cleaned.time.tolist(),
                 )
         symbols = sorted({symbol for symbol, _ in self._series})
-        self._tickers = {
-            symbol: (interval, _RolledTickers(self._series[(symbol, interval)]))
-            for symbol in symbols
-            for interval in [min((i for s, i in self._series if s == symbol), key=interval_ms)]
-        }
+        self._tickers = _Tickers(
+            {
+                symbol: (interval, self._series[(symbol, interval)])
+                for symbol in symbols
+                for interval in [min((i for s, i in self._series if s == symbol), key=interval_ms)]
+            }
+        )
         self.at: int | None = None
         self._ends: dict[tuple[str, str], int] = {}
         self._symbols: dict[str, tuple[str, ...]] = {}
-        self._figures: dict[int, Mapping[str, TickerValues]] = {}
+        self._figures: dict[int, MomentTickers] = {}
         self._shown: dict[tuple[str, str], Candles] = {}  # at the moment revealed last
 
     @classmethod
@@ -164,15 +201,16 @@ class ReplayMarket:
         before the market reaches them, and the replay then reads them back from here."""
         found = self._figures.get(at)
         if found is None:
-            found = {}
-            for symbol, (interval, rolled) in self._tickers.items():
-                if at == self.at:
-                    end = self._ends[(symbol, interval)]
-                else:
-                    end = bisect.bisect_right(rolled.series.times, at - interval_ms(interval))
-                if end:
-                    found[symbol] = rolled.after(end)
-            self._figures[at] = found
+            tickers = self._tickers
+            if at == self.at:
+                keys = zip(tickers.symbols, tickers.intervals, strict=True)
+                ends = [self._ends[key] for key in keys]
+            else:
+                ends = [
+                    bisect.bisect_right(each.times, at - interval_ms(interval))
+                    for each, interval in zip(tickers.series, tickers.intervals, strict=True)
+                ]
+            found = self._figures[at] = MomentTickers(tickers, np.array(ends, dtype=np.int64))
         return found
 
     def view(self) -> ReplayView:

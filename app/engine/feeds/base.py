@@ -163,10 +163,33 @@ def _sums(window: deque[tuple[int, float, float, float]]) -> tuple[float, float,
     return last, (last / window[0][1] - 1) * 100, base, quote
 
 
+FIGURE_DIGITS = (12, 6, 12)  # significant digits of a ticker's last, change and quote volume
+
+
 def figure(last: float, change: float, quote: float) -> tuple[float, float, float]:
     """A ticker's last price, 24 h change and quote volume as the snapshot's tickers round
-    them (12, 6 and 12 significant digits), as floats."""
-    return float(f"{last:.12g}"), float(f"{change:.6g}"), float(f"{quote:.12g}")
+    them (`FIGURE_DIGITS` significant digits), as floats."""
+    digits_last, digits_change, digits_quote = FIGURE_DIGITS
+    return (
+        float(f"{last:.{digits_last}g}"),
+        float(f"{change:.{digits_change}g}"),
+        float(f"{quote:.{digits_quote}g}"),
+    )
+
+
+def figures_of(
+    last: np.ndarray, change: np.ndarray, quote: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`figure` of every element at once: each column formatted in one go, each number
+    parsed back by `float`, so the very same floats."""
+
+    def rounded(values: np.ndarray, digits: int) -> np.ndarray:
+        text = (f"%.{digits}g," * len(values)) % tuple(values.tolist())
+        return np.array(list(map(float, text.split(",")[:-1])), dtype=np.float64)
+
+    columns = (last, change, quote)
+    last, change, quote = (rounded(c, d) for c, d in zip(columns, FIGURE_DIGITS, strict=True))
+    return last, change, quote
 
 
 def rolled_sums(

@@ -13,9 +13,11 @@ append-only history (a rewritten history needs a new id, or `forget_source` firs
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
 
 from app.domain.enums import Side
 from app.domain.indicators import CandleArrays
@@ -37,6 +39,17 @@ class TickerValues:
     last: float
     change_pct: float
     quote_volume: float
+
+
+@runtime_checkable
+class TickerRows(Protocol):
+    """Tickers that also give their figures as rows of floats (a backtest's, read for
+    thousands of closes), so a run's tasks are made without a `TickerValues` each."""
+
+    def rows(self, symbols: Sequence[str]) -> np.ndarray | None:
+        """One (last, change_pct, quote_volume) row per symbol, in order; None when one of
+        them has no ticker."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

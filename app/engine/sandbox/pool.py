@@ -37,6 +37,7 @@ from app.engine.sandbox.jobs import (
     FilterOutcome,
     SandboxError,
     SandboxLimits,
+    TickerRows,
     TickerValues,
 )
 from app.engine.sandbox.messages import Answer, Batch, JobResult, JobSpec, SeriesUpdate
@@ -319,16 +320,14 @@ class FilterSandbox:
                 if columns is None:
                     return False
                 windows[(symbol, interval)] = columns
-        try:
-            tickers = np.array(
-                [
-                    [_figures(close.tickers[symbol]) for symbol, _, _ in plan]
-                    for close in closes[numbers]
-                ],
-                dtype=np.float64,
-            )
-        except KeyError:
-            return False
+        symbols = [symbol for symbol, _, _ in plan]
+        rows = []
+        for close in closes[numbers]:
+            row = _ticker_rows(close.tickers, symbols)
+            if row is None:
+                return False
+            rows.append(row)
+        tickers = np.stack(rows)
         count = len(tickers)
         job_bases = np.array(bases[numbers], dtype=np.int64)
         of_slot: dict[int, list[int]] = {}
@@ -463,8 +462,14 @@ def _each(workers: Iterable[WorkerProcess], action: Callable[[WorkerProcess], No
 _Plan = list[tuple[str, list[int], tuple[str, ...]]]
 
 
-def _figures(ticker: TickerValues) -> tuple[float, float, float]:
-    return ticker.last, ticker.change_pct, ticker.quote_volume
+def _ticker_rows(tickers: Mapping[str, TickerValues], symbols: list[str]) -> np.ndarray | None:
+    """The symbols' ticker figures as rows; None when one has no ticker."""
+    if isinstance(tickers, TickerRows):
+        return tickers.rows(symbols)
+    if any(symbol not in tickers for symbol in symbols):
+        return None
+    figures = [tickers[s] for s in symbols]
+    return np.array([(t.last, t.change_pct, t.quote_volume) for t in figures], dtype=np.float64)
 
 
 def _plan(jobs: Sequence[FilterJob]) -> _Plan:
