@@ -138,8 +138,13 @@ class BacktestRunner:
         self._heartbeat: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Fail the runs a stopped process left, then keep this process's runs leased."""
-        await self.recover()
+        """Fail the runs a stopped process left, then keep this process's runs leased; a
+        database that does not answer yet delays the first only (the heartbeat tries again),
+        never the server's start."""
+        try:
+            await self.recover()
+        except Exception:
+            log.exception("recovering the backtests of stopped processes failed; retried")
         if self._heartbeat is None:
             self._heartbeat = asyncio.create_task(self._beat(), name="backtest heartbeat")
 

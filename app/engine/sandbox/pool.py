@@ -17,6 +17,7 @@ part's run is lost (`FilterOutcome.lost`), for its jobs only.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import math
@@ -287,15 +288,12 @@ class FilterSandbox:
         found = _Windows(closes, source, depth)
         shapes = [tuple((job.symbols, job.timeframes) for job in close.jobs) for close in closes]
         bases = [0, *itertools.accumulate(len(close.jobs) for close in closes)]
-        plans: dict[tuple[tuple[tuple[str, ...], frozenset[str]], ...], _Plan] = {}
         first = 0
         while first < len(closes):
             last = first + 1
             while last < len(closes) and shapes[last] == shapes[first]:
                 last += 1
-            plan = plans.get(shapes[first])
-            if plan is None:
-                plan = plans[shapes[first]] = _plan(closes[first].jobs)
+            plan = _plan(shapes[first])
             if not self._add_block(parts, found, closes, slice(first, last), bases, plan):
                 for number in range(first, last):
                     self._add_close(parts, found, closes[number], number, bases[number], plan)
@@ -371,7 +369,7 @@ class FilterSandbox:
             windows = [found.of(number, symbol, interval) for interval in intervals]
             if None in windows:  # a series with no candle yet: the jobs reading it wait
                 missing = {i for i, w in zip(intervals, windows, strict=True) if w is None}
-                positions = [p for p in positions if not close.jobs[p].timeframes & missing]
+                positions = tuple(p for p in positions if not close.jobs[p].timeframes & missing)
                 if not positions:
                     continue
             seen = [(i, w) for i, w in zip(intervals, windows, strict=True) if w is not None]
@@ -459,7 +457,9 @@ def _each(workers: Iterable[WorkerProcess], action: Callable[[WorkerProcess], No
         action(worker)
 
 
-_Plan = list[tuple[str, list[int], tuple[str, ...]]]
+_Shape = tuple[tuple[tuple[str, ...], frozenset[str]], ...]  # each job's symbols, timeframes
+_Plan = tuple[tuple[str, tuple[int, ...], tuple[str, ...]], ...]
+PLANS_KEPT = 64
 
 
 def _ticker_rows(tickers: Mapping[str, TickerValues], symbols: list[str]) -> np.ndarray | None:
@@ -472,20 +472,22 @@ def _ticker_rows(tickers: Mapping[str, TickerValues], symbols: list[str]) -> np.
     return np.array([(t.last, t.change_pct, t.quote_volume) for t in figures], dtype=np.float64)
 
 
-def _plan(jobs: Sequence[FilterJob]) -> _Plan:
-    """Each symbol of a close's jobs, sorted, with the jobs that screen it (their positions)
-    and every interval they read: the same for every close of a batch screened ahead."""
+@functools.lru_cache(maxsize=PLANS_KEPT)
+def _plan(shape: _Shape) -> _Plan:
+    """Each symbol of a close's jobs (their symbols and timeframes: `shape`), sorted, with
+    the jobs that screen it (their positions) and every interval they read: the same for
+    every close of a batch screened ahead, and for every batch of a backtest."""
     by_symbol: dict[str, list[int]] = {}
-    for position, job in enumerate(jobs):
-        for symbol in job.symbols:
+    for position, (symbols, _) in enumerate(shape):
+        for symbol in symbols:
             by_symbol.setdefault(symbol, []).append(position)
     plan = []
     for symbol in sorted(by_symbol):
         intervals: dict[str, None] = {}
         for position in by_symbol[symbol]:
-            intervals |= dict.fromkeys(jobs[position].timeframes)
-        plan.append((symbol, by_symbol[symbol], tuple(intervals)))
-    return plan
+            intervals |= dict.fromkeys(shape[position][1])
+        plan.append((symbol, tuple(by_symbol[symbol]), tuple(intervals)))
+    return tuple(plan)
 
 
 def _ends(times: np.ndarray, interval: str, moments: Sequence[int | None]) -> np.ndarray:
