@@ -6,8 +6,9 @@ own answering every request after `--delay` seconds, at the default concurrency 
 calls. The screening load is the screening benchmark's 50 filters over 300 symbols, each
 computing its verdict in full and then returning False (the same screening work, but no
 signals of their own queued ahead of the burst); ten more traders (one per user) match
-their 30 symbols each at one chosen candle only: 300 signals at that close. Each stage runs
-in a task of its own, woken after every close, as `LiveEngine` runs them.
+their 30 symbols each at one chosen candle only: 300 signals at that close. The later
+stages run as `LiveEngine` runs them (`StageTasks`: each in a task of its own, woken after
+every close).
 
 Measured in the same run: the screening time of candle closes while the analyzer is idle
 (before the burst, and after it is decided, so that a change of the machine's load over
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import statistics
 import subprocess
@@ -36,6 +36,7 @@ from pydantic import SecretStr
 
 from app.bootstrap import build_llm, build_workflow
 from app.core.events import InProcessEventBus
+from app.core.heap import freeze_long_lived
 from app.core.settings import Settings
 from app.db.config import close_db, init_db, migrate_db
 from app.db.models import Decision, LlmCall, Signal, Trader, User
@@ -46,7 +47,8 @@ from app.engine.klines import KlineStore
 from app.engine.market import MarketData
 from app.engine.sandbox import FilterSandbox
 from app.engine.screening import CandleClose
-from app.engine.workflow import Stage, Workflow
+from app.engine.stage_tasks import StageTasks
+from app.engine.workflow import Workflow
 from benchmarks.screening import START_MS, strategies
 from tests.fakes.gemini import API_KEY
 
@@ -99,36 +101,6 @@ async def create_traders(symbols: list[str], burst_open: int, signals: int) -> N
             status=TraderStatus.RUNNING,
             stop_loss=Decimal(5),
         )
-
-
-class Stages:
-    """Each later stage in a task of its own, woken after every close (as LiveEngine runs
-    them), looking again every `poll` seconds."""
-
-    def __init__(self, workflow: Workflow, market: MarketData, poll: float = 0.5) -> None:
-        self.workflow, self.market, self.poll = workflow, market, poll
-        self.wakes = [asyncio.Event() for _ in workflow.stages]
-        self.tasks = [
-            asyncio.create_task(self._run(stage, wake))
-            for stage, wake in zip(workflow.stages, self.wakes, strict=True)
-        ]
-
-    def wake(self) -> None:
-        for wake in self.wakes:
-            wake.set()
-
-    async def _run(self, stage: Stage, wake: asyncio.Event) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), self.poll)
-            wake.clear()
-            while await stage.run(self.market.view()):
-                pass
-
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 async def close(
@@ -211,7 +183,9 @@ async def main(args: argparse.Namespace) -> None:
             f"{args.workers} sandbox workers, {os.cpu_count()} CPUs"
         )
         await close(feed, store, market, workflow)  # warm-up: workers get every series
-        stages = Stages(workflow, market)
+        stages = StageTasks(workflow, market, clock)
+        stages.start()
+        freeze_long_lived()  # as `traders serve` does once started
         quiet = []
         before = Phase(fake.pid)
         for _ in range(args.closes):

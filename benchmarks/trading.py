@@ -7,10 +7,10 @@ The live wiring of `app.bootstrap` (database repositories, the rule engine, the 
 executor, the event bus, the trading desk) on a seeded simulated market: 50 enabled traders
 with the screening benchmark's filters, each over every symbol. Each candle close runs the
 whole workflow as the live engine runs it: the screen (sandbox workers, signals recorded),
-then every stage at once, each in its own task, woken again by the others' work until all
-are idle (`LiveEngine`'s rule): the analyzer decides on the new signals with the rule
-engine, and the trade stage enters those it marked ready.
-Measured per entry:
+then the later stages through the live engine's `StageTasks` (each in its own task, woken by
+the close and by the others' work) until all are idle: the analyzer decides on the new
+signals with the rule engine, and the trade stage enters those it marked ready. Measured
+per entry:
 
 - close -> order: from handing the close to the workflow to the entry's intent being
   recorded (the order exists, before it is sent), the screen and the analysis included;
@@ -37,6 +37,7 @@ from typing import Any
 
 from app.bootstrap import build_desk, build_workflow
 from app.core.events import InProcessEventBus
+from app.core.heap import freeze_long_lived
 from app.core.settings import Settings
 from app.db.config import close_db, init_db, migrate_db
 from app.db.models import Decision
@@ -48,7 +49,7 @@ from app.engine.klines import KlineStore
 from app.engine.market import MarketData
 from app.engine.sandbox import FilterSandbox
 from app.engine.screening import CandleClose
-from app.engine.workflow import Bookkeeping, Stage
+from app.engine.stage_tasks import StageTasks
 from app.services.traders import TraderManager
 from app.services.users import create_user
 from benchmarks.screening import START_MS, strategies
@@ -94,25 +95,6 @@ class Timing:
             return booked
 
         store.begin_entries, store.record_many = timed_entries, timed_record
-
-
-async def until_idle(stage: Stage, view: Any) -> int:
-    handled = 0
-    while done := await stage.run(view):
-        handled += done
-    return handled
-
-
-async def run_stages(stages: tuple[Stage, ...], view: Any) -> None:
-    """As the live engine runs them: each in a task of its own until it has nothing left,
-    and all of them again whenever one handled something (a stage is woken by the others'
-    work: the trade stage by the signals the analyzer marked ready), until none has; the
-    bookkeeping stages once the others are idle."""
-    order_path = [stage for stage in stages if not isinstance(stage, Bookkeeping)]
-    bookkeeping = [stage for stage in stages if isinstance(stage, Bookkeeping)]
-    for group in (order_path, bookkeeping):
-        while sum(await asyncio.gather(*(until_idle(stage, view) for stage in group))):
-            pass
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -165,6 +147,9 @@ async def main(args: argparse.Namespace) -> None:
     order_to_fill: list[float] = []
     raised = 0
     await sandbox.start()
+    stages = StageTasks(workflow, market, clock)
+    stages.start()
+    freeze_long_lived()  # as `traders serve` does once started
     try:
         for number in range(args.closes + 1):
             feed.step(store)
@@ -177,7 +162,8 @@ async def main(args: argparse.Namespace) -> None:
             report = await workflow.on_close(close, view)
             screened = time.perf_counter()
             assert report is not None and report.failures == 0, report
-            await run_stages(workflow.stages, view)
+            stages.wake()
+            await stages.until_idle()
             if number == 0:
                 continue  # the first close warms the sandbox replicas and the pool
             screens.append(screened - started)
@@ -190,6 +176,7 @@ async def main(args: argparse.Namespace) -> None:
         await desk.notifier.flush()
         decided = await Decision.all().count()
     finally:
+        await stages.stop()
         await sandbox.close()
         await close_db()
 

@@ -202,6 +202,7 @@ class AnalyzerStage:
 
     async def run(self, view: MarketView) -> int:
         async def claim(limit: int) -> list[AnalysisContext]:
+            await self.analyst.gate.wait_open()
             now = self.analyst.clock.now()
             signals = await self.analyst.signals.claim(
                 SignalStatus.NEW, self.owner, now, now + self.lease_ms, limit

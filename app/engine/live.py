@@ -8,17 +8,13 @@ what market this engine sees, so that API processes without an engine can answer
 The stages read the market's time (the feed's clock, assembled into the workflow); what
 the engine itself waits on (settling a close, polling, the heartbeat) is wall time.
 
-On a real-time market each later stage of the workflow runs in a task of its own, so a slow
-one (a model call) never delays a screen or another stage: it is woken after every close and
-whenever another stage handled something, a price-driven one (the position monitor) also on
-every price update, and each looks again every `poll_ms` anyway (a lease that ran out, work
-another process left). A bookkeeping stage (equity snapshots, decision outcomes) waits
-while the stages on the way to an order are busy, so a close's entries do not queue behind
-its records. A stepped feed (a replay) waits for the engine anyway, so there the
-engine handles each close as a backtest does, with the very same `Workflow.drain` after the
-screen: the stages run in their order until none has anything left, before the next close
-is released. That is what makes a replay through the live engine and a backtest of the
-same candles agree trade for trade.
+On a real-time market each later stage of the workflow runs in a task of its own
+(`StageTasks`: screens first, then the stages on the way to an order, bookkeeping last).
+A stepped feed (a replay) waits for the engine anyway, so there the engine handles each
+close as a backtest does, with the very same `Workflow.drain` after the screen: the stages
+run in their order until none has anything left, before the next close is released. That
+is what makes a replay through the live engine and a backtest of the same candles agree
+trade for trade.
 """
 
 from __future__ import annotations
@@ -35,13 +31,12 @@ from app.engine.close_trigger import SETTLE_MS, CloseTrigger
 from app.engine.feeds.base import SteppedFeed
 from app.engine.market import MarketData
 from app.engine.screening import CandleClose, ScreenerEngine, ScreenReport
-from app.engine.workflow import Bookkeeping, PriceDriven, Workflow
+from app.engine.stage_tasks import BOOKKEEPING_WAIT_MS, POLL_MS, StageTasks
+from app.engine.workflow import Workflow
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_MS = 10_000
-POLL_MS = 2_000
-BOOKKEEPING_WAIT_MS = 2_000
 Heartbeat = Callable[[str, MarketInfo], Awaitable[None]]
 
 
@@ -68,10 +63,14 @@ class LiveEngine:
         )
         self._heartbeat = heartbeat
         self._heartbeat_ms = heartbeat_ms
-        self._poll_ms = poll_ms
-        self._bookkeeping_wait_ms = bookkeeping_wait_ms
-        self._wakes = [asyncio.Event() for _ in workflow.stages]
-        self._busy: set[int] = set()
+        self.stages = StageTasks(
+            workflow,
+            market,
+            self.wall,
+            poll_ms=poll_ms,
+            bookkeeping_wait_ms=bookkeeping_wait_ms,
+            progress=self.trigger.progress,
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -89,62 +88,12 @@ class LiveEngine:
         if self.stepped:
             await self.workflow.drain(view)
         else:
-            self._wake_stages()
+            self.stages.wake()
         return report
-
-    def _wake_stages(self) -> None:
-        for wake in self._wakes:
-            wake.set()
-
-    async def _run_stage(self, index: int) -> None:
-        stage, wake = self.workflow.stages[index], self._wakes[index]
-        while True:
-            waits = [
-                asyncio.ensure_future(wake.wait()),
-                asyncio.ensure_future(self.wall.sleep_until(self.wall.now() + self._poll_ms)),
-            ]
-            if isinstance(stage, PriceDriven):
-                waits.append(asyncio.ensure_future(stage.prices_moved()))
-            try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiting in waits:
-                    waiting.cancel()
-            wake.clear()
-            if isinstance(stage, Bookkeeping):
-                await self._after_order_path()
-            self._busy.add(index)
-            try:
-                while await stage.run(self.market.view()):
-                    self._wake_stages()
-            except Exception:
-                log.exception("stage %s failed; it runs again at the next wake-up", stage.name)
-            finally:
-                self._busy.discard(index)
-                self.trigger.progress.set()
-
-    async def _after_order_path(self) -> None:
-        """Return once the stages on the way to an order are idle, or after
-        `bookkeeping_wait_ms` (a position monitor busy with every tick never starves the
-        bookkeeping)."""
-        order_path = [
-            index
-            for index, stage in enumerate(self.workflow.stages)
-            if not isinstance(stage, Bookkeeping)
-        ]
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._bookkeeping_wait_ms / 1000):
-                while any(i in self._busy or self._wakes[i].is_set() for i in order_path):
-                    self.trigger.progress.clear()
-                    await self.trigger.progress.wait()
 
     def idle(self) -> bool:
         """Every close handled and every stage done with what it was woken for."""
-        return (
-            self.trigger.caught_up()
-            and not self._busy
-            and not any(wake.is_set() for wake in self._wakes)
-        )
+        return self.trigger.caught_up() and self.stages.idle()
 
     async def caught_up(self) -> None:
         """Return once the engine is idle (a stepped replay feed waits on this)."""
@@ -160,8 +109,7 @@ class LiveEngine:
             self.market.feed.pace_with(self.caught_up)
         self._tasks.append(asyncio.create_task(self.trigger.run(), name="close trigger"))
         if not self.stepped:
-            for index, stage in enumerate(self.workflow.stages):
-                self._tasks.append(asyncio.create_task(self._run_stage(index), name=stage.name))
+            self.stages.start()
         await self.market.start()
         if self._heartbeat is not None:
             self._tasks.append(asyncio.create_task(self._beat(), name="engine heartbeat"))
@@ -174,6 +122,7 @@ class LiveEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.stages.stop()
         await self.workflow.screener.stop()
 
     async def _beat(self) -> None:

@@ -183,7 +183,7 @@ async def test_only_the_lifecycles_moves_are_written() -> None:
     assert status(backtest, signal) == SignalStatus.ENTERED
 
 
-async def test_the_analyzer_records_nothing_while_a_screen_runs() -> None:
+async def test_the_analyzer_claims_and_records_nothing_while_a_screen_runs() -> None:
     engine = ScriptedEngine(DecisionAction.ENTER_TRADE)
     trader = spec()
     backtest = Backtest(engine, [trader])
@@ -194,9 +194,42 @@ async def test_the_analyzer_records_nothing_while_a_screen_runs() -> None:
         drained = asyncio.create_task(backtest.drain(view))
         for _ in range(20):
             await asyncio.sleep(0)
-        assert len(engine.seen) == 1, "analyzed meanwhile"
+        assert not engine.seen, "claimed and analyzed meanwhile"
         assert not drained.done() and not backtest.decisions.decisions
         assert status(backtest, signal) == SignalStatus.NEW
     assert await drained >= 1
+    assert len(engine.seen) == 1 and status(backtest, signal) == SignalStatus.ENTERED
     assert status(backtest, signal) == SignalStatus.ENTERED
     assert len(backtest.decisions.decisions) == 1
+
+
+class HeldEngine(ScriptedEngine):
+    """Answers once `answer` is set, telling `asked` when it has been asked."""
+
+    def __init__(self, *actions: DecisionAction) -> None:
+        super().__init__(*actions)
+        self.asked, self.answer = asyncio.Event(), asyncio.Event()
+
+    async def analyze(self, context: AnalysisContext) -> Decision:
+        self.asked.set()
+        await self.answer.wait()
+        return await super().analyze(context)
+
+
+async def test_an_answer_that_comes_during_a_screen_is_recorded_after_it() -> None:
+    engine = HeldEngine(DecisionAction.ENTER_TRADE)
+    trader = spec()
+    backtest = Backtest(engine, [trader])
+    view = backtest.reveal("BTC/USDT", scripted_rows(FLAT))
+    signal = signal_on(trader, view)
+    await backtest.signals.add(signal)
+    drained = asyncio.create_task(backtest.drain(view))
+    await engine.asked.wait()
+    with backtest.workflow.gate.closed():
+        engine.answer.set()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert len(engine.seen) == 1 and not backtest.decisions.decisions
+        assert status(backtest, signal) == SignalStatus.NEW  # claimed, not yet moved
+    assert await drained >= 1
+    assert status(backtest, signal) == SignalStatus.ENTERED

@@ -1,0 +1,132 @@
+"""The later stages of a workflow on a real-time market: each in a task of its own.
+
+A slow stage (a model call) then never delays a screen or another stage. Each stage is
+woken after every close (`wake`) and whenever another stage handled something, a
+price-driven one (the position monitor) also on every price update, and each looks again
+every `poll_ms` anyway (a lease that ran out, work another process left).
+
+Two rules order the work, both because the engine's CPU is shared: on two cores that also
+run the sandbox workers, whatever the engine process does during a screen makes the screen
+slower.
+
+- A screen comes first. A stage starts a run only while no screen runs (the workflow's
+  `ScreenGate`); a run already under way goes on, and the stages that hold many tasks (the
+  analyzer) wait at the gate inside their runs as well.
+- A bookkeeping stage (equity snapshots, decision outcomes) waits while the stages on the
+  way to an order are busy, at most `bookkeeping_wait_ms` (a position monitor busy with
+  every tick never starves it), so a close's entries do not queue behind its records.
+
+The live engine runs its stages with this; so do the benchmarks that measure what a live
+engine does, so that they measure this very code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from app.engine.clock import Clock
+from app.engine.market import MarketData
+from app.engine.workflow import Bookkeeping, PriceDriven, Workflow
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 2_000
+BOOKKEEPING_WAIT_MS = 2_000
+
+
+class StageTasks:
+    def __init__(
+        self,
+        workflow: Workflow,
+        market: MarketData,
+        wall: Clock,
+        *,
+        poll_ms: int = POLL_MS,
+        bookkeeping_wait_ms: int = BOOKKEEPING_WAIT_MS,
+        progress: asyncio.Event | None = None,
+    ) -> None:
+        self.workflow = workflow
+        self.market = market
+        self.wall = wall
+        self.poll_ms = poll_ms
+        self.bookkeeping_wait_ms = bookkeeping_wait_ms
+        self.progress = progress or asyncio.Event()
+        """Set whenever a stage ends a run."""
+        self._wakes = [asyncio.Event() for _ in workflow.stages]
+        self._busy: set[int] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        for index, stage in enumerate(self.workflow.stages):
+            self._tasks.append(asyncio.create_task(self._run(index), name=stage.name))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def wake(self) -> None:
+        for wake in self._wakes:
+            wake.set()
+
+    def idle(self) -> bool:
+        """No stage is running or woken."""
+        return not self._busy and not any(wake.is_set() for wake in self._wakes)
+
+    async def until_idle(self) -> None:
+        while not self.idle():
+            self.progress.clear()
+            await self.progress.wait()
+
+    async def _run(self, index: int) -> None:
+        stage, wake = self.workflow.stages[index], self._wakes[index]
+        gate = self.workflow.gate
+        while True:
+            await self._woken(index)
+            wake.clear()
+            self._busy.add(index)
+            try:
+                if isinstance(stage, Bookkeeping):
+                    await self._after_order_path()
+                await gate.wait_open()
+                while await stage.run(self.market.view()):
+                    self.wake()
+                    await gate.wait_open()
+            except Exception:
+                log.exception("stage %s failed; it runs again at the next wake-up", stage.name)
+            finally:
+                self._busy.discard(index)
+                self.progress.set()
+
+    async def _woken(self, index: int) -> None:
+        stage = self.workflow.stages[index]
+        waits = [
+            asyncio.ensure_future(self._wakes[index].wait()),
+            asyncio.ensure_future(self.wall.sleep_until(self.wall.now() + self.poll_ms)),
+        ]
+        if isinstance(stage, PriceDriven):
+            waits.append(asyncio.ensure_future(stage.prices_moved()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+
+    async def _after_order_path(self) -> None:
+        """Return once the stages on the way to an order are idle, or after
+        `bookkeeping_wait_ms`."""
+        order_path = [
+            index
+            for index, stage in enumerate(self.workflow.stages)
+            if not isinstance(stage, Bookkeeping)
+        ]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.bookkeeping_wait_ms / 1000):
+                while any(i in self._busy or self._wakes[i].is_set() for i in order_path):
+                    self.progress.clear()
+                    await self.progress.wait()

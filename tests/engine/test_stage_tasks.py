@@ -1,0 +1,98 @@
+"""StageTasks, the live way to run the later stages: a screen first, bookkeeping last."""
+
+from __future__ import annotations
+
+import asyncio
+
+from app.engine.clock import RealtimeClock
+from app.engine.feeds.simulated import SimulatedFeed
+from app.engine.klines import KlineStore
+from app.engine.market import MarketData
+from app.engine.memory import MemoryTraderRepository
+from app.engine.sandbox import FilterSandbox
+from app.engine.screening import ScreenerEngine
+from app.engine.signals import SignalManager
+from app.engine.stage_tasks import StageTasks
+from app.engine.workflow import Stage, Workflow
+
+POLL_MS = 600_000
+
+
+class Recording:
+    """A stage that has `work` items, handled one per run, each run noted in `log`."""
+
+    def __init__(self, name: str, log: list[str], work: int = 1) -> None:
+        self.name, self.log, self.work = name, log, work
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def on_close(self, close: object, view: object) -> None:
+        return None
+
+    async def run(self, view: object) -> int:
+        if not self.work:
+            return 0
+        self.log.append(self.name)
+        await self.release.wait()
+        self.work -= 1
+        return 1
+
+
+class Bookkeeper(Recording):
+    bookkeeping = True
+
+
+def tasks_for(*stages: Stage) -> StageTasks:
+    market = MarketData(SimulatedFeed(["BTC/USDT"], intervals=("1h",)), KlineStore(depth=10))
+    traders = MemoryTraderRepository([])
+    signals = SignalManager(None, traders, None, RealtimeClock())  # type: ignore[arg-type]
+    workflow = Workflow(traders, ScreenerEngine(FilterSandbox(workers=1)), signals, stages)
+    return StageTasks(workflow, market, RealtimeClock(), poll_ms=POLL_MS)
+
+
+async def test_no_stage_starts_a_run_while_a_screen_runs() -> None:
+    log: list[str] = []
+    tasks = tasks_for(Recording("trade", log, work=2))
+    tasks.start()
+    try:
+        with tasks.workflow.gate.closed():
+            tasks.wake()
+            await asyncio.sleep(0.05)
+            assert log == [] and not tasks.idle()
+        await asyncio.wait_for(tasks.until_idle(), 1)
+        assert log == ["trade", "trade"]
+    finally:
+        await tasks.stop()
+
+
+async def test_bookkeeping_waits_for_the_order_path() -> None:
+    log: list[str] = []
+    trade = Recording("trade", log, work=3)
+    trade.release.clear()
+    tasks = tasks_for(Bookkeeper("equity", log), trade)
+    tasks.start()
+    try:
+        tasks.wake()
+        await asyncio.sleep(0.05)
+        assert log == ["trade"]
+        trade.release.set()
+        await asyncio.wait_for(tasks.until_idle(), 1)
+        assert log == ["trade", "trade", "trade", "equity"]
+    finally:
+        await tasks.stop()
+
+
+async def test_bookkeeping_waits_no_longer_than_its_limit() -> None:
+    log: list[str] = []
+    trade = Recording("trade", log)
+    trade.release.clear()
+    tasks = tasks_for(Bookkeeper("equity", log), trade)
+    tasks.bookkeeping_wait_ms = 50
+    tasks.start()
+    try:
+        tasks.wake()
+        await asyncio.sleep(0.2)
+        assert log == ["trade", "equity"]
+    finally:
+        trade.release.set()
+        await tasks.stop()
