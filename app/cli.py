@@ -54,7 +54,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> None:
     elif args.demo:
         print("no demo traders added (not on SQLite): sign in with a user's token")
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, freeze_heap=True),
         host=host,
         port=port,
         log_level=settings.log_level.lower(),
@@ -85,13 +85,16 @@ async def _welcome(settings: Settings, host: str, port: int, demo: bool) -> None
 def engine(settings: Settings, args: argparse.Namespace) -> None:
     """The engine on its own, beside API processes that run with TRADERS_ENGINE=off."""
     from app.bootstrap import build_runtime, engine_running
+    from app.core.heap import freeze_long_lived
 
     async def work() -> None:
         runtime = build_runtime(settings)
         await runtime.bus.start()
         try:
             async with engine_running(runtime) as running:
-                logging.getLogger(__name__).info("engine running on %s", running.market.source)
+                log = logging.getLogger(__name__)
+                log.info("engine running on %s", running.market.source)
+                log.info("%d long-lived objects frozen", freeze_long_lived())
                 await asyncio.Event().wait()
         finally:
             await runtime.bus.stop()

@@ -23,6 +23,7 @@ from app.api.prometheus import metrics
 from app.api.schema import build_schema
 from app.api.view import GraphQLView
 from app.bootstrap import build_runtime, engine_running
+from app.core.heap import freeze_long_lived
 from app.core.settings import Settings
 from app.db.config import close_db, init_db, migrate_db
 from app.services.backtests import BacktestRunner
@@ -44,7 +45,9 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "database": "ok"})
 
 
-def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
+def create_app(settings: Settings, *, migrate: bool = True, freeze_heap: bool = False) -> Starlette:
+    """The app; `freeze_heap`: once started, what its process holds is frozen out of the
+    garbage collector's passes (`app.core.heap`: a process's entry point asks for it)."""
     runtime = build_runtime(settings)
     view = GraphQLView(build_schema(settings), runtime)
 
@@ -72,6 +75,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             if settings.engine == "embedded":
                 engine = await started.enter_async_context(engine_running(runtime))
                 logger.info("engine embedded; market data source: %s", engine.market.source)
+            if freeze_heap:
+                logger.info("%d long-lived objects frozen", freeze_long_lived())
             yield
 
     app = Starlette(
