@@ -385,6 +385,12 @@ class MemoryTradeStore:
                 found[trade.trader_id].append(trade)
         return found
 
+    async def active_symbols(self, trader_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
+        found: dict[uuid.UUID, set[str]] = {trader: set() for trader in trader_ids}
+        for trade in await self.active_trades(list(found)):
+            found[trade.trader_id].add(trade.symbol)
+        return found
+
     async def trade(self, trade_id: uuid.UUID) -> Trade | None:
         return self.trades.get(trade_id)
 

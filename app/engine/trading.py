@@ -144,9 +144,7 @@ class TradeStage:
         """Each trader's account as it stands: three reads for all of them."""
         ids = [spec.id for spec in specs]
         ledgers = await self.store.ledgers([(spec.id, spec.mode) for spec in specs])
-        active: dict[uuid.UUID, set[str]] = {spec_id: set() for spec_id in ids}
-        for trade in await self.store.active_trades(ids):
-            active[trade.trader_id].add(trade.symbol)
+        active = await self.store.active_symbols(ids)
         lookback = {
             spec.id: now - self.risk.lookback_ms(spec.risk, interval_ms(spec.interval))
             for spec in specs

@@ -291,5 +291,8 @@ async def test_the_open_positions_an_analysis_sees_are_the_open_trades_only(
     assert (position.symbol, position.side, position.amount) == ("BTC/USDT", Side.LONG, D(2))
     assert position.entry_price == opened.trade.entry_price
     assert found[other.id] == [] and found[quiet] == []
+    held = await store.active_symbols([spec.id, other.id, quiet])  # type: ignore[attr-defined]
+    assert held == {spec.id: {"BTC/USDT"}, other.id: {"BTC/USDT"}, quiet: set()}  # type: ignore[attr-defined]
     await orders.close(opened.trade, ExitReason.MANUAL)
     assert await store.open_positions([spec.id]) == {spec.id: []}  # type: ignore[attr-defined]
+    assert await store.active_symbols([spec.id]) == {spec.id: set()}  # type: ignore[attr-defined]

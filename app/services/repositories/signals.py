@@ -28,6 +28,7 @@ from app.domain.signal_lifecycle import check_transition
 from app.engine.clock import to_datetime, to_ms
 from app.engine.ports import Move
 from app.services.repositories.locks import locked, postgres
+from app.services.repositories.rows import update_each
 
 
 def signal_of(row: models.Signal, owner_id: int) -> Signal:
@@ -179,9 +180,9 @@ class DbSignalRepository:
                 )
                 results.append(move.signal.with_status(move.status, move.reason))
             if changed:
-                await models.Signal.bulk_update(
+                await update_each(
                     list(changed.values()),
-                    fields=["status", "status_reason", "lease_owner", "lease_until"],
+                    ["status", "status_reason", "lease_owner", "lease_until"],
                 )
                 await models.SignalTransition.bulk_create(transitions)
         return results

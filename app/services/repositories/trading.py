@@ -43,6 +43,7 @@ from app.engine.audit import AuditEntry, intent_entry, report_entries
 from app.engine.clock import to_datetime, to_ms
 from app.engine.ports import Booked, ExitLevels, OpenPosition, PositionView
 from app.services.repositories.locks import locked, postgres
+from app.services.repositories.rows import update_each
 
 ModelT = TypeVar("ModelT", bound=models.Model)
 
@@ -294,6 +295,16 @@ class DbTradeStore:
                 found[_uuid(trader)].append(OpenPosition(symbol, side, entry_price, amount))
         return found
 
+    async def active_symbols(self, trader_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
+        found: dict[uuid.UUID, set[str]] = {trader: set() for trader in trader_ids}
+        if found:
+            rows = await models.Trade.filter(
+                trader_id__in=list(found), status__in=ACTIVE
+            ).values_list("trader_id", "symbol")
+            for trader, symbol in rows:
+                found[_uuid(trader)].add(symbol)
+        return found
+
     async def trade(self, trade_id: uuid.UUID) -> Trade | None:
         rows = await self._trades(models.Trade.filter(id=trade_id))
         return trade_of(rows[0]) if rows else None
@@ -443,7 +454,7 @@ class DbTradeStore:
                 row.stop_loss = by_trade[row.id].stop_loss
                 row.take_profit = by_trade[row.id].take_profit
             if rows:
-                await models.Trade.bulk_update(rows, fields=["stop_loss", "take_profit"])
+                await update_each(rows, ["stop_loss", "take_profit"])
         return {row.id for row in rows}
 
     async def set_highest(self, trade_id: uuid.UUID, highest: Decimal) -> None:
@@ -583,7 +594,6 @@ class _Books:
     async def write(self, now: int) -> None:
         """Every changed row, in one statement per table, of the columns that changed."""
         await _update(
-            models.Order,
             [
                 (self.order_rows[i], _booked_order_columns(self.orders[i], now))
                 for i in self.changed_orders
@@ -591,17 +601,14 @@ class _Books:
             ORDER_BOOKED,
         )
         await _update(
-            models.Trade,
             [(self.trade_rows[i], _trade_columns(self.trades[i])) for i in self.changed_trades],
             TRADE_BOOKED,
         )
         await _update(
-            models.Ledger,
             [(self.ledger_rows[a], _ledger_columns(self.ledgers[a])) for a in self.accounts],
             LEDGER_BOOKED,
         )
         await _update(
-            models.Performance,
             [
                 (self.performance_rows[a], dataclasses.asdict(self.performances[a]))
                 for a in self.accounts
@@ -613,20 +620,22 @@ class _Books:
         await _append(self.audit)
 
 
-async def _update(
-    model: type[ModelT], changes: list[tuple[ModelT, Mapping[str, Any]]], fields: Sequence[str]
-) -> None:
-    """Set each row's `fields` to its new values and write those that changed in one
-    statement (a bulk update's cost grows with its columns)."""
+async def _update(changes: list[tuple[ModelT, Mapping[str, Any]]], fields: Sequence[str]) -> None:
+    """Set each row's `fields` to its new values and write the rows that changed, only the
+    columns that changed in any of them."""
     changed: set[str] = set()
+    rows = []
     for row, columns in changes:
+        differs = False
         for name in fields:
             value = columns[name]
             if getattr(row, name) != value:
                 setattr(row, name, value)
                 changed.add(name)
-    if changed:
-        await model.bulk_update([row for row, _ in changes], fields=sorted(changed))
+                differs = True
+        if differs:
+            rows.append(row)
+    await update_each(rows, sorted(changed))
 
 
 def _booked_order_columns(order: Order, now: int) -> dict[str, Any]:
