@@ -44,7 +44,7 @@ from app.engine.ports import (
     TraderRepository,
 )
 from app.engine.screening import CandleClose, MarketView
-from app.engine.workflow import ScreenGate
+from app.engine.workflow import Prompt, ScreenGate
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class Analyst:
         notifier: Notifier,
         clock: Clock,
         gate: ScreenGate | None = None,
+        ready: Prompt | None = None,
     ) -> None:
         self.engine = engine
         self.contexts = contexts
@@ -97,6 +98,7 @@ class Analyst:
         self.notifier = notifier
         self.clock = clock
         self.gate = gate or ScreenGate()
+        self.ready = ready or Prompt()
         self._writes: GroupCommit[_Write, Signal | None] = GroupCommit(self._write)
 
     async def prepare(self, signals: Sequence[Signal], view: MarketView) -> list[AnalysisContext]:
@@ -162,6 +164,8 @@ class Analyst:
             assert move.owner is not None and move.not_before is not None
             parked = await self.signals.defer(move.signal, move.owner, move.not_before)
             results.append(move.signal if parked else None)
+        if any(result is not None and result.status == SignalStatus.READY for result in results):
+            self.ready.set()
         for write, result in zip(writes, results, strict=True):
             if result is not None and write.move.status != write.move.signal.status:
                 await self.notifier.signal_changed(result)

@@ -50,7 +50,7 @@ class PositionMonitor:
         """A close is a price update like the others, and makes resting orders due."""
         self._poll_due = True
 
-    async def prices_moved(self) -> None:
+    async def prompted(self) -> None:
         await self.updates.wait()
 
     async def run(self, view: MarketView) -> int:

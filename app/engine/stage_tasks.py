@@ -1,9 +1,13 @@
 """The later stages of a workflow on a real-time market: each in a task of its own.
 
 A slow stage (a model call) then never delays a screen or another stage. Each stage is
-woken after every close (`wake`) and whenever another stage handled something, a
-price-driven one (the position monitor) also on every price update, and each looks again
-every `poll_ms` anyway (a lease that ran out, work another process left).
+woken after every close (`wake`) and whenever a stage before it in the workflow handled
+something (the work flows one way: signals to decisions to entries to positions), a
+prompted one also when its work arrives (the position monitor on every price update, the
+trade stage when signals are made ready), and each looks again every `poll_ms` anyway (a
+lease that ran out, work another process left). Waking only the stages downstream keeps
+the others from asking the database for work they cannot have while an entry is on its
+way.
 
 Two rules order the work, both because the engine's CPU is shared: on two cores that also
 run the sandbox workers, whatever the engine process does during a screen makes the screen
@@ -28,7 +32,7 @@ import logging
 
 from app.engine.clock import Clock
 from app.engine.market import MarketData
-from app.engine.workflow import Bookkeeping, PriceDriven, Workflow
+from app.engine.workflow import Bookkeeping, Prompted, Workflow
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +99,8 @@ class StageTasks:
                     await self._after_order_path()
                 await gate.wait_open()
                 while await stage.run(self.market.view()):
-                    self.wake()
+                    for later in self._wakes[index + 1 :]:
+                        later.set()
                     await gate.wait_open()
             except Exception:
                 log.exception("stage %s failed; it runs again at the next wake-up", stage.name)
@@ -109,8 +114,8 @@ class StageTasks:
             asyncio.ensure_future(self._wakes[index].wait()),
             asyncio.ensure_future(self.wall.sleep_until(self.wall.now() + self.poll_ms)),
         ]
-        if isinstance(stage, PriceDriven):
-            waits.append(asyncio.ensure_future(stage.prices_moved()))
+        if isinstance(stage, Prompted):
+            waits.append(asyncio.ensure_future(stage.prompted()))
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:

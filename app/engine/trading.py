@@ -36,6 +36,7 @@ from app.engine.ports import (
     TradeStore,
 )
 from app.engine.screening import CandleClose, MarketView
+from app.engine.workflow import Prompt
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class TradeStage:
         clock: Clock,
         levels: LevelsSource,
         risk: RiskManager | None = None,
+        ready: Prompt | None = None,
     ) -> None:
         self.signals = signals
         self.traders = traders
@@ -80,10 +82,15 @@ class TradeStage:
         self.clock = clock
         self.levels = levels
         self.risk = risk or RiskManager()
+        self.ready = ready or Prompt()
         self.owner = f"trade-{uuid.uuid4().hex[:12]}"
 
     async def on_close(self, close: CandleClose, view: MarketView) -> None:
         """Ready signals are worked as they come, not per close."""
+
+    async def prompted(self) -> None:
+        """Returns when the analysis has made signals ready."""
+        await self.ready.wait()
 
     async def run(self, view: MarketView) -> int:
         """Enter what is ready, as one batch: each trader's account is read once, the

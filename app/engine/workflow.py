@@ -74,11 +74,28 @@ class Bookkeeping(Protocol):
 
 
 @runtime_checkable
-class PriceDriven(Protocol):
-    """A stage that works on every price update, not only after candle closes: live, it is
-    also woken whenever `prices_moved` returns (a backtest drains it after each close)."""
+class Prompted(Protocol):
+    """A stage told of its work as it arrives, not only after candle closes and the work of
+    the stages before it: live, it is also woken whenever `prompted` returns (the position
+    monitor on every price update, the trade stage when signals are made ready); a backtest
+    drains it after each close anyway."""
 
-    async def prices_moved(self) -> None: ...
+    async def prompted(self) -> None: ...
+
+
+class Prompt:
+    """A nudge from one stage to another that it made work for (the analyst to the trade
+    stage, when it marks signals ready): `set` by the one, awaited by the other."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+        self._event.clear()
 
 
 class ScreenGate:

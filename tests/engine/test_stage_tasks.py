@@ -96,3 +96,45 @@ async def test_bookkeeping_waits_no_longer_than_its_limit() -> None:
     finally:
         trade.release.set()
         await tasks.stop()
+
+
+async def test_work_wakes_the_stages_after_it_not_those_before() -> None:
+    log: list[str] = []
+    first, second = Recording("analyzer", log), Recording("monitor", log)
+    third = Recording("trade", log)
+    tasks = tasks_for(first, second, third)
+    tasks.start()
+    try:
+        tasks.wake()
+        await asyncio.wait_for(tasks.until_idle(), 1)
+        first.work = second.work = third.work = 1
+        tasks._wakes[1].set()  # the monitor finds work of its own (as at a poll)
+        await asyncio.wait_for(tasks.until_idle(), 1)
+        assert log[-2:] == ["monitor", "trade"] and log.count("analyzer") == 1
+    finally:
+        await tasks.stop()
+
+
+class Prompting(Recording):
+    def __init__(self, name: str, log: list[str]) -> None:
+        super().__init__(name, log, work=0)
+        self.arrived = asyncio.Event()
+
+    async def prompted(self) -> None:
+        await self.arrived.wait()
+        self.arrived.clear()
+
+
+async def test_a_prompted_stage_runs_when_its_work_arrives() -> None:
+    log: list[str] = []
+    trade = Prompting("trade", log)
+    tasks = tasks_for(trade)
+    tasks.start()
+    try:
+        await asyncio.sleep(0.02)
+        trade.work = 1
+        trade.arrived.set()
+        await asyncio.sleep(0.05)
+        assert log == ["trade"]
+    finally:
+        await tasks.stop()

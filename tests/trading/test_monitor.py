@@ -152,7 +152,7 @@ class Counting:
     async def on_close(self, close: object, view: object) -> None:
         return None
 
-    async def prices_moved(self) -> None:
+    async def prompted(self) -> None:
         await self.updates.wait()
 
     async def run(self, view: object) -> int:
