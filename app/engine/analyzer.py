@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from app.domain.decision import Decision
@@ -44,7 +44,7 @@ from app.engine.ports import (
     TraderRepository,
 )
 from app.engine.screening import CandleClose, MarketView
-from app.engine.workflow import Prompt, ScreenGate
+from app.engine.workflow import Handoff, ScreenGate
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class Analyst:
         notifier: Notifier,
         clock: Clock,
         gate: ScreenGate | None = None,
-        ready: Prompt | None = None,
+        ready: Handoff | None = None,
     ) -> None:
         self.engine = engine
         self.contexts = contexts
@@ -98,7 +98,7 @@ class Analyst:
         self.notifier = notifier
         self.clock = clock
         self.gate = gate or ScreenGate()
-        self.ready = ready or Prompt()
+        self.ready = ready
         self._writes: GroupCommit[_Write, Signal | None] = GroupCommit(self._write)
 
     async def prepare(self, signals: Sequence[Signal], view: MarketView) -> list[AnalysisContext]:
@@ -149,8 +149,14 @@ class Analyst:
         move."""
         await self.gate.wait_open()
         await self.decisions.add_many([w.decision for w in writes if w.decision is not None])
-        moves = [w.move for w in writes if w.move.status != w.move.signal.status]
-        moved = iter(await self.signals.transition_many(moves, at=self.clock.now()))
+        now = self.clock.now()
+        handed_until = now + (self.ready.lease_ms if self.ready is not None else 0)
+        moves = [
+            self._handed(w.move, handed_until)
+            for w in writes
+            if w.move.status != w.move.signal.status
+        ]
+        moved = iter(await self.signals.transition_many(moves, at=now))
         results: list[Signal | None] = []
         for write in writes:
             move = write.move
@@ -164,12 +170,19 @@ class Analyst:
             assert move.owner is not None and move.not_before is not None
             parked = await self.signals.defer(move.signal, move.owner, move.not_before)
             results.append(move.signal if parked else None)
-        if any(result is not None and result.status == SignalStatus.READY for result in results):
-            self.ready.set()
+        if self.ready is not None:
+            ready = [r for r in results if r is not None and r.status == SignalStatus.READY]
+            self.ready.put(ready, handed_until)
         for write, result in zip(writes, results, strict=True):
             if result is not None and write.move.status != write.move.signal.status:
                 await self.notifier.signal_changed(result)
         return results
+
+    def _handed(self, move: Move, until: int) -> Move:
+        """A move to `ready` leased to the trade stage as it is written (`Handoff`)."""
+        if self.ready is None or move.status != SignalStatus.READY:
+            return move
+        return replace(move, not_before=until, next_owner=self.ready.owner)
 
     @staticmethod
     def next_check(signal: Signal, decision: Decision) -> int:

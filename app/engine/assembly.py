@@ -60,8 +60,8 @@ from app.engine.sandbox import FilterSandbox
 from app.engine.screening import ScreenerEngine
 from app.engine.signal_monitor import DEFAULT_CANCEL_MOVE, DEFAULT_RECHECKS, SignalMonitorStage
 from app.engine.signals import SignalManager
-from app.engine.trading import TradeStage
-from app.engine.workflow import Fairness, Prompt, ScreenGate, Stage, Workflow
+from app.engine.trading import TradeStage, entry_handoff
+from app.engine.workflow import Fairness, ScreenGate, Stage, Workflow
 
 BATCH_PER_MODEL_CALL = 4
 # The rule engine answers at once: a claim is one batch, its size only bounds a transaction.
@@ -154,7 +154,7 @@ def assemble_workflow(
     screener = screener or ScreenerEngine(sandbox)
     desk = ports.desk
     contexts = ContextBuilder(ports.decisions, desk.store, clock, options.analysis_candles)
-    gate, ready = ScreenGate(), Prompt()
+    gate, ready = ScreenGate(), entry_handoff()
     analyst = Analyst(
         analysis,
         contexts,
@@ -189,7 +189,7 @@ def assemble_workflow(
             ports.notifier,
             clock,
             levels=ports.decisions,
-            ready=ready,
+            handoff=ready,
         ),
         EquityKeeper(ports.traders, desk.store, desk.orders, desk.quotes, ports.notifier, clock),
         OutcomeStage(ports.decisions, clock, horizon=options.outcome_horizon_candles),

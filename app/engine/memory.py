@@ -172,7 +172,7 @@ class MemorySignalRepository:
         if move.not_before is None:
             self._leases.pop(signal.id, None)
         else:
-            self._leases[signal.id] = _Lease(None, move.not_before)
+            self._leases[signal.id] = _Lease(move.next_owner, move.not_before)
         moved = replace(current, status=move.status, status_reason=move.reason)
         self._index(moved, current)
         self.signals[signal.id] = moved

@@ -56,13 +56,15 @@ class TraderRepository(Protocol):
 @dataclass(frozen=True, slots=True)
 class Move:
     """A move of `signal`, from the status it has, to `status`; with `owner`, only while
-    that owner holds its lease; with `not_before`, parked until then."""
+    that owner holds its lease; with `not_before`, parked until then, or with `next_owner`
+    as well, leased to that owner until then (handed to the stage that works on it next)."""
 
     signal: Signal
     status: SignalStatus
     reason: str | None
     owner: str | None
     not_before: int | None = None
+    next_owner: str | None = None
 
 
 class SignalRepository(Protocol):

@@ -1,6 +1,7 @@
 """TradeStage, the Trade stage: ready signals become positions, or refusals with a reason.
 
-It claims signals the analysis marked `ready` (a lease, so two engine processes never
+It takes the signals the analysis marked `ready` and handed over (`Handoff`), or claims
+them from the store when none were (a lease either way, so two engine processes never
 enter one signal twice, and a crash only delays one), asks the `RiskManager` with the
 trader's account as it stands, and either enters through the `OrderManager` (stop loss and
 take profit from the decision's key levels when it gave usable ones, else from the risk
@@ -36,13 +37,18 @@ from app.engine.ports import (
     TradeStore,
 )
 from app.engine.screening import CandleClose, MarketView
-from app.engine.workflow import Prompt
+from app.engine.workflow import Handoff
 
 log = logging.getLogger(__name__)
 
 BATCH = 100
 LEASE_MS = 60_000
 NOT_RUNNING = "the trader is no longer running"
+
+
+def entry_handoff() -> Handoff:
+    """Where the analysis hands ready signals to a trade stage, under a lease of its own."""
+    return Handoff(f"trade-{uuid.uuid4().hex[:12]}", LEASE_MS)
 
 
 @dataclass(slots=True)
@@ -70,7 +76,7 @@ class TradeStage:
         clock: Clock,
         levels: LevelsSource,
         risk: RiskManager | None = None,
-        ready: Prompt | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         self.signals = signals
         self.traders = traders
@@ -82,22 +88,22 @@ class TradeStage:
         self.clock = clock
         self.levels = levels
         self.risk = risk or RiskManager()
-        self.ready = ready or Prompt()
-        self.owner = f"trade-{uuid.uuid4().hex[:12]}"
+        self.handoff = handoff or entry_handoff()
+        self.owner = self.handoff.owner
 
     async def on_close(self, close: CandleClose, view: MarketView) -> None:
         """Ready signals are worked as they come, not per close."""
 
     async def prompted(self) -> None:
-        """Returns when the analysis has made signals ready."""
-        await self.ready.wait()
+        """Returns when the analysis has handed ready signals over."""
+        await self.handoff.arrived()
 
     async def run(self, view: MarketView) -> int:
         """Enter what is ready, as one batch: each trader's account is read once, the
         batch's entries are checked one after the other against it (two signals of one
         trader see each other), and their intents are recorded together."""
         now = self.clock.now()
-        claimed = await self.signals.claim(
+        claimed = self.handoff.take(now, BATCH) or await self.signals.claim(
             SignalStatus.READY, self.owner, now, now + LEASE_MS, BATCH
         )
         if not claimed:

@@ -21,6 +21,7 @@ from app.domain.signal import Signal
 from app.domain.trader_spec import TraderSpec
 from app.engine.clock import ReplayClock
 from app.engine.memory import CollectingNotifier, MemorySignalRepository
+from app.engine.ports import Move
 from app.engine.sandbox import FilterMatch, FilterOutcome
 from app.engine.signals import SignalManager
 from app.services.repositories.signals import DbSignalRepository
@@ -143,3 +144,20 @@ async def test_concurrent_claims_take_different_signals_and_expired_leases_retur
         "watch it",
         None,
     )
+
+
+@pytest.mark.parametrize("repository", ["database", "memory"])
+async def test_a_move_handed_to_the_next_owner_is_leased_to_it_until_its_lease_runs_out(
+    db: str, repository: str
+) -> None:
+    store = DbSignalRepository() if repository == "database" else MemorySignalRepository()
+    spec = await _spec()
+    await store.add(_signal(spec, SYMBOLS[0]))
+    [claimed] = await store.claim(SignalStatus.NEW, "analyzer", CANDLE, CANDLE + 600_000, 5)
+    handed = Move(claimed, SignalStatus.READY, "enter", "analyzer", CANDLE + 60_000, "trade-1")
+    [ready] = await store.transition_many([handed], at=CANDLE)
+    assert ready is not None and ready.status == SignalStatus.READY
+    assert await store.claim(SignalStatus.READY, "trade-2", CANDLE + 59_999, CANDLE + 1, 5) == []
+    entered = Move(ready, SignalStatus.ENTERED, None, "trade-1")
+    [done] = await store.transition_many([entered], at=CANDLE + 1)
+    assert done is not None and done.status == SignalStatus.ENTERED

@@ -167,7 +167,7 @@ class DbSignalRepository:
                     continue
                 parked = None if move.not_before is None else to_datetime(move.not_before)
                 row.status, row.status_reason = move.status, move.reason
-                row.lease_owner, row.lease_until = None, parked
+                row.lease_owner, row.lease_until = move.next_owner, parked
                 changed[row.id] = row
                 transitions.append(
                     models.SignalTransition(
