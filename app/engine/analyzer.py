@@ -1,14 +1,14 @@
 """The analyzer stage: every new signal gets a recorded decision and moves on.
 
-It claims new signals (a lease in the signal store, owned by this process, so two engine
-processes never analyze one signal and a crashed one's claims run out), analyzes up to
-`batch` of them at once and claims more as each one finishes (`work_through`: one slow
+It takes the new signals the screen handed over (`Handoff`: recorded with this stage's
+lease) or claims them from the store (a lease owned by this process, so two engine
+processes never analyze one signal and a crashed one's leases run out), analyzes up to
+`batch` of them at once and takes more as each one finishes (`work_through`: one slow
 model answer never holds up the rest; the model client bounds how many calls run per user
 and in all, so a burst of signals waits for slots instead of flooding the quota), records
-each decision, and moves its signal by what was decided: `enter_trade` -> ready (for the
-trade stage),
-`good_setup` -> watching (parked until its next candle closes, for the signal monitor),
-`bad_setup` -> rejected. It runs in its own task live, so a model that takes seconds never
+each decision, and moves its signal by what was decided: `enter_trade` -> ready (handed to
+the trade stage), `good_setup` -> watching (parked until its next candle closes, for the
+signal monitor), `bad_setup` -> rejected. It runs in its own task live, so a model that takes seconds never
 delays the next screen; a backtest drains it after each close.
 
 `Analyst` is what the analyzer and the signal monitor share: read what the analysis of a
@@ -36,6 +36,7 @@ from app.engine.analysis.base import AnalysisContext, AnalysisEngine, rejection
 from app.engine.analysis.context import ContextBuilder
 from app.engine.clock import Clock
 from app.engine.group_commit import GroupCommit
+from app.engine.handoff import Handoff
 from app.engine.ports import (
     DecisionRepository,
     Move,
@@ -44,7 +45,7 @@ from app.engine.ports import (
     TraderRepository,
 )
 from app.engine.screening import CandleClose, MarketView
-from app.engine.workflow import Handoff, ScreenGate
+from app.engine.workflow import ScreenGate
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +214,8 @@ class AnalyzerStage:
         self.owner = owner
         self.batch = batch
         self.lease_ms = lease_ms
+        self.handoff = Handoff(owner, lease_ms)
+        """Where the screen's new signals come, leased to this stage (`SignalManager`)."""
 
     async def on_close(self, close: CandleClose, view: MarketView) -> None:
         """New signals are the queue; a close adds to it through the signal stage."""
@@ -221,7 +224,7 @@ class AnalyzerStage:
         async def claim(limit: int) -> list[AnalysisContext]:
             await self.analyst.gate.wait_open()
             now = self.analyst.clock.now()
-            signals = await self.analyst.signals.claim(
+            signals = self.handoff.take(now, limit) or await self.analyst.signals.claim(
                 SignalStatus.NEW, self.owner, now, now + self.lease_ms, limit
             )
             return await self.analyst.prepare(signals, view)

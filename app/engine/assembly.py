@@ -166,8 +166,9 @@ def assemble_workflow(
         gate,
         ready,
     )
+    analyzer = AnalyzerStage(analyst, owner=owner, batch=options.batch)
     stages: tuple[Stage, ...] = (
-        AnalyzerStage(analyst, owner=owner, batch=options.batch),
+        analyzer,
         SignalMonitorStage(
             analyst,
             owner=owner,
@@ -194,7 +195,9 @@ def assemble_workflow(
         EquityKeeper(ports.traders, desk.store, desk.orders, desk.quotes, ports.notifier, clock),
         OutcomeStage(ports.decisions, clock, horizon=options.outcome_horizon_candles),
     )
-    signals = SignalManager(ports.signals, ports.traders, ports.notifier, clock)
+    signals = SignalManager(
+        ports.signals, ports.traders, ports.notifier, clock, handoff=analyzer.handoff
+    )
     return Workflow(ports.traders, screener, signals, stages, options.fairness, gate)
 
 

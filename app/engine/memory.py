@@ -121,8 +121,14 @@ class MemorySignalRepository:
             for trader, symbols in wanted.items()
         }
 
-    async def add_many(self, signals: Sequence[Signal]) -> set[uuid.UUID]:
-        return {signal.id for signal in signals if await self.add(signal)}
+    async def add_many(
+        self, signals: Sequence[Signal], lease: tuple[str, int] | None = None
+    ) -> set[uuid.UUID]:
+        added = {signal.id for signal in signals if await self.add(signal)}
+        if lease is not None:
+            for signal_id in added:
+                self._leases[signal_id] = _Lease(*lease)
+        return added
 
     async def add(self, signal: Signal) -> bool:
         if signal.active and (signal.trader_id, signal.symbol) in self._active:

@@ -80,8 +80,12 @@ class SignalRepository(Protocol):
         holds an active signal on the symbol (another engine process won the race)."""
         ...
 
-    async def add_many(self, signals: Sequence[Signal]) -> set[uuid.UUID]:
-        """`add` of each, in one write; the ids of those recorded."""
+    async def add_many(
+        self, signals: Sequence[Signal], lease: tuple[str, int] | None = None
+    ) -> set[uuid.UUID]:
+        """`add` of each, in one write; the ids of those recorded. With `lease` (owner,
+        until), each is recorded leased to that owner (handed to the stage that works on it
+        next, as if it had claimed it)."""
         ...
 
     async def claim(

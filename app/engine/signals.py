@@ -30,6 +30,7 @@ from app.domain.signal_rules import (
 )
 from app.domain.trader_spec import TraderSpec
 from app.engine.clock import Clock
+from app.engine.handoff import Handoff
 from app.engine.ports import Notifier, SignalRepository, TraderRepository
 from app.engine.sandbox import FilterMatch, FilterOutcome
 
@@ -62,8 +63,10 @@ class SignalManager:
         notifier: Notifier,
         clock: Clock,
         failure_limit: int = DEFAULT_FAILURE_LIMIT,
+        handoff: Handoff | None = None,
     ) -> None:
         self.signals = signals
+        self.handoff = handoff
         self.traders = traders
         self.notifier = notifier
         self.clock = clock
@@ -111,7 +114,10 @@ class SignalManager:
             ]
             for spec, history, by_symbol in matched
         }
-        added = await self.signals.add_many([signal for made in due.values() for signal in made])
+        fresh = [signal for made in due.values() for signal in made]
+        until = now + (self.handoff.lease_ms if self.handoff is not None else 0)
+        lease = None if self.handoff is None else (self.handoff.owner, until)
+        added = await self.signals.add_many(fresh, lease)
         created: list[Signal] = []
         for spec, _, by_symbol in matched:
             self._history[spec.id] = (spec.screening_fingerprint(), after_success(by_symbol))
@@ -124,6 +130,8 @@ class SignalManager:
             if mine:
                 await self.notifier.signals_created(spec, mine)
             created.extend(mine)
+        if self.handoff is not None:
+            self.handoff.put(created, until)
         return created
 
     async def _failed(self, spec: TraderSpec, failure: str) -> None:

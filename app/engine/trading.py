@@ -25,6 +25,7 @@ from app.domain.risk import Account, EntryPlan, PastExit, Refusal, RiskManager
 from app.domain.signal import Signal
 from app.domain.trader_spec import TraderSpec
 from app.engine.clock import Clock
+from app.engine.handoff import Handoff
 from app.engine.instruments import Instruments
 from app.engine.orders import Entry, OrderManager
 from app.engine.ports import (
@@ -37,7 +38,6 @@ from app.engine.ports import (
     TradeStore,
 )
 from app.engine.screening import CandleClose, MarketView
-from app.engine.workflow import Handoff
 
 log = logging.getLogger(__name__)
 

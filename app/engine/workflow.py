@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from app.domain.fairness import fair_budgets, split_by_cost
-from app.domain.signal import Signal
 from app.domain.trader_spec import TraderSpec
 from app.engine.ports import TraderRepository
 from app.engine.sandbox import FilterOutcome, SandboxError
@@ -82,42 +81,6 @@ class Prompted(Protocol):
     drains it after each close anyway."""
 
     async def prompted(self) -> None: ...
-
-
-class Handoff:
-    """Signals one stage moved on and leased to the stage that works on them next (the
-    analyst's ready signals, to the trade stage), so that the next one takes them from here
-    rather than claiming them back from the store. The lease (`lease_ms`, owned by
-    `owner`, written with the move) keeps them the next stage's meanwhile; one that runs
-    out before it is taken here is left to the store's queue, so a crash or a stalled stage
-    only delays a signal, and no two stages ever hold one."""
-
-    def __init__(self, owner: str, lease_ms: int) -> None:
-        self.owner = owner
-        self.lease_ms = lease_ms
-        self._held: list[tuple[Signal, int]] = []
-        self._arrived = asyncio.Event()
-
-    def put(self, signals: Sequence[Signal], until: int) -> None:
-        """Hand over `signals`, leased to `owner` until `until` (epoch ms)."""
-        if signals:
-            self._held.extend((signal, until) for signal in signals)
-            self._arrived.set()
-
-    def take(self, now: int, limit: int) -> list[Signal]:
-        """Up to `limit` of the signals handed over, oldest first (the store's queue
-        order), whose lease still holds at `now`."""
-        held = sorted(
-            (item for item in self._held if item[1] > now),
-            key=lambda item: (item[0].created_at, item[0].id.hex),
-        )
-        taken, self._held = held[:limit], held[limit:]
-        return [signal for signal, _ in taken]
-
-    async def arrived(self) -> None:
-        """Return once signals were handed over since the last return."""
-        await self._arrived.wait()
-        self._arrived.clear()
 
 
 class ScreenGate:

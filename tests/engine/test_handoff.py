@@ -8,9 +8,9 @@ from decimal import Decimal
 
 from app.domain.enums import Side, SignalStatus
 from app.domain.signal import Signal
+from app.engine.handoff import Handoff
 from app.engine.memory import MemorySignalRepository
 from app.engine.ports import Move
-from app.engine.workflow import Handoff
 
 
 def signal(created_at: int, status: SignalStatus = SignalStatus.NEW) -> Signal:
@@ -45,3 +45,11 @@ async def test_a_handed_signal_is_leased_to_the_next_owner_until_its_lease_runs_
     assert await store.claim(SignalStatus.READY, "trade-2", 60_000, 120_000, 10) == [ready]
     stolen = Move(ready, SignalStatus.ENTERED, None, "trade-1")  # its lease was taken
     assert (await store.transition_many([stolen], at=2)) == [None]
+
+
+async def test_the_screens_new_signals_are_recorded_leased_to_the_analyzer() -> None:
+    store = MemorySignalRepository()
+    fresh = signal(0)
+    assert await store.add_many([fresh], ("analyzer", 600_000)) == {fresh.id}
+    assert await store.claim(SignalStatus.NEW, "other", 599_999, 700_000, 10) == []
+    assert await store.claim(SignalStatus.NEW, "other", 600_000, 700_000, 10) == [fresh]

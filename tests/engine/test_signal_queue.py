@@ -84,8 +84,10 @@ class RacingSignals(DbSignalRepository):
         await self.barrier.wait()
         return found
 
-    async def add_many(self, signals: Sequence[Signal]) -> set[uuid.UUID]:
-        added = await super().add_many(signals)
+    async def add_many(
+        self, signals: Sequence[Signal], lease: tuple[str, int] | None = None
+    ) -> set[uuid.UUID]:
+        added = await super().add_many(signals, lease)
         self.refused += len(signals) - len(added)
         return added
 
@@ -161,3 +163,16 @@ async def test_a_move_handed_to_the_next_owner_is_leased_to_it_until_its_lease_r
     entered = Move(ready, SignalStatus.ENTERED, None, "trade-1")
     [done] = await store.transition_many([entered], at=CANDLE + 1)
     assert done is not None and done.status == SignalStatus.ENTERED
+
+
+@pytest.mark.parametrize("repository", ["database", "memory"])
+async def test_signals_recorded_with_a_lease_wait_for_it_to_run_out(
+    db: str, repository: str
+) -> None:
+    store = DbSignalRepository() if repository == "database" else MemorySignalRepository()
+    spec = await _spec()
+    fresh = _signal(spec, SYMBOLS[0])
+    assert await store.add_many([fresh], ("analyzer", CANDLE + 600_000)) == {fresh.id}
+    assert await store.claim(SignalStatus.NEW, "other", CANDLE + 599_999, CANDLE, 5) == []
+    [claimed] = await store.claim(SignalStatus.NEW, "other", CANDLE + 600_000, CANDLE, 5)
+    assert claimed.id == fresh.id

@@ -74,9 +74,12 @@ class DbSignalRepository:
     async def add(self, signal: Signal) -> bool:
         return signal.id in await self.add_many([signal])
 
-    async def add_many(self, signals: Sequence[Signal]) -> set[uuid.UUID]:
+    async def add_many(
+        self, signals: Sequence[Signal], lease: tuple[str, int] | None = None
+    ) -> set[uuid.UUID]:
         if not signals:
             return set()
+        owner, until = lease if lease is not None else (None, None)
         # A row the partial unique index refuses is skipped (INSERT OR IGNORE, ON CONFLICT
         # DO NOTHING); reading the ids back says which went in.
         await models.Signal.bulk_create(
@@ -94,6 +97,8 @@ class DbSignalRepository:
                     status_reason=signal.status_reason,
                     candle_time=to_datetime(signal.candle_time),
                     created_at=to_datetime(signal.created_at),
+                    lease_owner=owner,
+                    lease_until=None if until is None else to_datetime(until),
                 )
                 for signal in signals
             ],

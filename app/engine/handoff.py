@@ -1,0 +1,50 @@
+"""Handing signals from one stage to the next in memory, leased to the next as they are
+written.
+
+A stage that moves signals on (the screen's signal manager recording new signals, the
+analyst marking them ready) writes the next stage's lease with them and puts them here;
+the next stage (the analyzer, the trade stage) takes them from here before it claims from
+the store, so the way from a candle close to an order has no claim's reads in it. The
+store stays the queue: a signal whose lease runs out before it is taken here (a crash, a
+stalled stage) is claimed from the store as before, so a hand-off only ever saves time,
+and no two stages hold one signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from app.domain.signal import Signal
+
+
+class Handoff:
+    """Signals handed to the stage whose lease (`owner`, for `lease_ms`) they were written
+    with."""
+
+    def __init__(self, owner: str, lease_ms: int) -> None:
+        self.owner = owner
+        self.lease_ms = lease_ms
+        self._held: list[tuple[Signal, int]] = []
+        self._arrived = asyncio.Event()
+
+    def put(self, signals: Sequence[Signal], until: int) -> None:
+        """Hand over `signals`, leased to `owner` until `until` (epoch ms)."""
+        if signals:
+            self._held.extend((signal, until) for signal in signals)
+            self._arrived.set()
+
+    def take(self, now: int, limit: int) -> list[Signal]:
+        """Up to `limit` of the signals handed over, oldest first (the store's queue
+        order), whose lease still holds at `now`."""
+        held = sorted(
+            (item for item in self._held if item[1] > now),
+            key=lambda item: (item[0].created_at, item[0].id.hex),
+        )
+        taken, self._held = held[:limit], held[limit:]
+        return [signal for signal, _ in taken]
+
+    async def arrived(self) -> None:
+        """Return once signals were handed over since the last return."""
+        await self._arrived.wait()
+        self._arrived.clear()
