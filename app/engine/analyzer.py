@@ -8,8 +8,8 @@ model answer never holds up the rest; the model client bounds how many calls run
 and in all, so a burst of signals waits for slots instead of flooding the quota), records
 each decision, and moves its signal by what was decided: `enter_trade` -> ready (handed to
 the trade stage), `good_setup` -> watching (parked until its next candle closes, for the
-signal monitor), `bad_setup` -> rejected. It runs in its own task live, so a model that takes seconds never
-delays the next screen; a backtest drains it after each close.
+signal monitor), `bad_setup` -> rejected. It runs in its own task live, so a model that
+takes seconds never delays the next screen; a backtest drains it after each close.
 
 `Analyst` is what the analyzer and the signal monitor share: read what the analysis of a
 claim's signals sees (their traders, open positions and earlier decisions, each in one read

@@ -20,11 +20,11 @@ trade for trade.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
+from app.core.tasks import cancel_and_wait
 from app.domain.market_info import MarketInfo
 from app.engine.clock import Clock, RealtimeClock
 from app.engine.close_trigger import SETTLE_MS, CloseTrigger
@@ -116,11 +116,7 @@ class LiveEngine:
 
     async def stop(self) -> None:
         await self.market.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         await self.stages.stop()
         await self.workflow.screener.stop()

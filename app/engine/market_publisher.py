@@ -14,12 +14,12 @@ bound: market events only notify, the store and `klines` are the truth.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from decimal import Decimal
 
 from app.core.events import Event, EventBus, candle_event, ticker_event
+from app.core.tasks import cancel_and_wait
 from app.engine.klines import CandleClosed
 from app.engine.market import MarketData
 
@@ -59,11 +59,7 @@ class MarketPublisher:
             ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
     async def _publish_candles(self) -> None:

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 
+from app.core.tasks import cancel_and_wait
 from app.engine.clock import Clock
 from app.engine.market import MarketData
 from app.engine.workflow import Bookkeeping, Prompted, Workflow
@@ -67,11 +68,7 @@ class StageTasks:
             self._tasks.append(asyncio.create_task(self._run(index), name=stage.name))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
     def wake(self) -> None:
