@@ -18,8 +18,12 @@ from decimal import Decimal
 from typing import Protocol
 
 from app.domain.decision import AnalysisEngineKind, Decision, DecisionAction
+from app.domain.decision_rules import risk_reward
+from app.domain.enums import Side
+from app.domain.filter_entry import FilterVerdict
 from app.domain.indicators import CandleArrays
 from app.domain.intervals import interval_ms
+from app.domain.rule_analysis import RuleVerdict
 from app.domain.signal import Signal, price_of
 from app.domain.trader_spec import TraderSpec
 from app.engine.ports import PositionView
@@ -58,6 +62,34 @@ class AnalysisContext:
     @property
     def recheck(self) -> bool:
         return bool(self.earlier)
+
+
+def offline_decision(
+    context: AnalysisContext,
+    engine: AnalysisEngineKind,
+    verdict: FilterVerdict | RuleVerdict,
+    direction: Side,
+    confidence: float,
+    invalid_reason: str | None = None,
+) -> Decision:
+    """The decision an engine without a model (`filter`, `rules`) made on the context's
+    signal: the verdict's action, plan and levels, and the risk/reward of those levels."""
+    return Decision(
+        id=uuid.uuid4(),
+        signal_id=context.signal.id,
+        trader_id=context.trader.id,
+        action=verdict.action,
+        direction=direction,
+        confidence=confidence,
+        reasoning=verdict.reasoning,
+        created_at=context.now,
+        trade_plan=verdict.trade_plan,
+        levels=verdict.levels,
+        risk_reward=risk_reward(direction, verdict.levels),
+        engine=engine,
+        invalid_reason=invalid_reason,
+        as_of=context.as_of,
+    )
 
 
 def rejection(

@@ -99,8 +99,7 @@ ORDER_COLUMNS = (
 )
 
 
-TRADE_TIMES = ("opened_at", "closed_at")
-TRADE_READ = (*TRADE_COLUMNS, *TRADE_TIMES)
+TRADE_READ = (*TRADE_COLUMNS, "opened_at", "closed_at")
 ORDER_BOOKED = ["status", "filled", "average", "fee", "exchange_order_id", "reason", "updated_at"]
 TRADE_IDENTITY = ("id", "trader_id", "signal_id", "mode", "symbol", "side")
 TRADE_BOOKED = [name for name in TRADE_READ if name not in TRADE_IDENTITY]
