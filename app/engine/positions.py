@@ -10,8 +10,8 @@ older than a position's opening is not its own and is skipped.
 It also books what resting orders got since they were last asked (`OrderManager.poll`),
 at each candle close (a paper limit order fills on closed candles), and carries out closes
 asked for by a process that cannot trade itself (an API process running without the
-engine), looking for them at most every `REQUESTS_MS`: a tick costs no query unless it
-reaches a position.
+engine), looking for them at most every `REQUESTS_MS`. Each round of price updates reads
+the active trades once (all of them: the open ones in a symbol that moved are scanned).
 """
 
 from __future__ import annotations
