@@ -151,12 +151,7 @@ class Analyst:
         await self.gate.wait_open()
         await self.decisions.add_many([w.decision for w in writes if w.decision is not None])
         now = self.clock.now()
-        handed_until = now + (self.ready.lease_ms if self.ready is not None else 0)
-        moves = [
-            self._handed(w.move, handed_until)
-            for w in writes
-            if w.move.status != w.move.signal.status
-        ]
+        moves = [self._handed(w.move, now) for w in writes if w.move.status != w.move.signal.status]
         moved = iter(await self.signals.transition_many(moves, at=now))
         results: list[Signal | None] = []
         for write in writes:
@@ -173,17 +168,18 @@ class Analyst:
             results.append(move.signal if parked else None)
         if self.ready is not None:
             ready = [r for r in results if r is not None and r.status == SignalStatus.READY]
-            self.ready.put(ready, handed_until)
+            self.ready.put(ready, self.ready.lease(now)[1])
         for write, result in zip(writes, results, strict=True):
             if result is not None and write.move.status != write.move.signal.status:
                 await self.notifier.signal_changed(result)
         return results
 
-    def _handed(self, move: Move, until: int) -> Move:
+    def _handed(self, move: Move, now: int) -> Move:
         """A move to `ready` leased to the trade stage as it is written (`Handoff`)."""
         if self.ready is None or move.status != SignalStatus.READY:
             return move
-        return replace(move, not_before=until, next_owner=self.ready.owner)
+        owner, until = self.ready.lease(now)
+        return replace(move, not_before=until, next_owner=owner)
 
     @staticmethod
     def next_check(signal: Signal, decision: Decision) -> int:

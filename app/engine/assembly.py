@@ -60,7 +60,7 @@ from app.engine.sandbox import FilterSandbox
 from app.engine.screening import ScreenerEngine
 from app.engine.signal_monitor import DEFAULT_CANCEL_MOVE, DEFAULT_RECHECKS, SignalMonitorStage
 from app.engine.signals import SignalManager
-from app.engine.trading import TradeStage, entry_handoff
+from app.engine.trading import TradeStage
 from app.engine.workflow import Fairness, ScreenGate, Stage, Workflow
 
 BATCH_PER_MODEL_CALL = 4
@@ -154,7 +154,18 @@ def assemble_workflow(
     screener = screener or ScreenerEngine(sandbox)
     desk = ports.desk
     contexts = ContextBuilder(ports.decisions, desk.store, clock, options.analysis_candles)
-    gate, ready = ScreenGate(), entry_handoff()
+    gate = ScreenGate()
+    trade = TradeStage(
+        ports.signals,
+        ports.traders,
+        desk.store,
+        desk.orders,
+        desk.quotes,
+        desk.orders.instruments,
+        ports.notifier,
+        clock,
+        levels=ports.decisions,
+    )
     analyst = Analyst(
         analysis,
         contexts,
@@ -164,7 +175,7 @@ def assemble_workflow(
         ports.notifier,
         clock,
         gate,
-        ready,
+        trade.handoff,
     )
     analyzer = AnalyzerStage(analyst, owner=owner, batch=options.batch)
     stages: tuple[Stage, ...] = (
@@ -180,18 +191,7 @@ def assemble_workflow(
         ExitSignals(
             ports.traders, desk.store, desk.orders, screener, AnalysisReviewer(analysis, contexts)
         ),
-        TradeStage(
-            ports.signals,
-            ports.traders,
-            desk.store,
-            desk.orders,
-            desk.quotes,
-            desk.orders.instruments,
-            ports.notifier,
-            clock,
-            levels=ports.decisions,
-            handoff=ready,
-        ),
+        trade,
         EquityKeeper(ports.traders, desk.store, desk.orders, desk.quotes, ports.notifier, clock),
         OutcomeStage(ports.decisions, clock, horizon=options.outcome_horizon_candles),
     )

@@ -28,6 +28,10 @@ class Handoff:
         self._held: list[tuple[Signal, int]] = []
         self._arrived = asyncio.Event()
 
+    def lease(self, now: int) -> tuple[str, int]:
+        """The lease to write with signals handed over at `now`: (owner, until)."""
+        return self.owner, now + self.lease_ms
+
     def put(self, signals: Sequence[Signal], until: int) -> None:
         """Hand over `signals`, leased to `owner` until `until` (epoch ms)."""
         if signals:

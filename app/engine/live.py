@@ -63,7 +63,7 @@ class LiveEngine:
         )
         self._heartbeat = heartbeat
         self._heartbeat_ms = heartbeat_ms
-        self.stages = StageTasks(
+        self.stage_tasks = StageTasks(
             workflow,
             market,
             self.wall,
@@ -88,12 +88,12 @@ class LiveEngine:
         if self.stepped:
             await self.workflow.drain(view)
         else:
-            self.stages.wake()
+            self.stage_tasks.wake()
         return report
 
     def idle(self) -> bool:
         """Every close handled and every stage done with what it was woken for."""
-        return self.trigger.caught_up() and self.stages.idle()
+        return self.trigger.caught_up() and self.stage_tasks.idle()
 
     async def caught_up(self) -> None:
         """Return once the engine is idle (a stepped replay feed waits on this)."""
@@ -109,7 +109,7 @@ class LiveEngine:
             self.market.feed.pace_with(self.caught_up)
         self._tasks.append(asyncio.create_task(self.trigger.run(), name="close trigger"))
         if not self.stepped:
-            self.stages.start()
+            self.stage_tasks.start()
         await self.market.start()
         if self._heartbeat is not None:
             self._tasks.append(asyncio.create_task(self._beat(), name="engine heartbeat"))
@@ -118,7 +118,7 @@ class LiveEngine:
         await self.market.stop()
         await cancel_and_wait(self._tasks)
         self._tasks.clear()
-        await self.stages.stop()
+        await self.stage_tasks.stop()
         await self.workflow.screener.stop()
 
     async def _beat(self) -> None:

@@ -114,10 +114,10 @@ class SignalManager:
             ]
             for spec, history, by_symbol in matched
         }
-        fresh = [signal for made in due.values() for signal in made]
-        until = now + (self.handoff.lease_ms if self.handoff is not None else 0)
-        lease = None if self.handoff is None else (self.handoff.owner, until)
-        added = await self.signals.add_many(fresh, lease)
+        lease = None if self.handoff is None else self.handoff.lease(now)
+        added = await self.signals.add_many(
+            [signal for made in due.values() for signal in made], lease
+        )
         created: list[Signal] = []
         for spec, _, by_symbol in matched:
             self._history[spec.id] = (spec.screening_fingerprint(), after_success(by_symbol))
@@ -130,8 +130,8 @@ class SignalManager:
             if mine:
                 await self.notifier.signals_created(spec, mine)
             created.extend(mine)
-        if self.handoff is not None:
-            self.handoff.put(created, until)
+        if self.handoff is not None and lease is not None:
+            self.handoff.put(created, lease[1])
         return created
 
     async def _failed(self, spec: TraderSpec, failure: str) -> None:

@@ -46,11 +46,6 @@ LEASE_MS = 60_000
 NOT_RUNNING = "the trader is no longer running"
 
 
-def entry_handoff() -> Handoff:
-    """Where the analysis hands ready signals to a trade stage, under a lease of its own."""
-    return Handoff(f"trade-{uuid.uuid4().hex[:12]}", LEASE_MS)
-
-
 @dataclass(slots=True)
 class _Book:
     """A trader's account while a batch of its entries is checked."""
@@ -76,7 +71,6 @@ class TradeStage:
         clock: Clock,
         levels: LevelsSource,
         risk: RiskManager | None = None,
-        handoff: Handoff | None = None,
     ) -> None:
         self.signals = signals
         self.traders = traders
@@ -88,8 +82,9 @@ class TradeStage:
         self.clock = clock
         self.levels = levels
         self.risk = risk or RiskManager()
-        self.handoff = handoff or entry_handoff()
-        self.owner = self.handoff.owner
+        self.owner = f"trade-{uuid.uuid4().hex[:12]}"
+        self.handoff = Handoff(self.owner, LEASE_MS)
+        """Where the analysis hands ready signals over, leased to this stage (`Analyst`)."""
 
     async def on_close(self, close: CandleClose, view: MarketView) -> None:
         """Ready signals are worked as they come, not per close."""

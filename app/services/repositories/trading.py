@@ -591,7 +591,8 @@ class _Books:
         return Booked(done.order, done.trade, done.fills, done.opened, done.closed, done.ended)
 
     async def write(self, now: int) -> None:
-        """Every changed row, in one statement per table, of the columns that changed."""
+        """Every changed row, by one prepared statement per table (`update_each`) of the
+        columns that changed."""
         await _update(
             [
                 (self.order_rows[i], _booked_order_columns(self.orders[i], now))
