@@ -246,9 +246,8 @@ class ScreenAhead(ScreenerEngine):
             return
         held = await self.holdings(exiting)
         moments = self._of_interval.get(interval, [])
-        now = first if self.market.at is None else min(first, self.market.at)
         for moment in moments[
-            bisect.bisect_left(moments, now) : bisect.bisect_right(moments, last)
+            bisect.bisect_left(moments, self._revealed(first)) : bisect.bisect_right(moments, last)
         ]:
             for spec in exiting:
                 kept = self._kept.get((spec.id, moment))
@@ -279,8 +278,12 @@ class ScreenAhead(ScreenerEngine):
         too: the workers' replicas keep what a batch's snapshots hold, and a run of the
         sandbox at that moment (exits it could not answer ahead) must still find its whole
         window there."""
-        revealed = first if self.market.at is None else min(first, self.market.at)
-        return WideView(self.market, revealed, last)
+        return WideView(self.market, self._revealed(first), last)
+
+    def _revealed(self, first: int) -> int:
+        """The earliest close a batch from `first` concerns: `first`, or the moment the
+        replay is at when that is earlier."""
+        return first if self.market.at is None else min(first, self.market.at)
 
     async def _screen_batch(
         self,
