@@ -68,6 +68,23 @@ def summary(name: str, seconds: list[float]) -> str:
     )
 
 
+class MarketClock(RealtimeClock):
+    """The wall clock as a live engine reads it at each close: set to the close's moment as
+    the close is handed over (`reach`), moving at wall speed after. The simulated candles
+    lie in the past, and the replay steps from one close to the next within a second, so
+    on the bare wall clock every lease, cooldown and watched signal's next check would be
+    long due at once (a watched signal would expire on the spot for want of a candle)."""
+
+    def __init__(self, at: int) -> None:
+        self._offset = at - super().now()
+
+    def now(self) -> int:
+        return super().now() + self._offset
+
+    def reach(self, at: int) -> None:
+        self._offset = max(self._offset, at - super().now())
+
+
 class Timing:
     """When each entry's intent was recorded and its fill booked (perf_counter)."""
 
@@ -109,7 +126,9 @@ async def main(args: argparse.Namespace) -> None:
     feed.backfill(store)
     market = MarketData(feed, store)
     bus = InProcessEventBus()
-    clock = RealtimeClock()
+    backfilled = store.last_time(symbols[0], "1h")
+    assert backfilled is not None
+    clock = MarketClock(CandleClose("1h", backfilled).at)
     # One user owns all 50 traders: a budget they share without a trader failing its close.
     settings = Settings(database_url=url, screen_seconds_per_user=60)
     desk = build_desk(bus, clock, market, settings)
@@ -156,6 +175,7 @@ async def main(args: argparse.Namespace) -> None:
             newest = store.last_time(symbols[0], "1h")
             assert newest is not None
             close = CandleClose("1h", newest)
+            clock.reach(close.at)
             view = market.view(close.at)
             timing.intents.clear()
             started = time.perf_counter()
