@@ -105,6 +105,8 @@ class Analyst:
     async def prepare(self, signals: Sequence[Signal], view: MarketView) -> list[AnalysisContext]:
         """What the analysis of each signal sees, read for all of them at once; a signal
         whose trader is gone is left out (its lease runs out)."""
+        if not signals:
+            return []
         specs = await self.traders.specs({signal.trader_id for signal in signals})
         known = [
             (signal, specs[signal.trader_id]) for signal in signals if signal.trader_id in specs
@@ -220,9 +222,11 @@ class AnalyzerStage:
         async def claim(limit: int) -> list[AnalysisContext]:
             await self.analyst.gate.wait_open()
             now = self.analyst.clock.now()
-            signals = self.handoff.take(now, limit) or await self.analyst.signals.claim(
-                SignalStatus.NEW, self.owner, now, now + self.lease_ms, limit
-            )
+            signals = self.handoff.take(now, limit)
+            if not signals and self.handoff.store_due(now):
+                signals = await self.analyst.signals.claim(
+                    SignalStatus.NEW, self.owner, now, now + self.lease_ms, limit
+                )
             return await self.analyst.prepare(signals, view)
 
         return await work_through(claim, self._analyze, self.batch)

@@ -7,7 +7,10 @@ the next stage (the analyzer, the trade stage) takes them from here before it cl
 the store, so the way from a candle close to an order has no claim's reads in it. The
 store stays the queue: a signal whose lease runs out before it is taken here (a crash, a
 stalled stage) is claimed from the store as before, so a hand-off only ever saves time,
-and no two stages hold one signal.
+and no two stages hold one signal. The store holds nothing for the stage but such
+stragglers, so a stage looks there at most once every `STORE_PAUSE_MS`, and not within
+that of taking signals from here (`store_due`): a claim that finds nothing costs the
+connection a transaction just when a close's entries need it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import asyncio
 from collections.abc import Sequence
 
 from app.domain.signal import Signal
+
+STORE_PAUSE_MS = 1_000
 
 
 class Handoff:
@@ -27,6 +32,7 @@ class Handoff:
         self.lease_ms = lease_ms
         self._held: list[tuple[Signal, int]] = []
         self._arrived = asyncio.Event()
+        self._store_at: int | None = None
 
     def lease(self, now: int) -> tuple[str, int]:
         """The lease to write with signals handed over at `now`: (owner, until)."""
@@ -46,7 +52,17 @@ class Handoff:
             key=lambda item: (item[0].created_at, item[0].id.hex),
         )
         taken, self._held = held[:limit], held[limit:]
+        if taken:
+            self._store_at = now + STORE_PAUSE_MS
         return [signal for signal, _ in taken]
+
+    def store_due(self, now: int) -> bool:
+        """Whether to claim from the store at `now` (a yes counts as the look): neither a
+        look nor a take from here in the last `STORE_PAUSE_MS`."""
+        if self._store_at is not None and now < self._store_at:
+            return False
+        self._store_at = now + STORE_PAUSE_MS
+        return True
 
     async def arrived(self) -> None:
         """Return once signals were handed over since the last return."""

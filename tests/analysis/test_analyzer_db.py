@@ -185,8 +185,11 @@ async def test_garbage_from_the_model_trades_nothing_and_the_stage_goes_on(
         .exists()
     )
 
+    # Recorded and handed over as the signal stage does (the store was looked at just now).
     late = signal_on(await trader(owner, "after the storm"), view)
-    await wiring.signals.add(late)
+    leased_to, until = wiring.stage.handoff.lease(RealtimeClock().now())
+    await wiring.signals.add_many([late], (leased_to, until))
+    wiring.stage.handoff.put([late], until)
     gemini.respond = analysis_answer
     assert await wiring.stage.run(view) == 1
     assert (await Signal.get(id=late.id)).status == SignalStatus.READY
