@@ -155,19 +155,22 @@ class Analyst:
         now = self.clock.now()
         moves = [self._handed(w.move, now) for w in writes if w.move.status != w.move.signal.status]
         moved = iter(await self.signals.transition_many(moves, at=now))
+        deferrals = []
+        for write in writes:
+            move = write.move
+            if move.status == move.signal.status:
+                assert move.owner is not None and move.not_before is not None
+                deferrals.append((move.signal, move.owner, move.not_before))
+        parked = await self.signals.defer_many(deferrals)
         results: list[Signal | None] = []
         for write in writes:
             move = write.move
-            if move.status != move.signal.status:
-                results.append(next(moved))
-                if results[-1] is None:
-                    log.info(
-                        "signal %s moved meanwhile; %s not applied", move.signal.id, move.status
-                    )
+            if move.status == move.signal.status:
+                results.append(move.signal if move.signal.id in parked else None)
                 continue
-            assert move.owner is not None and move.not_before is not None
-            parked = await self.signals.defer(move.signal, move.owner, move.not_before)
-            results.append(move.signal if parked else None)
+            results.append(next(moved))
+            if results[-1] is None:
+                log.info("signal %s moved meanwhile; %s not applied", move.signal.id, move.status)
         if self.ready is not None:
             ready = [r for r in results if r is not None and r.status == SignalStatus.READY]
             self.ready.put(ready, self.ready.lease(now)[1])

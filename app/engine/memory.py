@@ -185,12 +185,15 @@ class MemorySignalRepository:
         self.transitions.append(Transition(signal.id, current.status, move.status, move.reason, at))
         return moved
 
-    async def defer(self, signal: Signal, owner: str, until: int) -> bool:
-        current = self.signals.get(signal.id)
-        if current is None or current.status != signal.status or not self._holds(signal, owner):
-            return False
-        self._leases[signal.id] = _Lease(None, until)
-        return True
+    async def defer_many(self, deferrals: Sequence[tuple[Signal, str, int]]) -> set[uuid.UUID]:
+        parked: set[uuid.UUID] = set()
+        for signal, owner, until in deferrals:
+            current = self.signals.get(signal.id)
+            held = current is not None and self._holds(signal, owner)
+            if held and current is not None and current.status == signal.status:
+                self._leases[signal.id] = _Lease(None, until)
+                parked.add(signal.id)
+        return parked
 
     def _holds(self, signal: Signal, owner: str | None) -> bool:
         lease = self._leases.get(signal.id)

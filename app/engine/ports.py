@@ -118,9 +118,10 @@ class SignalRepository(Protocol):
         before anything is written."""
         ...
 
-    async def defer(self, signal: Signal, owner: str, until: int) -> bool:
-        """Give back a leased signal unchanged, parked until `until`; False when `owner` no
-        longer holds it."""
+    async def defer_many(self, deferrals: Sequence[tuple[Signal, str, int]]) -> set[uuid.UUID]:
+        """Give back leased signals unchanged, each (signal, owner, until) parked until
+        `until`, in one transaction; the signals parked (one is not when its owner no longer
+        holds it)."""
         ...
 
 

@@ -84,7 +84,7 @@ class SignalMonitorStage:
         if not len(candles.time) or int(candles.time[-1]) + length <= seen:
             now = analyst.clock.now()
             if now < seen + 2 * length:
-                await analyst.signals.defer(signal, self.owner, now + self.retry_ms)
+                await analyst.signals.defer_many([(signal, self.owner, now + self.retry_ms)])
                 return False
             reason = f"no {signal.interval} candle of {signal.symbol} closed since the last check"
             await analyst.move(signal, SignalStatus.EXPIRED, reason, self.owner)

@@ -210,8 +210,8 @@ async def test_a_leased_signal_is_not_claimed_twice_and_a_parked_one_waits(db: s
     assert watching is not None
     assert await signals.claim(SignalStatus.WATCHING, "b", 9999, 20_000, 10) == []
     [again] = await signals.claim(SignalStatus.WATCHING, "b", 10_000, 20_000, 10)
-    assert not await signals.defer(again, "a", 30_000)
-    assert await signals.defer(again, "b", 30_000)
+    assert await signals.defer_many([(again, "a", 30_000)]) == set()
+    assert await signals.defer_many([(again, "b", 30_000)]) == {again.id}
     assert await signals.claim(SignalStatus.WATCHING, "c", 29_999, 40_000, 10) == []
     with pytest.raises(InvalidTransitionError):
         await signals.transition(again, SignalStatus.NEW, "back", None, at=0)

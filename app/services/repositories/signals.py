@@ -192,11 +192,17 @@ class DbSignalRepository:
                 await models.SignalTransition.bulk_create(transitions)
         return results
 
-    async def defer(self, signal: Signal, owner: str, until: int) -> bool:
-        parked = await models.Signal.filter(
-            id=signal.id, status=signal.status, lease_owner=owner
-        ).update(lease_owner=None, lease_until=to_datetime(until))
-        return bool(parked)
+    async def defer_many(self, deferrals: Sequence[tuple[Signal, str, int]]) -> set[uuid.UUID]:
+        parked: set[uuid.UUID] = set()
+        if not deferrals:
+            return parked
+        async with in_transaction():
+            for signal, owner, until in deferrals:
+                if await models.Signal.filter(
+                    id=signal.id, status=signal.status, lease_owner=owner
+                ).update(lease_owner=None, lease_until=to_datetime(until)):
+                    parked.add(signal.id)
+        return parked
 
     async def _load(self, ids: Sequence[uuid.UUID]) -> list[Signal]:
         if not ids:
