@@ -448,7 +448,10 @@ class MemoryTradeStore:
             recorded.add(trade.id)
         return recorded
 
-    async def begin_exit(self, trade: Trade, order: Order) -> bool:
+    async def begin_exits(self, exits: Sequence[tuple[Trade, Order]]) -> set[uuid.UUID]:
+        return {trade.id for trade, order in exits if self._begin_exit(trade, order)}
+
+    def _begin_exit(self, trade: Trade, order: Order) -> bool:
         current = self.trades.get(trade.id)
         in_flight = any(
             o.purpose == OrderPurpose.EXIT and not o.final

@@ -5,9 +5,10 @@ manual action (`closePosition`, `cancelOrder`, the emergency stop) goes through 
 or in a backtest, demo or live mode. Each action follows invariant 2:
 
 1. the order gets its client order id and is recorded as an intent, with its audit entry,
-   before anything is sent (`TradeStore.begin_entries` / `begin_exit`, which also refuse
+   before anything is sent (`TradeStore.begin_entries` / `begin_exits`, which also refuse
    a second entry for one signal and a second exit in flight for one trade; the entries
-   of one candle close are recorded together, in one transaction);
+   of one candle close are recorded together, in one transaction, and so are the exits
+   its prices trigger);
 2. the executor sends it;
 3. what the executor reports is booked: fills, the trade, the ledger, the performance
    aggregate and the audit log in one transaction (`TradeStore.record`);
@@ -73,6 +74,17 @@ class Entry:
     plan: EntryPlan
     levels: KeyLevels | None = None
     limit_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    """Closing one position at market: the trade as the caller read it, why, the price
+    the caller expects (the stop or target that triggered), and why in words."""
+
+    trade: Trade
+    reason: ExitReason
+    expected_price: Decimal | None = None
+    note: str | None = None
 
 
 class OrderManager:
@@ -208,48 +220,75 @@ class OrderManager:
         expected_price: Decimal | None = None,
         note: str | None = None,
     ) -> Booked | None:
-        """Sell the whole position at market (`note`: why, in words); None when the trade
-        is no longer open or another exit of it is in flight."""
-        async with self.lock(trade.id):
-            booked = await self._close(trade, reason, expected_price, note)
-            if booked is None:
-                current = await self.store.trade(trade.id)
-                if current is not None and current != trade:
-                    booked = await self._close(current, reason, expected_price, note)
-        await self._announce(booked)
+        """`close_many` of one position."""
+        return (await self.close_many([Exit(trade, reason, expected_price, note)])).get(trade.id)
+
+    async def close_many(self, exits: Sequence[Exit]) -> dict[uuid.UUID, Booked]:
+        """Sell whole positions at market, as `open_many` enters them: every exit intent
+        recorded first, in one transaction, the orders sent at once, what their venues
+        answered booked in one transaction. By trade id, what was booked; a trade is
+        missing when it is no longer open or another exit of it is in flight. An exit the
+        store refused because the caller's copy of the trade was stale (an exit attempt or
+        a fill since) is tried once more from the trade as stored."""
+        by_trade = {e.trade.id: e for e in exits}
+        locks = [self.lock(trade_id) for trade_id in sorted(by_trade)]
+        for lock in locks:
+            await lock.acquire()
+        try:
+            begun, booked = await self._close_all(list(by_trade.values()))
+            again = []
+            for exit_ in by_trade.values():
+                if exit_.trade.id not in begun:
+                    current = await self.store.trade(exit_.trade.id)
+                    if current is not None and current != exit_.trade:
+                        again.append(replace(exit_, trade=current))
+            booked |= (await self._close_all(again))[1]
+        finally:
+            for lock in locks:
+                lock.release()
+        for done in booked.values():
+            await self._announce(done)
         return booked
 
-    async def _close(
-        self,
-        current: Trade,
-        reason: ExitReason,
-        expected_price: Decimal | None,
-        note: str | None,
-    ) -> Booked | None:
-        """One exit attempt from `current` as the caller read it (the store's
-        compare-and-set on its exit attempts refuses a stale one)."""
-        if current.status != TradeStatus.OPEN:
-            return None
-        order = Order(
+    async def _close_all(
+        self, exits: Sequence[Exit]
+    ) -> tuple[set[uuid.UUID], dict[uuid.UUID, Booked]]:
+        """One exit attempt of each open trade as the caller read it (the store's
+        compare-and-set on its exit attempts refuses a stale one): the trades whose exit
+        was recorded, and what was booked of them by trade id."""
+        now = self.clock.now()
+        orders = {
+            e.trade.id: (e.trade, self._exit_order(e, now))
+            for e in exits
+            if e.trade.status == TradeStatus.OPEN
+        }
+        begun = await self.store.begin_exits(list(orders.values()))
+        sending = [order for trade_id, (_, order) in orders.items() if trade_id in begun]
+        reports = await asyncio.gather(*(self._report(order) for order in sending))
+        sent = [(o, r) for o, r in zip(sending, reports, strict=True) if r is not None]
+        recorded = await self.store.record_many(sent, self.clock.now())
+        return begun, {done.trade.id: done for done in recorded if done is not None}
+
+    @staticmethod
+    def _exit_order(exit_: Exit, now: int) -> Order:
+        trade = exit_.trade
+        return Order(
             id=uuid.uuid4(),
-            client_order_id=exit_order_id(current.id, current.exit_attempts + 1),
-            trader_id=current.trader_id,
-            owner_id=current.owner_id,
-            trade_id=current.id,
-            mode=current.mode,
+            client_order_id=exit_order_id(trade.id, trade.exit_attempts + 1),
+            trader_id=trade.trader_id,
+            owner_id=trade.owner_id,
+            trade_id=trade.id,
+            mode=trade.mode,
             purpose=OrderPurpose.EXIT,
-            symbol=current.symbol,
+            symbol=trade.symbol,
             side=OrderSide.SELL,
             type=OrderType.MARKET,
-            amount=current.held,
-            created_at=self.clock.now(),
-            expected_price=expected_price,
-            exit_reason=reason,
-            reason=note,
+            amount=trade.held,
+            created_at=now,
+            expected_price=exit_.expected_price,
+            exit_reason=exit_.reason,
+            reason=exit_.note,
         )
-        if not await self.store.begin_exit(current, order):
-            return None
-        return await self._send(order)
 
     async def cancel(self, order: Order) -> Booked | None:
         """Cancel an order that is not final yet; its earlier fills stay booked."""

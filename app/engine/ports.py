@@ -301,9 +301,10 @@ class TradeStore(Protocol):
         its client order id exists."""
         ...
 
-    async def begin_exit(self, trade: Trade, order: Order) -> bool:
-        """Record the exit order of an open trade as an intent, only if the trade is still
-        open with `trade.exit_attempts` attempts and `trade.amount`, and no exit in flight."""
+    async def begin_exits(self, exits: Sequence[tuple[Trade, Order]]) -> set[uuid.UUID]:
+        """Record the exit orders of open trades as intents, in one transaction; the trades
+        whose exit was recorded. An exit is left out unless its trade is still open with
+        `trade.exit_attempts` attempts and `trade.amount`, with no exit in flight."""
         ...
 
     async def record(self, order: Order, report: OrderReport, now: int) -> Booked | None:

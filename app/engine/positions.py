@@ -2,16 +2,19 @@
 
 On every price update it scans each open position (`app.domain.exits.scan`) and closes the
 ones whose stop loss, trailing stop or take profit the price reached, through the
-`OrderManager` at market from the level. Price updates come from a `PriceUpdates` port:
-live, every tick of the feed (the live engine wakes this stage on each); in a backtest, the
-candles as the replay reveals them, scanned along their worst-case path. A price update
-older than a position's opening is not its own and is skipped.
+`OrderManager` at market from the level: all the exits of a round at once, so a close
+that stops many positions out records their intents in one transaction, not one each.
+Price updates come from a `PriceUpdates` port: live, every tick of the feed (the live
+engine wakes this stage on each); in a backtest, the candles as the replay reveals them,
+scanned along their worst-case path. A price update older than a position's opening is
+not its own and is skipped.
 
 It also books what resting orders got since they were last asked (`OrderManager.poll`),
 at each candle close (a paper limit order fills on closed candles), and carries out closes
 asked for by a process that cannot trade itself (an API process running without the
-engine), looking for them at most every `REQUESTS_MS`. Each round of price updates reads
-the active trades once (all of them: the open ones in a symbol that moved are scanned).
+engine), looking for them at most every `REQUESTS_MS`. Each round takes every active trade
+from the store (which keeps them in memory between its writes) and scans the open ones in
+a symbol that moved.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from app.domain.exits import scan
 from app.domain.fill_model import Bar
 from app.domain.trade import Trade
 from app.engine.clock import Clock
-from app.engine.orders import OrderManager
+from app.engine.orders import Exit, OrderManager
 from app.engine.ports import PriceUpdates, TradeStore
 from app.engine.screening import CandleClose, MarketView
 
@@ -67,15 +70,21 @@ class PositionMonitor:
         bars = self.updates.take()
         if not bars:
             return handled
+        exits: list[Exit] = []
         for trade in await self.store.active_trades():
             if trade.status == TradeStatus.OPEN and trade.symbol in bars:
                 try:
-                    handled += await self._watch(trade, bars[trade.symbol])
+                    exit_ = await self._watch(trade, bars[trade.symbol])
                 except Exception:
                     log.exception("watching trade %s failed", trade.id)
-        return handled
+                    continue
+                if exit_ is not None:
+                    exits.append(exit_)
+        return handled + len(await self.orders.close_many(exits))
 
-    async def _watch(self, trade: Trade, bars: list[Bar]) -> int:
+    async def _watch(self, trade: Trade, bars: list[Bar]) -> Exit | None:
+        """The exit the bars trigger, if any; otherwise a trailing stop's new high is
+        written."""
         highest = trade.highest_price
         for bar in bars:
             if bar.time < trade.opened_at:
@@ -83,9 +92,7 @@ class PositionMonitor:
             unchanged = highest == trade.highest_price  # a copy per bar only when it moved
             result = scan(trade if unchanged else replace(trade, highest_price=highest), bar)
             if result.trigger is not None:
-                trigger = result.trigger
-                closed = await self.orders.close(trade, trigger.reason, trigger.price)
-                return int(closed is not None)
+                return Exit(trade, result.trigger.reason, result.trigger.price)
             highest = result.highest
         if (
             trade.trailing_stop is not None
@@ -93,4 +100,4 @@ class PositionMonitor:
             and highest != trade.highest_price
         ):
             await self.store.set_highest(trade.id, highest)
-        return 0
+        return None

@@ -72,5 +72,5 @@ async def close_trade(
 ) -> Trade:
     coid = exit_order_id(trade.id, trade.exit_attempts + 1)
     order = _order(trade, OrderPurpose.EXIT, coid, trade.held, time)
-    assert await store.begin_exit(trade, order)
+    assert await store.begin_exits([(trade, order)]) == {trade.id}
     return await _filled(store, order, price, time, fee_rate)

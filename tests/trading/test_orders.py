@@ -8,6 +8,7 @@ engine that starts next is a fresh `OrderManager` on the same database, which re
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from decimal import Decimal
 
@@ -29,6 +30,7 @@ from app.domain.fill_model import FillModel
 from app.domain.orders import Order, OrderReport
 from app.domain.risk import EntryPlan
 from app.domain.signal import Signal
+from app.domain.trade import Trade
 from app.domain.trader_spec import RiskSettings
 from app.engine.clock import ReplayClock
 from app.engine.executors.base import Balance, ExecutorError, TradeExecutor
@@ -36,7 +38,9 @@ from app.engine.executors.demo import DemoTradeExecutor
 from app.engine.klines import KlineStore
 from app.engine.memory import CollectingNotifier
 from app.engine.orders import ENTRY_INTENT_TTL_MS, STUCK_INTENT_MS, OrderManager
+from app.engine.ports import ExitLevels
 from app.engine.prices import MarketQuotes
+from app.services.repositories import trading as trading_store
 from app.services.repositories.signals import DbSignalRepository
 from app.services.repositories.traders import spec_of
 from app.services.repositories.trading import DbTradeStore
@@ -296,3 +300,64 @@ async def test_the_open_positions_an_analysis_sees_are_the_open_trades_only(
     await orders.close(opened.trade, ExitReason.MANUAL)
     assert await store.open_positions([spec.id]) == {spec.id: []}  # type: ignore[attr-defined]
     assert await store.active_symbols([spec.id]) == {spec.id: set()}  # type: ignore[attr-defined]
+
+
+async def test_the_active_trades_kept_in_memory_are_those_of_the_database(
+    db: str, clock: ReplayClock, quotes: MarketQuotes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store keeps every active trade between reads (the position monitor's round at
+    each price update) and applies its own writes to them: after each kind of write they
+    are what a fresh read of the database gives."""
+    store = DbTradeStore()
+
+    def route(order: Order) -> TradeExecutor:
+        return demo(quotes, clock)
+
+    orders = OrderManager(store, route, CollectingNotifier(), clock, FixedInstruments())
+
+    async def same() -> list[Trade]:
+        kept = await store.active_trades()
+        assert kept == await DbTradeStore().active_trades()
+        return kept
+
+    assert await same() == []
+    signal, spec = await ready_signal()
+    opened = await orders.open(spec, signal, PLAN, None)  # type: ignore[arg-type]
+    waiting, _ = await ready_signal()
+    other = spec_of(await Trader.get(id=waiting.trader_id))
+    resting = await orders.open(other, waiting, PLAN, None, limit_price=D(50))
+    assert opened is not None and resting is not None
+    assert {t.id: t.status for t in await same()} == {
+        opened.trade.id: TradeStatus.OPEN,
+        resting.trade.id: TradeStatus.PENDING,
+    }
+    levels = ExitLevels(opened.trade.id, D(90), D(130))
+    assert await store.set_exit_levels([levels]) == {opened.trade.id}
+    await store.set_highest(opened.trade.id, D(120))
+    await store.set_highest(opened.trade.id, D(110))  # lower: not written
+    kept = {t.id: t for t in await same()}[opened.trade.id]
+    assert (kept.stop_loss, kept.take_profit, kept.highest_price) == (D(90), D(130), D(120))
+    await orders.close(kept, ExitReason.MANUAL)
+    (left,) = await same()
+    assert left.id == resting.trade.id and left.stop_loss != D(40)
+    # Another process's write shows once the kept trades are due to be read again.
+    await models.Trade.filter(id=resting.trade.id).update(stop_loss=D(40))
+    assert (await store.active_trades())[0].stop_loss == left.stop_loss
+    monkeypatch.setattr(trading_store, "ACTIVE_FRESH_S", 0.0)
+    assert (await same())[0].stop_loss == D(40)
+
+
+def test_a_read_of_the_active_trades_begun_before_a_write_is_not_kept() -> None:
+    active = trading_store._ActiveTrades()
+    trade = Trade(uuid.uuid4(), uuid.uuid4(), 1, TradingMode.DEMO, "BTC/USDT", START)
+    begun = active.generation
+    with active.writing():
+        during = active.generation
+    active.keep([trade], begun, time.monotonic())
+    active.keep([trade], during, time.monotonic())
+    assert active.get() is None
+    with active.writing():
+        active.keep([trade], active.generation, time.monotonic())  # under way
+    assert active.get() is None
+    active.keep([trade], active.generation, time.monotonic())
+    assert active.get() == [trade]

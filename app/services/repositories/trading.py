@@ -15,9 +15,11 @@ trade with the expected number of exit attempts and none in flight.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import time
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -48,6 +50,7 @@ from app.services.repositories.rows import update_each
 ModelT = TypeVar("ModelT", bound=models.Model)
 
 ACTIVE = (TradeStatus.PENDING, TradeStatus.OPEN)
+ACTIVE_FRESH_S = 30.0
 NOT_FINAL = (OrderStatus.INTENT, OrderStatus.OPEN)
 PERFORMANCE_FIELDS = tuple(f.name for f in dataclasses.fields(Performance))
 TRADE_COLUMNS = (
@@ -220,10 +223,66 @@ async def _append(entries: Collection[AuditEntry]) -> None:
         )
 
 
+class _ActiveTrades:
+    """Every active trade as last read, for the position monitor's round at each price
+    update: reading them all takes 10-40 ms at a candle close, on the connection that the
+    close's entries need. The store applies its own writes to it as they commit (a trade
+    entered, booked, exited, its levels or trailing high changed), and drops it when a
+    write fails; a read that began before a write is not kept. What another process writes
+    (a trader deleted with its trades) shows at the next read, at most `ACTIVE_FRESH_S`
+    later; a close that acts on such a trade is refused by the store's compare-and-set."""
+
+    def __init__(self) -> None:
+        self.generation = 0
+        self._trades: dict[uuid.UUID, Trade] | None = None
+        self._read_at = 0.0
+        self._writes = 0
+
+    def get(self) -> list[Trade] | None:
+        if self._trades is None or time.monotonic() - self._read_at >= ACTIVE_FRESH_S:
+            return None
+        return sorted(self._trades.values(), key=lambda t: (t.opened_at, str(t.id)))
+
+    def keep(self, trades: list[Trade], generation: int, read_at: float) -> None:
+        """Keep a read begun at `generation` and `read_at`, unless a write began or ended
+        since or is under way."""
+        if generation == self.generation and not self._writes:
+            self._trades, self._read_at = {t.id: t for t in trades}, read_at
+
+    def kept(self, trade_id: uuid.UUID) -> Trade | None:
+        return None if self._trades is None else self._trades.get(trade_id)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around a write, which `apply`s what it committed; if it raises, the trades kept
+        are dropped."""
+        self.generation += 1
+        self._writes += 1
+        try:
+            yield
+        except BaseException:
+            self._trades = None
+            raise
+        finally:
+            self._writes -= 1
+            self.generation += 1
+
+    def apply(self, changed: Iterable[Trade]) -> None:
+        """Trades as a write left them: active ones kept, the others gone."""
+        if self._trades is None:
+            return
+        for trade in changed:
+            if trade.active:
+                self._trades[trade.id] = trade
+            else:
+                self._trades.pop(trade.id, None)
+
+
 class DbTradeStore:
     def __init__(self, balance: Decimal = DEFAULT_BALANCE) -> None:
         self.balance = balance
         self._opened: set[tuple[uuid.UUID, TradingMode]] = set()
+        self._active = _ActiveTrades()
 
     @staticmethod
     def _trades(query: QuerySet[models.Trade]) -> Any:
@@ -233,24 +292,27 @@ class DbTradeStore:
     def _orders(query: QuerySet[models.Order]) -> Any:
         return query.values(*ORDER_READ, owner_id="trader__owner_id")
 
-    async def _open_account(self, trader_id: uuid.UUID, mode: TradingMode) -> None:
-        """Make sure the trader's ledger and performance rows in `mode` exist, outside any
-        transaction: each insert yields to whoever created the row first and commits at
-        once, so writers that open an account together neither fail nor deadlock."""
-        if (trader_id, mode) in self._opened:
+    async def _open_accounts(self, accounts: Collection[tuple[uuid.UUID, TradingMode]]) -> None:
+        """Make sure the traders' ledger and performance rows exist, outside any
+        transaction: each insert yields to whoever created a row first and commits at once,
+        so writers that open an account together neither fail nor deadlock (the rows go in
+        one order, the same for every writer). Two statements for all the accounts this
+        store has not opened yet."""
+        new = sorted({account for account in accounts if account not in self._opened})
+        if not new:
             return
         await models.Ledger.bulk_create(
             [
-                models.Ledger(
-                    trader_id=trader_id, mode=mode, initial=self.balance, cash=self.balance
-                )
+                models.Ledger(trader_id=trader, mode=mode, initial=self.balance, cash=self.balance)
+                for trader, mode in new
             ],
             ignore_conflicts=True,
         )
         await models.Performance.bulk_create(
-            [models.Performance(trader_id=trader_id, mode=mode)], ignore_conflicts=True
+            [models.Performance(trader_id=trader, mode=mode) for trader, mode in new],
+            ignore_conflicts=True,
         )
-        self._opened.add((trader_id, mode))
+        self._opened.update(new)
 
     @staticmethod
     async def _account(
@@ -267,18 +329,25 @@ class DbTradeStore:
     async def ledgers(
         self, accounts: Collection[tuple[uuid.UUID, TradingMode]]
     ) -> dict[tuple[uuid.UUID, TradingMode], Ledger]:
-        for trader_id, mode in accounts:
-            await self._open_account(trader_id, mode)
+        await self._open_accounts(accounts)
         rows = await models.Ledger.filter(trader_id__in=list({t for t, _ in accounts}))
         found = {(_uuid(row.trader_id), row.mode): row for row in rows}
         return {key: ledger_of(found[key]) for key in accounts}
 
     async def active_trades(self, trader_ids: Collection[uuid.UUID] | None = None) -> list[Trade]:
+        """All of them from memory when this store wrote none since it last read them, in
+        the last `ACTIVE_FRESH_S`; those of some traders always from the database."""
+        if trader_ids is None and (kept := self._active.get()) is not None:
+            return kept
+        generation, read_at = self._active.generation, time.monotonic()
         query = models.Trade.filter(status__in=ACTIVE)
         if trader_ids is not None:
             query = query.filter(trader_id__in=list(trader_ids))
         rows = await self._trades(query.order_by("opened_at", "id"))
-        return [trade_of(row) for row in rows]
+        trades = [trade_of(row) for row in rows]
+        if trader_ids is None:
+            self._active.keep(trades, generation, read_at)
+        return trades
 
     async def open_positions(
         self, trader_ids: Collection[uuid.UUID]
@@ -358,55 +427,85 @@ class DbTradeStore:
         return recorded
 
     async def _begin_entries(self, entries: Sequence[tuple[Trade, Order]]) -> set[uuid.UUID]:
-        async with in_transaction():
-            # FOR NO KEY UPDATE: queues behind a change of the traders (an emergency stop
-            # disabling one), not behind the fills their other trades insert.
-            query = models.Trader.filter(
-                id__in=list({trade.trader_id for trade, _ in entries}),
-                enabled=True,
-                status=TraderStatus.RUNNING,
-            )
-            if postgres():
-                query = query.select_for_update(no_key=True)
-            running = {row.id for row in await query}
-            taken = set(
-                await models.Order.filter(
-                    client_order_id__in=[order.client_order_id for _, order in entries]
-                ).values_list("client_order_id", flat=True)
-            )
-            chosen = [
-                (trade, order)
-                for trade, order in entries
-                if trade.trader_id in running and order.client_order_id not in taken
-            ]
-            await models.Trade.bulk_create(
-                models.Trade(id=trade.id, **_trade_columns(trade)) for trade, _ in chosen
-            )
-            await models.Order.bulk_create(
-                models.Order(id=order.id, **_order_columns(order)) for _, order in chosen
-            )
-            await _append([intent_entry(order) for _, order in chosen])
+        with self._active.writing():
+            async with in_transaction():
+                # FOR NO KEY UPDATE: queues behind a change of the traders (an emergency stop
+                # disabling one), not behind the fills their other trades insert.
+                query = models.Trader.filter(
+                    id__in=list({trade.trader_id for trade, _ in entries}),
+                    enabled=True,
+                    status=TraderStatus.RUNNING,
+                )
+                if postgres():
+                    query = query.select_for_update(no_key=True)
+                running = {row.id for row in await query}
+                taken = set(
+                    await models.Order.filter(
+                        client_order_id__in=[order.client_order_id for _, order in entries]
+                    ).values_list("client_order_id", flat=True)
+                )
+                chosen = [
+                    (trade, order)
+                    for trade, order in entries
+                    if trade.trader_id in running and order.client_order_id not in taken
+                ]
+                await models.Trade.bulk_create(
+                    models.Trade(id=trade.id, **_trade_columns(trade)) for trade, _ in chosen
+                )
+                await models.Order.bulk_create(
+                    models.Order(id=order.id, **_order_columns(order)) for _, order in chosen
+                )
+                await _append([intent_entry(order) for _, order in chosen])
+            self._active.apply(trade for trade, _ in chosen)
         return {trade.id for trade, _ in chosen}
 
-    async def begin_exit(self, trade: Trade, order: Order) -> bool:
+    async def begin_exits(self, exits: Sequence[tuple[Trade, Order]]) -> set[uuid.UUID]:
+        if not exits:
+            return set()
         try:
+            return await self._begin_exits(exits)
+        except IntegrityError:
+            if len(exits) == 1:
+                return set()
+        # Another process recorded one of these exits meanwhile: one by one.
+        begun: set[uuid.UUID] = set()
+        for exit_ in exits:
+            begun |= await self.begin_exits([exit_])
+        return begun
+
+    async def _begin_exits(self, exits: Sequence[tuple[Trade, Order]]) -> set[uuid.UUID]:
+        with self._active.writing():
             async with in_transaction():
-                moved = await models.Trade.filter(
-                    id=trade.id,
-                    status=TradeStatus.OPEN,
-                    exit_attempts=trade.exit_attempts,
-                    amount=trade.amount,
-                ).update(exit_attempts=F("exit_attempts") + 1, close_requested=None)
-                in_flight = await models.Order.filter(
-                    trade_id=trade.id, purpose=OrderPurpose.EXIT, status__in=NOT_FINAL
-                ).exists()
-                if not moved or in_flight:
-                    raise _Refused
-                await models.Order.create(id=order.id, **_order_columns(order))
-                await _append([intent_entry(order)])
-        except (_Refused, IntegrityError):
-            return False
-        return True
+                in_flight = {
+                    _uuid(trade_id)
+                    for trade_id in await models.Order.filter(
+                        trade_id__in=[trade.id for trade, _ in exits],
+                        purpose=OrderPurpose.EXIT,
+                        status__in=NOT_FINAL,
+                    ).values_list("trade_id", flat=True)
+                }
+                begun = []
+                for trade, order in exits:
+                    if trade.id in in_flight:
+                        continue
+                    # A compare-and-set per trade: still open, as many attempts and as much
+                    # held as the caller read (the row stays locked until the commit).
+                    if await models.Trade.filter(
+                        id=trade.id,
+                        status=TradeStatus.OPEN,
+                        exit_attempts=trade.exit_attempts,
+                        amount=trade.amount,
+                    ).update(exit_attempts=F("exit_attempts") + 1, close_requested=None):
+                        begun.append((trade, order))
+                await models.Order.bulk_create(
+                    models.Order(id=order.id, **_order_columns(order)) for _, order in begun
+                )
+                await _append([intent_entry(order) for _, order in begun])
+            for trade, _ in begun:
+                if (kept := self._active.kept(trade.id)) is not None:
+                    attempts = trade.exit_attempts + 1
+                    self._active.apply([dataclasses.replace(kept, exit_attempts=attempts)])
+        return {trade.id for trade, _ in begun}
 
     async def record(self, order: Order, report: OrderReport, now: int) -> Booked | None:
         return (await self.record_many([(order, report)], now))[0]
@@ -414,12 +513,15 @@ class DbTradeStore:
     async def record_many(
         self, reports: Sequence[tuple[Order, OrderReport]], now: int
     ) -> list[Booked | None]:
-        for account in {(order.trader_id, order.mode) for order, _ in reports}:
-            await self._open_account(*account)
-        async with in_transaction():
-            books = await _Books.read(reports)
-            booked = [books.book(order, report, now) for order, report in reports]
-            await books.write(now)
+        if not reports:
+            return []
+        await self._open_accounts([(order.trader_id, order.mode) for order, _ in reports])
+        with self._active.writing():
+            async with in_transaction():
+                books = await _Books.read(reports)
+                booked = [books.book(order, report, now) for order, report in reports]
+                await books.write(now)
+            self._active.apply(books.trades[i] for i in books.changed_trades)
         return booked
 
     async def request_close(self, trade_id: uuid.UUID, reason: str) -> bool:
@@ -443,6 +545,21 @@ class DbTradeStore:
         by_trade = {level.trade_id: level for level in levels}
         if not by_trade:
             return set()
+        with self._active.writing():
+            updated = await self._set_exit_levels(by_trade)
+            for trade_id in updated:
+                if (kept := self._active.kept(trade_id)) is not None:
+                    level = by_trade[trade_id]
+                    self._active.apply(
+                        [
+                            dataclasses.replace(
+                                kept, stop_loss=level.stop_loss, take_profit=level.take_profit
+                            )
+                        ]
+                    )
+            return updated
+
+    async def _set_exit_levels(self, by_trade: dict[uuid.UUID, ExitLevels]) -> set[uuid.UUID]:
         async with in_transaction():
             rows = await locked(
                 models.Trade.filter(id__in=list(by_trade), status=TradeStatus.OPEN).only(
@@ -457,11 +574,14 @@ class DbTradeStore:
         return {row.id for row in rows}
 
     async def set_highest(self, trade_id: uuid.UUID, highest: Decimal) -> None:
-        await (
-            models.Trade.filter(id=trade_id, status=TradeStatus.OPEN)
-            .filter(highest_price__lt=highest)
-            .update(highest_price=highest)
-        )
+        with self._active.writing():
+            raised = await (
+                models.Trade.filter(id=trade_id, status=TradeStatus.OPEN)
+                .filter(highest_price__lt=highest)
+                .update(highest_price=highest)
+            )
+            if raised and (kept := self._active.kept(trade_id)) is not None:
+                self._active.apply([dataclasses.replace(kept, highest_price=highest)])
 
     async def snapshot(
         self,
@@ -471,7 +591,7 @@ class DbTradeStore:
         equity: Decimal,
         marks: Mapping[str, Decimal],
     ) -> Performance | None:
-        await self._open_account(trader_id, mode)
+        await self._open_accounts([(trader_id, mode)])
         try:
             async with in_transaction():
                 ledger, row = await self._account(trader_id, mode)
@@ -641,7 +761,3 @@ async def _update(changes: list[tuple[ModelT, Mapping[str, Any]]], fields: Seque
 def _booked_order_columns(order: Order, now: int) -> dict[str, Any]:
     columns = {name: getattr(order, name) for name in ORDER_BOOKED if name != "updated_at"}
     return columns | {"updated_at": to_datetime(order.updated_at or now)}
-
-
-class _Refused(Exception):
-    """Rolls a compare-and-set transaction back."""
