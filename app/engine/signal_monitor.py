@@ -53,6 +53,10 @@ class SignalMonitorStage:
         self.batch = batch
         self.lease_ms = lease_ms
         self.retry_ms = retry_ms
+        self._quiet_until = 0
+        """A claim that found nothing is not made again for `retry_ms`: every run ends with
+        one, and the stage tasks run a stage again after it handled something, but watched
+        signals fall due at their next close (or a retry later), never within a run."""
 
     async def on_close(self, close: CandleClose, view: MarketView) -> None:
         """Watched signals are parked until their next close: the time is in the store."""
@@ -60,9 +64,13 @@ class SignalMonitorStage:
     async def run(self, view: MarketView) -> int:
         async def claim(limit: int) -> list[AnalysisContext]:
             now = self.analyst.clock.now()
+            if now < self._quiet_until:
+                return []
             signals = await self.analyst.signals.claim(
                 SignalStatus.WATCHING, self.owner, now, now + self.lease_ms, limit
             )
+            if not signals:
+                self._quiet_until = now + self.retry_ms
             return await self.analyst.prepare(signals, view)
 
         return await work_through(claim, lambda context: self._check(context, view), self.batch)
