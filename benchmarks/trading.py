@@ -9,8 +9,11 @@ with the screening benchmark's filters, each over every symbol. Each candle clos
 whole workflow as the live engine runs it: the screen (sandbox workers, signals recorded),
 then the later stages through the live engine's `StageTasks` (each in its own task, woken by
 the close and by the others' work) until all are idle: the analyzer decides on the new
-signals with the rule engine, and the trade stage enters those it marked ready. Measured
-per entry:
+signals with the rule engine, the signal monitor re-checks the signals watched since the
+previous close, the trade stage enters those they marked ready, and the position monitor
+closes the positions the close's prices stopped out. The engine's clock reads each
+close's moment as the close is handed over (`MarketClock`), as a live engine's does.
+Measured per entry:
 
 - close -> order: from handing the close to the workflow to the entry's intent being
   recorded (the order exists, before it is sent), the screen and the analysis included;
