@@ -38,7 +38,7 @@ from app.engine.executors.demo import DemoTradeExecutor
 from app.engine.klines import KlineStore
 from app.engine.memory import CollectingNotifier
 from app.engine.orders import ENTRY_INTENT_TTL_MS, STUCK_INTENT_MS, OrderManager
-from app.engine.ports import ExitLevels
+from app.engine.ports import Booked, ExitLevels
 from app.engine.prices import MarketQuotes
 from app.services.repositories import trading as trading_store
 from app.services.repositories.signals import DbSignalRepository
@@ -277,10 +277,8 @@ class Failing(Dying):
         raise ExecutorError("timed out")
 
 
-async def test_the_open_positions_an_analysis_sees_are_the_open_trades_only(
-    db: str, clock: ReplayClock, quotes: MarketQuotes
-) -> None:
-    orders = manager(demo(quotes, clock), clock)
+async def open_and_resting(orders: OrderManager) -> tuple[Booked, Booked]:
+    """Two traders' entries: one filled at market, one resting as a limit order."""
     signal, spec = await ready_signal()
     opened = await orders.open(spec, signal, PLAN, None)  # type: ignore[arg-type]
     waiting, _ = await ready_signal()
@@ -288,18 +286,27 @@ async def test_the_open_positions_an_analysis_sees_are_the_open_trades_only(
     resting = await orders.open(other, waiting, PLAN, None, limit_price=D(50))
     assert opened is not None and resting is not None
     assert resting.trade.status == TradeStatus.PENDING
+    return opened, resting
+
+
+async def test_the_open_positions_an_analysis_sees_are_the_open_trades_only(
+    db: str, clock: ReplayClock, quotes: MarketQuotes
+) -> None:
+    orders = manager(demo(quotes, clock), clock)
+    opened, resting = await open_and_resting(orders)
+    trader, other = opened.trade.trader_id, resting.trade.trader_id
     store = DbTradeStore()
     quiet = uuid.uuid4()
-    found = await store.open_positions([spec.id, other.id, quiet])  # type: ignore[attr-defined]
-    (position,) = found[spec.id]  # type: ignore[attr-defined]
+    found = await store.open_positions([trader, other, quiet])
+    (position,) = found[trader]
     assert (position.symbol, position.side, position.amount) == ("BTC/USDT", Side.LONG, D(2))
     assert position.entry_price == opened.trade.entry_price
-    assert found[other.id] == [] and found[quiet] == []
-    held = await store.active_symbols([spec.id, other.id, quiet])  # type: ignore[attr-defined]
-    assert held == {spec.id: {"BTC/USDT"}, other.id: {"BTC/USDT"}, quiet: set()}  # type: ignore[attr-defined]
+    assert found[other] == [] and found[quiet] == []
+    held = await store.active_symbols([trader, other, quiet])
+    assert held == {trader: {"BTC/USDT"}, other: {"BTC/USDT"}, quiet: set()}
     await orders.close(opened.trade, ExitReason.MANUAL)
-    assert await store.open_positions([spec.id]) == {spec.id: []}  # type: ignore[attr-defined]
-    assert await store.active_symbols([spec.id]) == {spec.id: set()}  # type: ignore[attr-defined]
+    assert await store.open_positions([trader]) == {trader: []}
+    assert await store.active_symbols([trader]) == {trader: set()}
 
 
 async def test_the_active_trades_kept_in_memory_are_those_of_the_database(
@@ -321,12 +328,7 @@ async def test_the_active_trades_kept_in_memory_are_those_of_the_database(
         return kept
 
     assert await same() == []
-    signal, spec = await ready_signal()
-    opened = await orders.open(spec, signal, PLAN, None)  # type: ignore[arg-type]
-    waiting, _ = await ready_signal()
-    other = spec_of(await Trader.get(id=waiting.trader_id))
-    resting = await orders.open(other, waiting, PLAN, None, limit_price=D(50))
-    assert opened is not None and resting is not None
+    opened, resting = await open_and_resting(orders)
     assert {t.id: t.status for t in await same()} == {
         opened.trade.id: TradeStatus.OPEN,
         resting.trade.id: TradeStatus.PENDING,

@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import time
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -223,6 +223,25 @@ async def _append(entries: Collection[AuditEntry]) -> None:
         )
 
 
+async def _each_alone_on_conflict(
+    intents: Sequence[tuple[Trade, Order]],
+    record: Callable[[Sequence[tuple[Trade, Order]]], Awaitable[set[uuid.UUID]]],
+) -> set[uuid.UUID]:
+    """`record` the intents in one transaction; when another process recorded one of them
+    meanwhile (a client order id refused), each alone, so the others still go."""
+    if not intents:
+        return set()
+    try:
+        return await record(intents)
+    except IntegrityError:
+        if len(intents) == 1:
+            return set()
+    recorded: set[uuid.UUID] = set()
+    for intent in intents:
+        recorded |= await _each_alone_on_conflict([intent], record)
+    return recorded
+
+
 class _ActiveTrades:
     """Every active trade as last read, for the position monitor's round at each price
     update: reading them all takes 10-40 ms at a candle close, on the connection that the
@@ -413,18 +432,7 @@ class DbTradeStore:
         return performance_of(await models.Performance.get_or_none(trader_id=trader_id, mode=mode))
 
     async def begin_entries(self, entries: Sequence[tuple[Trade, Order]]) -> set[uuid.UUID]:
-        if not entries:
-            return set()
-        try:
-            return await self._begin_entries(entries)
-        except IntegrityError:
-            if len(entries) == 1:
-                return set()
-        # Another process recorded one of these meanwhile: one by one, the others still go.
-        recorded: set[uuid.UUID] = set()
-        for entry in entries:
-            recorded |= await self.begin_entries([entry])
-        return recorded
+        return await _each_alone_on_conflict(entries, self._begin_entries)
 
     async def _begin_entries(self, entries: Sequence[tuple[Trade, Order]]) -> set[uuid.UUID]:
         with self._active.writing():
@@ -460,18 +468,7 @@ class DbTradeStore:
         return {trade.id for trade, _ in chosen}
 
     async def begin_exits(self, exits: Sequence[tuple[Trade, Order]]) -> set[uuid.UUID]:
-        if not exits:
-            return set()
-        try:
-            return await self._begin_exits(exits)
-        except IntegrityError:
-            if len(exits) == 1:
-                return set()
-        # Another process recorded one of these exits meanwhile: one by one.
-        begun: set[uuid.UUID] = set()
-        for exit_ in exits:
-            begun |= await self.begin_exits([exit_])
-        return begun
+        return await _each_alone_on_conflict(exits, self._begin_exits)
 
     async def _begin_exits(self, exits: Sequence[tuple[Trade, Order]]) -> set[uuid.UUID]:
         with self._active.writing():
