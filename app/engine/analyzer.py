@@ -153,7 +153,10 @@ class Analyst:
         await self.gate.wait_open()
         await self.decisions.add_many([w.decision for w in writes if w.decision is not None])
         now = self.clock.now()
-        moves = [self._handed(w.move, now) for w in writes if w.move.status != w.move.signal.status]
+        handed = None if self.ready is None else self.ready.lease(now)
+        moves = [
+            self._handed(w.move, handed) for w in writes if w.move.status != w.move.signal.status
+        ]
         moved = iter(await self.signals.transition_many(moves, at=now))
         deferrals = []
         for write in writes:
@@ -171,19 +174,20 @@ class Analyst:
             results.append(next(moved))
             if results[-1] is None:
                 log.info("signal %s moved meanwhile; %s not applied", move.signal.id, move.status)
-        if self.ready is not None:
+        if self.ready is not None and handed is not None:
             ready = [r for r in results if r is not None and r.status == SignalStatus.READY]
-            self.ready.put(ready, self.ready.lease(now)[1])
+            self.ready.put(ready, handed[1])
         for write, result in zip(writes, results, strict=True):
             if result is not None and write.move.status != write.move.signal.status:
                 await self.notifier.signal_changed(result)
         return results
 
-    def _handed(self, move: Move, now: int) -> Move:
-        """A move to `ready` leased to the trade stage as it is written (`Handoff`)."""
-        if self.ready is None or move.status != SignalStatus.READY:
+    @staticmethod
+    def _handed(move: Move, lease: tuple[str, int] | None) -> Move:
+        """A move to `ready` written with the trade stage's `lease` (`Handoff`), if any."""
+        if lease is None or move.status != SignalStatus.READY:
             return move
-        owner, until = self.ready.lease(now)
+        owner, until = lease
         return replace(move, not_before=until, next_owner=owner)
 
     @staticmethod
@@ -225,11 +229,9 @@ class AnalyzerStage:
         async def claim(limit: int) -> list[AnalysisContext]:
             await self.analyst.gate.wait_open()
             now = self.analyst.clock.now()
-            signals = self.handoff.take(now, limit)
-            if not signals and self.handoff.store_due(now):
-                signals = await self.analyst.signals.claim(
-                    SignalStatus.NEW, self.owner, now, now + self.lease_ms, limit
-                )
+            signals = await self.handoff.take_or_claim(
+                self.analyst.signals, SignalStatus.NEW, now, limit
+            )
             return await self.analyst.prepare(signals, view)
 
         return await work_through(claim, self._analyze, self.batch)

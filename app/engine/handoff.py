@@ -9,7 +9,7 @@ store stays the queue: a signal whose lease runs out before it is taken here (a 
 stalled stage) is claimed from the store as before, so a hand-off only ever saves time,
 and no two stages hold one signal. The store holds nothing for the stage but such
 stragglers, so a stage looks there at most once every `STORE_PAUSE_MS`, and not within
-that of taking signals from here (`store_due`): a claim that finds nothing costs the
+that of taking signals from here (`take_or_claim`): a claim that finds nothing costs the
 connection a transaction just when a close's entries need it.
 """
 
@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from app.domain.enums import SignalStatus
 from app.domain.signal import Signal
+from app.engine.ports import SignalRepository
 
 STORE_PAUSE_MS = 1_000
 
@@ -56,13 +58,17 @@ class Handoff:
             self._store_at = now + STORE_PAUSE_MS
         return [signal for signal, _ in taken]
 
-    def store_due(self, now: int) -> bool:
-        """Whether to claim from the store at `now` (a yes counts as the look): neither a
-        look nor a take from here in the last `STORE_PAUSE_MS`."""
-        if self._store_at is not None and now < self._store_at:
-            return False
+    async def take_or_claim(
+        self, store: SignalRepository, status: SignalStatus, now: int, limit: int
+    ) -> list[Signal]:
+        """Up to `limit` signals for the stage: those handed over, else those in `status`
+        it claims from the store (leased to `owner` for `lease_ms`) when a look there is
+        due: neither a look nor a take from here in the last `STORE_PAUSE_MS`."""
+        taken = self.take(now, limit)
+        if taken or (self._store_at is not None and now < self._store_at):
+            return taken
         self._store_at = now + STORE_PAUSE_MS
-        return True
+        return await store.claim(status, self.owner, now, now + self.lease_ms, limit)
 
     async def arrived(self) -> None:
         """Return once signals were handed over since the last return."""

@@ -98,11 +98,7 @@ class TradeStage:
         batch's entries are checked one after the other against it (two signals of one
         trader see each other), and their intents are recorded together."""
         now = self.clock.now()
-        claimed = self.handoff.take(now, BATCH)
-        if not claimed and self.handoff.store_due(now):
-            claimed = await self.signals.claim(
-                SignalStatus.READY, self.owner, now, now + LEASE_MS, BATCH
-            )
+        claimed = await self.handoff.take_or_claim(self.signals, SignalStatus.READY, now, BATCH)
         if not claimed:
             return 0
         try:

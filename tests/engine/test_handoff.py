@@ -10,6 +10,7 @@ from decimal import Decimal
 from app.domain.enums import Side, SignalStatus
 from app.domain.signal import Signal
 from app.engine.handoff import Handoff
+from app.engine.memory import MemorySignalRepository
 
 
 def signal(created_at: int, status: SignalStatus = SignalStatus.NEW) -> Signal:
@@ -30,3 +31,18 @@ async def test_signals_are_taken_oldest_first_while_their_lease_holds() -> None:
     assert handoff.take(now=500, limit=1) == [early]
     assert handoff.take(now=500, limit=10) == [late]
     assert handoff.take(now=500, limit=10) == []  # the stale one is the store's to queue
+
+
+async def test_the_store_is_looked_at_once_a_second_and_not_right_after_a_hand_off() -> None:
+    store = MemorySignalRepository()
+    handoff = Handoff("analyzer-1", lease_ms=60_000)
+    first, second, third = signal(1), signal(2), signal(3)
+    assert await store.add(first)
+    assert await handoff.take_or_claim(store, SignalStatus.NEW, 1_000, 10) == [first]
+    assert await store.add(second)
+    assert await handoff.take_or_claim(store, SignalStatus.NEW, 1_999, 10) == []
+    handoff.put([third], until=70_000)
+    assert await handoff.take_or_claim(store, SignalStatus.NEW, 2_500, 10) == [third]
+    assert await handoff.take_or_claim(store, SignalStatus.NEW, 3_499, 10) == []
+    [claimed] = await handoff.take_or_claim(store, SignalStatus.NEW, 3_500, 10)
+    assert claimed.id == second.id
