@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable, Sequence
 
 from app.core.tasks import cancel_and_wait
 from app.engine.clock import Clock
@@ -77,10 +78,18 @@ class StageTasks:
 
     def idle(self) -> bool:
         """No stage is running or woken."""
-        return not self._busy and not any(wake.is_set() for wake in self._wakes)
+        return not self._working(range(len(self._wakes)))
 
     async def until_idle(self) -> None:
-        while not self.idle():
+        await self._until_done(range(len(self._wakes)))
+
+    def _working(self, indices: Iterable[int]) -> bool:
+        """Whether any of these stages is running or woken."""
+        return any(i in self._busy or self._wakes[i].is_set() for i in indices)
+
+    async def _until_done(self, indices: Sequence[int]) -> None:
+        """Return once none of these stages is running or woken."""
+        while self._working(indices):
             self.progress.clear()
             await self.progress.wait()
 
@@ -129,6 +138,4 @@ class StageTasks:
         ]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.bookkeeping_wait_ms / 1000):
-                while any(i in self._busy or self._wakes[i].is_set() for i in order_path):
-                    self.progress.clear()
-                    await self.progress.wait()
+                await self._until_done(order_path)
