@@ -189,8 +189,11 @@ class MemorySignalRepository:
         parked: set[uuid.UUID] = set()
         for signal, owner, until in deferrals:
             current = self.signals.get(signal.id)
-            held = current is not None and self._holds(signal, owner)
-            if held and current is not None and current.status == signal.status:
+            if (
+                current is not None
+                and current.status == signal.status
+                and self._holds(signal, owner)
+            ):
                 self._leases[signal.id] = _Lease(None, until)
                 parked.add(signal.id)
         return parked

@@ -275,7 +275,6 @@ class _ActiveTrades:
     def writing(self) -> Iterator[None]:
         """Around a write, which `apply`s what it committed; if it raises, the trades kept
         are dropped."""
-        self.generation += 1
         self._writes += 1
         try:
             yield
@@ -354,8 +353,8 @@ class DbTradeStore:
         return {key: ledger_of(found[key]) for key in accounts}
 
     async def active_trades(self, trader_ids: Collection[uuid.UUID] | None = None) -> list[Trade]:
-        """All of them from memory when this store wrote none since it last read them, in
-        the last `ACTIVE_FRESH_S`; those of some traders always from the database."""
+        """All of them from memory (read in the last `ACTIVE_FRESH_S`, and as this store's
+        writes left them since); those of some traders always from the database."""
         if trader_ids is None and (kept := self._active.get()) is not None:
             return kept
         generation, read_at = self._active.generation, time.monotonic()
