@@ -21,7 +21,7 @@ from app.domain.signal import Signal
 from app.domain.trader_spec import TraderSpec
 from app.engine.clock import ReplayClock
 from app.engine.memory import CollectingNotifier, MemorySignalRepository
-from app.engine.ports import Move
+from app.engine.ports import Move, SignalRepository
 from app.engine.sandbox import FilterMatch, FilterOutcome
 from app.engine.signals import SignalManager
 from app.services.repositories.signals import DbSignalRepository
@@ -30,6 +30,12 @@ from app.services.traders import TraderManager
 
 SYMBOLS = [f"S{n:02d}/USDT" for n in range(40)]
 CANDLE = 1_767_225_600_000
+
+
+@pytest.fixture(params=["database", "memory"])
+def store(request: pytest.FixtureRequest, db: str) -> SignalRepository:
+    """Each rule that both signal stores keep is tested on each."""
+    return DbSignalRepository() if request.param == "database" else MemorySignalRepository()
 
 
 async def _spec() -> TraderSpec:
@@ -55,12 +61,10 @@ def _signal(spec: TraderSpec, symbol: str, status: SignalStatus = SignalStatus.N
     )
 
 
-@pytest.mark.parametrize("repository", ["database", "memory"])
 async def test_a_second_active_signal_on_a_symbol_is_refused_by_the_store(
-    db: str, repository: str
+    store: SignalRepository,
 ) -> None:
     spec = await _spec()
-    store = DbSignalRepository() if repository == "database" else MemorySignalRepository()
     for status in SignalStatus:
         symbol = f"{status.value.upper()}/USDT"
         assert await store.add(_signal(spec, symbol, status))
@@ -148,11 +152,9 @@ async def test_concurrent_claims_take_different_signals_and_expired_leases_retur
     )
 
 
-@pytest.mark.parametrize("repository", ["database", "memory"])
 async def test_a_move_handed_to_the_next_owner_is_leased_to_it_until_its_lease_runs_out(
-    db: str, repository: str
+    store: SignalRepository,
 ) -> None:
-    store = DbSignalRepository() if repository == "database" else MemorySignalRepository()
     spec = await _spec()
     await store.add(_signal(spec, SYMBOLS[0]))
     [claimed] = await store.claim(SignalStatus.NEW, "analyzer", CANDLE, CANDLE + 600_000, 5)
@@ -165,11 +167,9 @@ async def test_a_move_handed_to_the_next_owner_is_leased_to_it_until_its_lease_r
     assert done is not None and done.status == SignalStatus.ENTERED
 
 
-@pytest.mark.parametrize("repository", ["database", "memory"])
 async def test_signals_recorded_with_a_lease_wait_for_it_to_run_out(
-    db: str, repository: str
+    store: SignalRepository,
 ) -> None:
-    store = DbSignalRepository() if repository == "database" else MemorySignalRepository()
     spec = await _spec()
     fresh = _signal(spec, SYMBOLS[0])
     assert await store.add_many([fresh], ("analyzer", CANDLE + 600_000)) == {fresh.id}
