@@ -32,11 +32,12 @@ from app.domain.enums import SignalStatus
 from app.domain.intervals import interval_ms
 from app.domain.signal import Signal
 from app.domain.signal_lifecycle import status_after
+from app.domain.trader_spec import TraderSpec
 from app.engine.analysis.base import AnalysisContext, AnalysisEngine, rejection
 from app.engine.analysis.context import ContextBuilder
 from app.engine.clock import Clock
 from app.engine.group_commit import GroupCommit
-from app.engine.handoff import Handoff
+from app.engine.handoff import Handed, Handoff, handed_specs
 from app.engine.ports import (
     DecisionRepository,
     Move,
@@ -102,14 +103,18 @@ class Analyst:
         self.ready = ready
         self._writes: GroupCommit[_Write, Signal | None] = GroupCommit(self._write)
 
-    async def prepare(self, signals: Sequence[Signal], view: MarketView) -> list[AnalysisContext]:
-        """What the analysis of each signal sees, read for all of them at once; a signal
-        whose trader is gone is left out (its lease runs out)."""
-        if not signals:
+    async def prepare(self, handed: Sequence[Handed], view: MarketView) -> list[AnalysisContext]:
+        """What the analysis of each signal sees, read for all of them at once (the traders
+        they were not handed with); a signal whose trader is gone is left out (its lease
+        runs out)."""
+        if not handed:
             return []
-        specs = await self.traders.specs({signal.trader_id for signal in signals})
+        specs = handed_specs(handed)
+        missing = {h.signal.trader_id for h in handed} - specs.keys()
+        if missing:
+            specs |= await self.traders.specs(missing)
         known = [
-            (signal, specs[signal.trader_id]) for signal in signals if signal.trader_id in specs
+            (h.signal, specs[h.signal.trader_id]) for h in handed if h.signal.trader_id in specs
         ]
         return await self.contexts.build_many(known, view)
 
@@ -124,14 +129,18 @@ class Analyst:
                 context, self.engine.kind, "The analysis failed; nothing is traded.", reason
             )
 
-    async def settle(self, signal: Signal, decision: Decision, owner: str) -> Signal | None:
+    async def settle(
+        self, context: AnalysisContext, decision: Decision, owner: str
+    ) -> Signal | None:
         """Record the decision and move the signal as it says (a watched one waits for its
-        next candle); the signal as it is then, or None when it moved meanwhile."""
+        next candle; a ready one is handed over with its trader and the decision); the
+        signal as it is then, or None when it moved meanwhile."""
+        signal = context.signal
         status, reason = status_after(decision)
         watched = status == SignalStatus.WATCHING
         not_before = self.next_check(signal, decision) if watched else None
         return await self._writes.submit(
-            _Write(decision, Move(signal, status, reason, owner, not_before))
+            _Write(decision, Move(signal, status, reason, owner, not_before), context.trader)
         )
 
     async def move(
@@ -175,7 +184,11 @@ class Analyst:
             if results[-1] is None:
                 log.info("signal %s moved meanwhile; %s not applied", move.signal.id, move.status)
         if self.ready is not None and handed is not None:
-            ready = [r for r in results if r is not None and r.status == SignalStatus.READY]
+            ready = [
+                Handed(result, write.spec, write.decision)
+                for write, result in zip(writes, results, strict=True)
+                if result is not None and result.status == SignalStatus.READY
+            ]
             self.ready.put(ready, handed[1])
         for write, result in zip(writes, results, strict=True):
             if result is not None and write.move.status != write.move.signal.status:
@@ -198,10 +211,12 @@ class Analyst:
 
 @dataclass(frozen=True, slots=True)
 class _Write:
-    """A decision to record (None: a move the analysis did not make) and its signal's move."""
+    """A decision to record (None: a move the analysis did not make), its signal's move, and
+    the trader as the analysis read it (None: not read for this move)."""
 
     decision: Decision | None
     move: Move
+    spec: TraderSpec | None = None
 
 
 class AnalyzerStage:
@@ -229,17 +244,17 @@ class AnalyzerStage:
         async def claim(limit: int) -> list[AnalysisContext]:
             await self.analyst.gate.wait_open()
             now = self.analyst.clock.now()
-            signals = await self.handoff.take_or_claim(
+            handed = await self.handoff.take_or_claim(
                 self.analyst.signals, SignalStatus.NEW, now, limit
             )
-            return await self.analyst.prepare(signals, view)
+            return await self.analyst.prepare(handed, view)
 
         return await work_through(claim, self._analyze, self.batch)
 
     async def _analyze(self, context: AnalysisContext) -> bool:
         try:
             decision = await self.analyst.decide(context)
-            await self.analyst.settle(context.signal, decision, self.owner)
+            await self.analyst.settle(context, decision, self.owner)
         except Exception:
             log.exception("signal %s: analysis not recorded; its lease runs out", context.signal.id)
             return False

@@ -4,7 +4,9 @@ written.
 A stage that moves signals on (the screen's signal manager recording new signals, the
 analyst marking them ready) writes the next stage's lease with them and puts them here;
 the next stage (the analyzer, the trade stage) takes them from here before it claims from
-the store, so the way from a candle close to an order has no claim's reads in it. The
+the store, so the way from a candle close to an order has no claim's reads in it. A signal
+comes with what the stage before knew of it (`Handed`: its trader as that stage read it,
+the decision that made it ready), so the next stage reads only what it was not given. The
 store stays the queue: a signal whose lease runs out before it is taken here (a crash, a
 stalled stage) is claimed from the store as before, so a hand-off only ever saves time,
 and no two stages hold one signal. The store holds nothing for the stage but such
@@ -16,13 +18,34 @@ connection a transaction just when a close's entries need it.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from app.domain.decision import Decision
 from app.domain.enums import SignalStatus
 from app.domain.signal import Signal
+from app.domain.trader_spec import TraderSpec
 from app.engine.ports import SignalRepository
 
 STORE_PAUSE_MS = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class Handed:
+    """A signal as a stage gets it, with what the stage before knew of it: its trader as
+    that stage read it (moments ago; the store's compare-and-set on the trader still guards
+    the entry) and the decision it moved on. None: not handed with it, read it; a signal
+    claimed from the store comes with neither."""
+
+    signal: Signal
+    spec: TraderSpec | None = None
+    decision: Decision | None = None
+
+
+def handed_specs(handed: Sequence[Handed]) -> dict[uuid.UUID, TraderSpec]:
+    """The traders that signals came with, by id."""
+    return {h.signal.trader_id: h.spec for h in handed if h.spec is not None}
 
 
 class Handoff:
@@ -32,7 +55,7 @@ class Handoff:
     def __init__(self, owner: str, lease_ms: int) -> None:
         self.owner = owner
         self.lease_ms = lease_ms
-        self._held: list[tuple[Signal, int]] = []
+        self._held: list[tuple[Handed, int]] = []
         self._arrived = asyncio.Event()
         self._store_at: int | None = None
 
@@ -40,27 +63,27 @@ class Handoff:
         """The lease to write with signals handed over at `now`: (owner, until)."""
         return self.owner, now + self.lease_ms
 
-    def put(self, signals: Sequence[Signal], until: int) -> None:
-        """Hand over `signals`, leased to `owner` until `until` (epoch ms)."""
-        if signals:
-            self._held.extend((signal, until) for signal in signals)
+    def put(self, handed: Sequence[Handed], until: int) -> None:
+        """Hand over signals, leased to `owner` until `until` (epoch ms)."""
+        if handed:
+            self._held.extend((item, until) for item in handed)
             self._arrived.set()
 
-    def take(self, now: int, limit: int) -> list[Signal]:
+    def take(self, now: int, limit: int) -> list[Handed]:
         """Up to `limit` of the signals handed over, oldest first (the store's queue
         order), whose lease still holds at `now`."""
         held = sorted(
             (item for item in self._held if item[1] > now),
-            key=lambda item: (item[0].created_at, item[0].id.hex),
+            key=lambda item: (item[0].signal.created_at, item[0].signal.id.hex),
         )
         taken, self._held = held[:limit], held[limit:]
         if taken:
             self._store_at = now + STORE_PAUSE_MS
-        return [signal for signal, _ in taken]
+        return [handed for handed, _ in taken]
 
     async def take_or_claim(
         self, store: SignalRepository, status: SignalStatus, now: int, limit: int
-    ) -> list[Signal]:
+    ) -> list[Handed]:
         """Up to `limit` signals for the stage: those handed over, else those in `status`
         it claims from the store (leased to `owner` for `lease_ms`) when a look there is
         due: neither a look nor a take from here in the last `STORE_PAUSE_MS`."""
@@ -68,7 +91,8 @@ class Handoff:
         if taken or (self._store_at is not None and now < self._store_at):
             return taken
         self._store_at = now + STORE_PAUSE_MS
-        return await store.claim(status, self.owner, now, now + self.lease_ms, limit)
+        claimed = await store.claim(status, self.owner, now, now + self.lease_ms, limit)
+        return [Handed(signal) for signal in claimed]
 
     async def arrived(self) -> None:
         """Return once signals were handed over since the last return."""

@@ -23,6 +23,7 @@ from app.domain.intervals import interval_ms
 from app.domain.signal import price_of
 from app.engine.analysis.base import AnalysisContext
 from app.engine.analyzer import DEFAULT_BATCH, DEFAULT_LEASE_MS, Analyst, work_through
+from app.engine.handoff import Handed
 from app.engine.screening import CandleClose, MarketView
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class SignalMonitorStage:
             )
             if not signals:
                 self._quiet_until = now + self.retry_ms
-            return await self.analyst.prepare(signals, view)
+            return await self.analyst.prepare([Handed(signal) for signal in signals], view)
 
         return await work_through(claim, lambda context: self._check(context, view), self.batch)
 
@@ -111,5 +112,5 @@ class SignalMonitorStage:
             reason = f"still only watched after {len(earlier)} re-checks"
             await analyst.move(signal, SignalStatus.EXPIRED, reason, self.owner, decision)
         else:
-            await analyst.settle(signal, decision, self.owner)
+            await analyst.settle(context, decision, self.owner)
         return True

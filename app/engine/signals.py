@@ -30,7 +30,7 @@ from app.domain.signal_rules import (
 )
 from app.domain.trader_spec import TraderSpec
 from app.engine.clock import Clock
-from app.engine.handoff import Handoff
+from app.engine.handoff import Handed, Handoff
 from app.engine.ports import Notifier, SignalRepository, TraderRepository
 from app.engine.sandbox import FilterMatch, FilterOutcome
 
@@ -90,7 +90,8 @@ class SignalManager:
         """Apply the screening runs of a close's traders: new signals, or one more failure;
         a run the sandbox lost (no fault of the trader's, no complete result) changes
         nothing. The new signals of all of them are checked and recorded together (one read
-        of the active ones, one insert); the signals recorded."""
+        of the active ones, one insert), and handed to the analysis with their traders; the
+        signals recorded."""
         matched: list[tuple[TraderSpec, RunHistory, dict[str, FilterMatch]]] = []
         for spec, outcome in runs:
             if outcome.lost is not None:
@@ -118,7 +119,7 @@ class SignalManager:
         added = await self.signals.add_many(
             [signal for made in due.values() for signal in made], lease
         )
-        created: list[Signal] = []
+        created: list[Handed] = []
         for spec, _, by_symbol in matched:
             self._history[spec.id] = (spec.screening_fingerprint(), after_success(by_symbol))
             mine = [signal for signal in due[spec.id] if signal.id in added]
@@ -129,10 +130,10 @@ class SignalManager:
                     )
             if mine:
                 await self.notifier.signals_created(spec, mine)
-            created.extend(mine)
+            created.extend(Handed(signal, spec) for signal in mine)
         if self.handoff is not None and lease is not None:
             self.handoff.put(created, lease[1])
-        return created
+        return [handed.signal for handed in created]
 
     async def _failed(self, spec: TraderSpec, failure: str) -> None:
         history = after_failure(self.history(spec))

@@ -1,8 +1,9 @@
 """TradeStage, the Trade stage: ready signals become positions, or refusals with a reason.
 
-It takes the signals the analysis marked `ready` and handed over (`Handoff`), or claims
-them from the store when none were (a lease either way, so two engine processes never
-enter one signal twice, and a crash only delays one), asks the `RiskManager` with the
+It takes the signals the analysis marked `ready` and handed over (`Handoff`, with their
+traders and decisions, which it then need not read), or claims them from the store when
+none were (a lease either way, so two engine processes never enter one signal twice, and a
+crash only delays one), asks the `RiskManager` with the
 trader's account as it stands, and either enters through the `OrderManager` (stop loss and
 take profit from the decision's key levels when it gave usable ones, else from the risk
 settings; at market, or with a limit order at the decision's entry level when that lies
@@ -18,14 +19,14 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-from app.domain.decision import KeyLevels
+from app.domain.decision import DecisionAction, KeyLevels
 from app.domain.enums import SignalStatus, TradeStatus
 from app.domain.intervals import interval_ms
 from app.domain.risk import Account, EntryPlan, PastExit, Refusal, RiskManager
 from app.domain.signal import Signal
 from app.domain.trader_spec import TraderSpec
 from app.engine.clock import Clock
-from app.engine.handoff import Handoff
+from app.engine.handoff import Handed, Handoff, handed_specs
 from app.engine.instruments import Instruments
 from app.engine.orders import Entry, OrderManager
 from app.engine.ports import (
@@ -98,19 +99,26 @@ class TradeStage:
         batch's entries are checked one after the other against it (two signals of one
         trader see each other), and their intents are recorded together."""
         now = self.clock.now()
-        claimed = await self.handoff.take_or_claim(self.signals, SignalStatus.READY, now, BATCH)
-        if not claimed:
+        handed = await self.handoff.take_or_claim(self.signals, SignalStatus.READY, now, BATCH)
+        if not handed:
             return 0
         try:
-            await self._enter(claimed, now)
+            await self._enter(handed, now)
         except Exception:
-            log.exception("entering %d ready signals failed; their leases run out", len(claimed))
-        return len(claimed)
+            log.exception("entering %d ready signals failed; their leases run out", len(handed))
+        return len(handed)
 
-    async def _enter(self, claimed: list[Signal], now: int) -> None:
-        specs = await self.traders.running_specs({signal.trader_id for signal in claimed})
+    async def _enter(self, handed: list[Handed], now: int) -> None:
+        claimed = [h.signal for h in handed]
+        specs = handed_specs(handed)
+        missing = {signal.trader_id for signal in claimed} - specs.keys()
+        if missing:
+            specs |= await self.traders.running_specs(missing)
         books = await self._books(list(specs.values()), now)
-        decided_levels = await self.levels.levels_for(claimed)
+        decided_levels = self._decided_levels(handed)
+        decided_levels |= await self.levels.levels_for(
+            [h.signal for h in handed if h.decision is None]
+        )
         entries = []
         ends: list[Move] = []
         for signal in claimed:
@@ -128,9 +136,8 @@ class TradeStage:
             levels = decided_levels.get(signal.id)
             entries.append(Entry(spec, signal, decided, levels, self._limit_price(signal, levels)))
         booked = await self.orders.open_many(entries)
-        running = await self.traders.running_specs(
-            {e.spec.id for e in entries if e.signal.id not in booked}
-        )
+        unbooked = {e.spec.id for e in entries if e.signal.id not in booked}
+        running = await self.traders.running_specs(unbooked) if unbooked else {}
         for entry in entries:
             made = booked.get(entry.signal.id)
             if made is None:
@@ -145,6 +152,16 @@ class TradeStage:
         for moved in await self.signals.transition_many(ends, at=self.clock.now()):
             if moved is not None:
                 await self.notifier.signal_changed(moved)
+
+    @staticmethod
+    def _decided_levels(handed: list[Handed]) -> dict[uuid.UUID, KeyLevels]:
+        """The key levels of the decisions the signals were handed with, as the store
+        gives them (`LevelsSource`): those of a decision to enter."""
+        return {
+            h.signal.id: h.decision.levels
+            for h in handed
+            if h.decision is not None and h.decision.action == DecisionAction.ENTER_TRADE
+        }
 
     async def _books(self, specs: list[TraderSpec], now: int) -> dict[uuid.UUID, _Book]:
         """Each trader's account as it stands: three reads for all of them."""

@@ -25,6 +25,7 @@ from app.engine.analysis.gemini import GeminiAnalysisEngine
 from app.engine.analysis.rules import RuleAnalysisEngine
 from app.engine.analyzer import Analyst, AnalyzerStage
 from app.engine.clock import RealtimeClock, ReplayClock, to_datetime
+from app.engine.handoff import Handed
 from app.engine.klines import KlineStore
 from app.engine.llm.client import LlmLimits
 from app.engine.memory import CollectingNotifier, MemoryTradeStore
@@ -189,7 +190,7 @@ async def test_garbage_from_the_model_trades_nothing_and_the_stage_goes_on(
     late = signal_on(await trader(owner, "after the storm"), view)
     leased_to, until = wiring.stage.handoff.lease(RealtimeClock().now())
     await wiring.signals.add_many([late], (leased_to, until))
-    wiring.stage.handoff.put([late], until)
+    wiring.stage.handoff.put([Handed(late)], until)
     gemini.respond = analysis_answer
     assert await wiring.stage.run(view) == 1
     assert (await Signal.get(id=late.id)).status == SignalStatus.READY

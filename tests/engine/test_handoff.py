@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from app.domain.enums import Side, SignalStatus
 from app.domain.signal import Signal
-from app.engine.handoff import Handoff
+from app.engine.handoff import Handed, Handoff
 from app.engine.memory import MemorySignalRepository
 
 
@@ -23,13 +23,13 @@ def signal(created_at: int, status: SignalStatus = SignalStatus.NEW) -> Signal:
 async def test_signals_are_taken_oldest_first_while_their_lease_holds() -> None:
     handoff = Handoff("trade-1", lease_ms=1_000)
     late, early, stale = signal(20), signal(10), signal(5)
-    handoff.put([stale], until=100)
-    handoff.put([late, early], until=2_000)
+    handoff.put([Handed(stale)], until=100)
+    handoff.put([Handed(late), Handed(early)], until=2_000)
     arrived = asyncio.create_task(handoff.arrived())
     await asyncio.sleep(0)
     assert arrived.done()
-    assert handoff.take(now=500, limit=1) == [early]
-    assert handoff.take(now=500, limit=10) == [late]
+    assert handoff.take(now=500, limit=1) == [Handed(early)]
+    assert handoff.take(now=500, limit=10) == [Handed(late)]
     assert handoff.take(now=500, limit=10) == []  # the stale one is the store's to queue
 
 
@@ -38,11 +38,11 @@ async def test_the_store_is_looked_at_once_a_second_and_not_right_after_a_hand_o
     handoff = Handoff("analyzer-1", lease_ms=60_000)
     first, second, third = signal(1), signal(2), signal(3)
     assert await store.add(first)
-    assert await handoff.take_or_claim(store, SignalStatus.NEW, 1_000, 10) == [first]
+    assert await handoff.take_or_claim(store, SignalStatus.NEW, 1_000, 10) == [Handed(first)]
     assert await store.add(second)
     assert await handoff.take_or_claim(store, SignalStatus.NEW, 1_999, 10) == []
-    handoff.put([third], until=70_000)
-    assert await handoff.take_or_claim(store, SignalStatus.NEW, 2_500, 10) == [third]
+    handoff.put([Handed(third)], until=70_000)
+    assert await handoff.take_or_claim(store, SignalStatus.NEW, 2_500, 10) == [Handed(third)]
     assert await handoff.take_or_claim(store, SignalStatus.NEW, 3_499, 10) == []
     [claimed] = await handoff.take_or_claim(store, SignalStatus.NEW, 3_500, 10)
-    assert claimed.id == second.id
+    assert claimed.signal.id == second.id and claimed.spec is None

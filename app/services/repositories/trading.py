@@ -370,8 +370,16 @@ class DbTradeStore:
     async def open_positions(
         self, trader_ids: Collection[uuid.UUID]
     ) -> dict[uuid.UUID, list[PositionView]]:
+        """From the active trades kept in memory when they are fresh, as the position
+        monitor sees them."""
         found: dict[uuid.UUID, list[PositionView]] = {trader: [] for trader in trader_ids}
-        if found:
+        if found and (kept := self._active.get()) is not None:
+            for trade in kept:
+                if trade.status == TradeStatus.OPEN and trade.trader_id in found:
+                    found[trade.trader_id].append(
+                        OpenPosition(trade.symbol, trade.side, trade.entry_price, trade.amount)
+                    )
+        elif found:
             rows = (
                 await models.Trade.filter(trader_id__in=list(found), status=TradeStatus.OPEN)
                 .order_by("opened_at", "id")
