@@ -5,7 +5,7 @@ as a backtest drives them.
 `Replay.close(candles)` appends one candle per symbol, moves the clock to its close, runs
 `Workflow.on_close` and then `Workflow.drain`. `ready(...)` records a signal that the
 analysis would have marked ready, through the signal repository, with a decision to enter at
-the given levels.
+the given levels; `hand(...)` hands one to the trade stage as the analysis does.
 """
 
 from __future__ import annotations
@@ -26,11 +26,13 @@ from app.engine.analysis.base import AnalysisEngine
 from app.engine.analysis.rules import RuleAnalysisEngine
 from app.engine.assembly import assemble_workflow, memory_ports
 from app.engine.clock import ReplayClock
+from app.engine.handoff import Handed
 from app.engine.klines import KlineStore
 from app.engine.market import StoreView
 from app.engine.prices import CandleUpdates, MarketQuotes
 from app.engine.sandbox import FilterSandbox
 from app.engine.screening import CandleClose
+from app.engine.trading import TradeStage
 
 START = 1_767_225_600_000
 INTERVAL = "1h"
@@ -113,7 +115,28 @@ class Replay:
         self, trader: TraderSpec, symbol: str = "BTC/USDT", levels: KeyLevels | None = None
     ) -> Signal:
         """A signal the analysis marked ready, waiting for the trade stage."""
-        signal = Signal(
+        signal = self._ready_signal(trader, symbol)
+        assert await self.signals.add(signal)
+        if levels is not None:
+            await self.decisions.add(self._decision(signal, levels))
+        return signal
+
+    async def hand(
+        self, trader: TraderSpec, symbol: str = "BTC/USDT", levels: KeyLevels | None = None
+    ) -> Signal:
+        """A ready signal handed to the trade stage as the analysis hands one over at the
+        next close: leased to the stage from then, with its trader and its decision to
+        enter, which the decision store does not hold."""
+        stage = next(s for s in self.workflow.stages if isinstance(s, TradeStage))
+        signal = self._ready_signal(trader, symbol)
+        owner, until = stage.handoff.lease(self.time + STEP)
+        assert await self.signals.add_many([signal], (owner, until)) == {signal.id}
+        decision = self._decision(signal, levels or KeyLevels())
+        stage.handoff.put([Handed(signal, trader, decision)], until)
+        return signal
+
+    def _ready_signal(self, trader: TraderSpec, symbol: str) -> Signal:
+        return Signal(
             id=uuid.uuid4(),
             trader_id=trader.id,
             owner_id=trader.owner_id,
@@ -125,22 +148,19 @@ class Replay:
             created_at=self.now,
             status=SignalStatus.READY,
         )
-        assert await self.signals.add(signal)
-        if levels is not None:
-            await self.decisions.add(
-                Decision(
-                    id=uuid.uuid4(),
-                    signal_id=signal.id,
-                    trader_id=trader.id,
-                    action=DecisionAction.ENTER_TRADE,
-                    direction=Side.LONG,
-                    confidence=1.0,
-                    reasoning="scripted",
-                    created_at=self.now,
-                    levels=levels,
-                )
-            )
-        return signal
+
+    def _decision(self, signal: Signal, levels: KeyLevels) -> Decision:
+        return Decision(
+            id=uuid.uuid4(),
+            signal_id=signal.id,
+            trader_id=signal.trader_id,
+            action=DecisionAction.ENTER_TRADE,
+            direction=Side.LONG,
+            confidence=1.0,
+            reasoning="scripted",
+            created_at=self.now,
+            levels=levels,
+        )
 
     def signal(self, signal: Signal) -> Signal:
         return self.signals.signals[signal.id]

@@ -325,6 +325,8 @@ async def test_the_active_trades_kept_in_memory_are_those_of_the_database(
     async def same() -> list[Trade]:
         kept = await store.active_trades()
         assert kept == await DbTradeStore().active_trades()
+        traders = {trade.trader_id for trade in kept}
+        assert await store.open_positions(traders) == await DbTradeStore().open_positions(traders)
         return kept
 
     assert await same() == []

@@ -139,6 +139,26 @@ async def test_the_decisions_levels_come_before_the_risk_settings(sandbox: Filte
     assert (trade.stop_loss, trade.take_profit) == (D("98.03"), D("104.03"))
 
 
+async def test_a_signal_handed_over_enters_at_its_decisions_levels_unless_its_trader_stopped(
+    sandbox: FilterSandbox,
+) -> None:
+    """The trade stage takes a handed signal's trader and decision from the hand-off (the
+    decision store holds none here); a trader stopped since it was read enters nothing."""
+    trader = spec(RISK, symbols=("BTC/USDT", "ETH/USDT"))
+    replay = Replay([trader], sandbox)
+    await replay.hand(trader, levels=KeyLevels(stop_loss=D(99), take_profits=(D(101), D(103))))
+    both = {"BTC/USDT": FLAT, "ETH/USDT": FLAT}
+    await replay.close(both)
+    (trade,) = replay.trades_of(trader)
+    assert (trade.stop_loss, trade.take_profit) == (D(99), D(101))
+    late = await replay.hand(trader, "ETH/USDT")
+    await replay.traders.pause(trader, "stopped by its owner")
+    await replay.close(both)
+    assert len(replay.trades_of(trader)) == 1
+    assert replay.signal(late).status == SignalStatus.CANCELLED
+    assert replay.signal(late).status_reason == "the trader is no longer running"
+
+
 @pytest.mark.parametrize(
     ("risk", "rule"),
     [
