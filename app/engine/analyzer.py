@@ -237,7 +237,9 @@ class AnalyzerStage:
         self.handoff = Handoff(owner, lease_ms)
         """Where the screen's new signals come, leased to this stage (`SignalManager`)."""
 
-    async def on_close(self, close: CandleClose, view: MarketView) -> None:
+    async def on_close(
+        self, close: CandleClose, view: MarketView, traders: Sequence[TraderSpec]
+    ) -> None:
         """New signals are the queue; a close adds to it through the signal stage."""
 
     async def run(self, view: MarketView) -> int:

@@ -188,9 +188,7 @@ def assemble_workflow(
             batch=options.batch,
         ),
         PositionMonitor(desk.store, desk.orders, ports.prices, clock),
-        ExitSignals(
-            ports.traders, desk.store, desk.orders, screener, AnalysisReviewer(analysis, contexts)
-        ),
+        ExitSignals(desk.store, desk.orders, screener, AnalysisReviewer(analysis, contexts)),
         trade,
         EquityKeeper(ports.traders, desk.store, desk.orders, desk.quotes, ports.notifier, clock),
         OutcomeStage(ports.decisions, clock, horizon=options.outcome_horizon_candles),

@@ -11,6 +11,7 @@ the audit log.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 
 from app.domain.enums import ExitReason, OrderPurpose, OrderStatus, TradeStatus
@@ -47,9 +48,11 @@ class EquityKeeper(CloseDriven):
         self.risk = risk or RiskManager()
         super().__init__()
 
-    async def at_close(self, close: CandleClose, view: MarketView) -> int:
+    async def at_close(
+        self, close: CandleClose, view: MarketView, traders: Sequence[TraderSpec]
+    ) -> int:
         handled = 0
-        for spec in await self.traders.running(close.interval):
+        for spec in traders:
             handled += await self._snapshot(spec, close.at)
         return handled
 

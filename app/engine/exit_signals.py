@@ -27,7 +27,7 @@ from app.domain.trade import Trade
 from app.domain.trader_spec import TraderSpec
 from app.engine.due import CloseDriven
 from app.engine.orders import OrderManager
-from app.engine.ports import PositionReviewer, TraderRepository, TradeStore
+from app.engine.ports import PositionReviewer, TradeStore
 from app.engine.sandbox import FilterJob
 from app.engine.screening import CandleClose, MarketView, ScreenerEngine
 
@@ -55,23 +55,23 @@ class ExitSignals(CloseDriven):
 
     def __init__(
         self,
-        traders: TraderRepository,
         store: TradeStore,
         orders: OrderManager,
         screener: ScreenerEngine,
         reviewer: PositionReviewer,
     ) -> None:
-        self.traders = traders
         self.store = store
         self.orders = orders
         self.screener = screener
         self.reviewer = reviewer
         super().__init__()
 
-    async def at_close(self, close: CandleClose, view: MarketView) -> int:
+    async def at_close(
+        self, close: CandleClose, view: MarketView, traders: Sequence[TraderSpec]
+    ) -> int:
         specs = {
             spec.id: spec
-            for spec in await self.traders.running(close.interval)
+            for spec in traders
             if spec.exit_filter_code.strip() or spec.risk.review_candles
         }
         if not specs:

@@ -15,10 +15,12 @@ from __future__ import annotations
 import bisect
 import logging
 import uuid
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from app.domain.decision_quality import DEFAULT_HORIZON, Label, label_outcome
 from app.domain.intervals import interval_ms
+from app.domain.trader_spec import TraderSpec
 from app.engine.clock import Clock
 from app.engine.ports import DecisionRepository, DueOutcome
 from app.engine.screening import CandleClose, MarketView
@@ -65,7 +67,9 @@ class OutcomeStage:
         self.horizon = horizon
         self.batch = batch
 
-    async def on_close(self, close: CandleClose, view: MarketView) -> None:
+    async def on_close(
+        self, close: CandleClose, view: MarketView, traders: Sequence[TraderSpec]
+    ) -> None:
         """Decisions wait for their next look in the store; nothing to note."""
 
     async def run(self, view: MarketView) -> int:

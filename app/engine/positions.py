@@ -20,12 +20,14 @@ a symbol that moved.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 
 from app.domain.enums import ExitReason, TradeStatus
 from app.domain.exits import scan
 from app.domain.fill_model import Bar
 from app.domain.trade import Trade
+from app.domain.trader_spec import TraderSpec
 from app.engine.clock import Clock
 from app.engine.orders import Exit, OrderManager
 from app.engine.ports import PriceUpdates, TradeStore
@@ -49,7 +51,9 @@ class PositionMonitor:
         self._poll_due = True
         self._requests_at = clock.now()
 
-    async def on_close(self, close: CandleClose, view: MarketView) -> None:
+    async def on_close(
+        self, close: CandleClose, view: MarketView, traders: Sequence[TraderSpec]
+    ) -> None:
         """A close is a price update like the others, and makes resting orders due."""
         self._poll_due = True
 

@@ -15,12 +15,14 @@ stopped for that symbol).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from decimal import Decimal
 
 from app.domain.decision import DecisionAction
 from app.domain.enums import SignalStatus
 from app.domain.intervals import interval_ms
 from app.domain.signal import price_of
+from app.domain.trader_spec import TraderSpec
 from app.engine.analysis.base import AnalysisContext
 from app.engine.analyzer import DEFAULT_BATCH, DEFAULT_LEASE_MS, Analyst, work_through
 from app.engine.handoff import Handed
@@ -59,7 +61,9 @@ class SignalMonitorStage:
         one, and the stage tasks run a stage again after it handled something, but watched
         signals fall due at their next close (or a retry later), never within a run."""
 
-    async def on_close(self, close: CandleClose, view: MarketView) -> None:
+    async def on_close(
+        self, close: CandleClose, view: MarketView, traders: Sequence[TraderSpec]
+    ) -> None:
         """Watched signals are parked until their next close: the time is in the store."""
 
     async def run(self, view: MarketView) -> int:

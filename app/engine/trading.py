@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -87,7 +88,9 @@ class TradeStage:
         self.handoff = Handoff(self.owner, LEASE_MS)
         """Where the analysis hands ready signals over, leased to this stage (`Analyst`)."""
 
-    async def on_close(self, close: CandleClose, view: MarketView) -> None:
+    async def on_close(
+        self, close: CandleClose, view: MarketView, traders: Sequence[TraderSpec]
+    ) -> None:
         """Ready signals are worked as they come, not per close."""
 
     async def prompted(self) -> None:

@@ -2,16 +2,17 @@
 
 `on_close` is the fast path of a candle close: read the traders of the interval as they are
 now, screen them on the market view of that close, turn each outcome into signals, and let
-every later stage note what the close made due. Screening is fair between users
-(`app.domain.fairness`): each trader runs within its share of its owner's budget, and the
-traders that were slow at their previous close are screened after the others have their
-signals, from a fresh read of which of them still run. Those stages (analysis, monitors, trading)
-take their work from durable state (a signal's status, an open position), never from a
-call chain, so a slow one never holds up the next screen: the live engine runs each one in
-a task of its own, woken after every close (`LiveEngine`); a backtest runs them one after
-the other until none has anything left (`drain`), which makes it deterministic.
-`stage_seconds` adds up the time each stage took in `on_close` and `drain` ("screen": the
-screen and the signals it recorded), for the backtest benchmark's time per stage.
+every later stage note what the close made due for those traders (read once for all).
+Screening is fair between users (`app.domain.fairness`): each trader runs within its share
+of its owner's budget, and the traders that were slow at their previous close are screened
+after the others have their signals, from a fresh read of which of them still run. Those
+stages (analysis, monitors, trading) take their work from durable state (a signal's status,
+an open position), never from a call chain, so a slow one never holds up the next screen:
+the live engine runs each one in a task of its own, woken after every close (`LiveEngine`);
+a backtest runs them one after the other until none has anything left (`drain`), which
+makes it deterministic. `stage_seconds` adds up the time each stage took in `on_close` and
+`drain` ("screen": the screen and the signals it recorded), for the backtest benchmark's
+time per stage.
 
 The live engine calls `on_close` from its close trigger; a backtest calls it from its replay
 loop with a replayed view. Nothing here knows which clock drives it.
@@ -43,8 +44,11 @@ class Stage(Protocol):
 
     name: str
 
-    async def on_close(self, close: CandleClose, view: MarketView) -> None:
-        """Note what this close makes due; fast (no model call, no order)."""
+    async def on_close(
+        self, close: CandleClose, view: MarketView, traders: Sequence[TraderSpec]
+    ) -> None:
+        """Note what this close makes due; fast (no model call, no order). `traders`: those
+        that ran at it (enabled and running as it began), read once for every stage."""
         ...
 
     async def run(self, view: MarketView) -> int:
@@ -174,7 +178,7 @@ class Workflow:
         self.stage_seconds["screen"] += screened - started
         for stage in self.stages:
             try:
-                await stage.on_close(close, view)
+                await stage.on_close(close, view, specs)
             except Exception:
                 log.exception("stage %s failed on the %s close", stage.name, close.interval)
             finally:

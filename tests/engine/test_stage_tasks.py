@@ -26,7 +26,7 @@ class Recording:
         self.release = asyncio.Event()
         self.release.set()
 
-    async def on_close(self, close: object, view: object) -> None:
+    async def on_close(self, close: object, view: object, traders: object) -> None:
         return None
 
     async def run(self, view: object) -> int:

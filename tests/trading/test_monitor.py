@@ -149,7 +149,7 @@ class Counting:
         self.updates = board.subscribe()
         self.runs: list[float] = []
 
-    async def on_close(self, close: object, view: object) -> None:
+    async def on_close(self, close: object, view: object, traders: object) -> None:
         return None
 
     async def prompted(self) -> None:
