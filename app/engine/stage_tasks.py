@@ -1,13 +1,13 @@
 """The later stages of a workflow on a real-time market: each in a task of its own.
 
 A slow stage (a model call) then never delays a screen or another stage. Each stage is
-woken after every close (`wake`) and whenever a stage before it in the workflow handled
-something (the work flows one way: signals to decisions to entries to positions), a
-prompted one also when its work arrives (the position monitor on every price update, the
-trade stage when signals are made ready), and each looks again every `poll_ms` anyway (a
-lease that ran out, work another process left). Waking only the stages downstream keeps
-the others from asking the database for work they cannot have while an entry is on its
-way.
+woken after every close (`wake`; a stage whose work is only handed to it is not, see
+`HandedWork`) and whenever a stage before it in the workflow handled something (the work
+flows one way: signals to decisions to entries to positions), a prompted one also when its
+work arrives (the position monitor on every price update, the trade stage when signals are
+made ready), and each looks again every `poll_ms` anyway (a lease that ran out, work
+another process left). Waking only the stages downstream keeps the others from asking the
+database for work they cannot have while an entry is on its way.
 
 Two rules order the work, both because the engine's CPU is shared: on two cores that also
 run the sandbox workers, whatever the engine process does during a screen makes the screen
@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from app.core.tasks import cancel_and_wait
 from app.engine.clock import Clock
 from app.engine.market import MarketData
-from app.engine.workflow import Bookkeeping, Prompted, Workflow
+from app.engine.workflow import Bookkeeping, HandedWork, Prompted, Workflow
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,10 @@ class StageTasks:
         self._tasks.clear()
 
     def wake(self) -> None:
-        for wake in self._wakes:
-            wake.set()
+        """After a close: every stage with work per close."""
+        for stage, wake in zip(self.workflow.stages, self._wakes, strict=True):
+            if not isinstance(stage, HandedWork):
+                wake.set()
 
     def idle(self) -> bool:
         """No stage is running or woken."""

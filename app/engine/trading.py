@@ -60,6 +60,7 @@ class _Book:
 
 class TradeStage:
     name = "trade"
+    handed_work = True
 
     def __init__(
         self,

@@ -87,6 +87,17 @@ class Prompted(Protocol):
     async def prompted(self) -> None: ...
 
 
+@runtime_checkable
+class HandedWork(Protocol):
+    """A stage whose work is only ever handed to it (the trade stage: the signals the
+    analysis marked ready). Live, a candle close does not wake it: the hand-off does
+    (`Prompted`), as do the stages before it and its poll, which finds the stragglers in
+    the store. Woken by the close, it would look for them just as the close's own signals
+    need the connection. A backtest drains it after each close anyway."""
+
+    handed_work: bool
+
+
 class ScreenGate:
     """Open except while a screen runs. Work that can wait for a screen's length (the
     analyzer's records of decisions that answered meanwhile) waits here, so the screen has

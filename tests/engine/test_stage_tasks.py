@@ -42,6 +42,10 @@ class Bookkeeper(Recording):
     bookkeeping = True
 
 
+class HandedTo(Recording):
+    handed_work = True
+
+
 def tasks_for(*stages: Stage) -> StageTasks:
     market = MarketData(SimulatedFeed(["BTC/USDT"], intervals=("1h",)), KlineStore(depth=10))
     traders = MemoryTraderRepository([])
@@ -136,5 +140,25 @@ async def test_a_prompted_stage_runs_when_its_work_arrives() -> None:
         trade.arrived.set()
         await asyncio.sleep(0.05)
         assert log == ["trade"]
+    finally:
+        await tasks.stop()
+
+
+async def test_a_close_does_not_wake_a_stage_whose_work_is_handed_to_it() -> None:
+    """The trade stage's work comes from the stages before it, never from a close itself:
+    woken by one, it would look for stragglers in the store just as the close's signals
+    need the connection."""
+    log: list[str] = []
+    analyzer, trade = Recording("analyzer", log, work=0), HandedTo("trade", log)
+    tasks = tasks_for(analyzer, trade)
+    tasks.start()
+    try:
+        tasks.wake()
+        await asyncio.wait_for(tasks.until_idle(), 1)
+        assert log == []
+        analyzer.work = 1
+        tasks.wake()
+        await asyncio.wait_for(tasks.until_idle(), 1)
+        assert log == ["analyzer", "trade"]
     finally:
         await tasks.stop()
