@@ -535,14 +535,15 @@ class DbTradeStore:
         return bool(moved)
 
     async def close_requests(self) -> list[tuple[Trade, str]]:
-        rows = await self._trades(
-            models.Trade.filter(status=TradeStatus.OPEN, close_requested__not_isnull=True)
-        )
+        """The reasons first, without the trades: there are none at almost every look."""
         reasons = dict(
-            await models.Trade.filter(id__in=[row["id"] for row in rows]).values_list(
-                "id", "close_requested"
-            )
+            await models.Trade.filter(
+                status=TradeStatus.OPEN, close_requested__not_isnull=True
+            ).values_list("id", "close_requested")
         )
+        if not reasons:
+            return []
+        rows = await self._trades(models.Trade.filter(id__in=list(reasons)))
         return [(trade_of(row), str(reasons[row["id"]])) for row in rows]
 
     async def set_exit_levels(self, levels: Sequence[ExitLevels]) -> set[uuid.UUID]:
