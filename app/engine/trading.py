@@ -14,6 +14,7 @@ reason; the moves of a batch are written together, after its entries.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from app.domain.decision import DecisionAction, KeyLevels
-from app.domain.enums import SignalStatus, TradeStatus
+from app.domain.enums import SignalStatus, TradeStatus, TradingMode
 from app.domain.intervals import interval_ms
 from app.domain.risk import Account, EntryPlan, PastExit, Refusal, RiskManager
 from app.domain.signal import Signal
@@ -168,15 +169,19 @@ class TradeStage:
         }
 
     async def _books(self, specs: list[TraderSpec], now: int) -> dict[uuid.UUID, _Book]:
-        """Each trader's account as it stands: three reads for all of them."""
+        """Each trader's account as it stands: three reads for all of them, at once; the
+        past exits only of the traders whose protections look at them."""
         ids = [spec.id for spec in specs]
-        ledgers = await self.store.ledgers([(spec.id, spec.mode) for spec in specs])
-        active = await self.store.active_symbols(ids)
         lookback = {
             spec.id: now - self.risk.lookback_ms(spec.risk, interval_ms(spec.interval))
             for spec in specs
         }
-        exits = await self.store.past_exits(ids, min(lookback.values(), default=now))
+        protected = [trader for trader, since in lookback.items() if since < now]
+        ledgers, active, exits = await asyncio.gather(
+            self.store.ledgers([(spec.id, spec.mode) for spec in specs]),
+            self.store.active_symbols(ids),
+            self._past_exits(protected, min((lookback[t] for t in protected), default=now)),
+        )
         books = {}
         for spec in specs:
             ledger = ledgers[spec.id, spec.mode]
@@ -190,6 +195,11 @@ class TradeStage:
                 ],
             )
         return books
+
+    async def _past_exits(
+        self, trader_ids: list[uuid.UUID], since: int
+    ) -> dict[tuple[uuid.UUID, TradingMode], list[PastExit]]:
+        return await self.store.past_exits(trader_ids, since) if trader_ids else {}
 
     def _assess(
         self, spec: TraderSpec, signal: Signal, book: _Book, now: int
