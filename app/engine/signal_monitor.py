@@ -15,6 +15,7 @@ stopped for that symbol).
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 
@@ -60,13 +61,20 @@ class SignalMonitorStage:
         """A claim that found nothing is not made again for `retry_ms`: every run ends with
         one, and the stage tasks run a stage again after it handled something, but watched
         signals fall due at their next close (or a retry later), never within a run."""
+        self._close_traders: dict[uuid.UUID, TraderSpec] = {}
+        """The traders that ran at the latest close, until the run after it: the signals
+        that fall due at a close are theirs, read as it began."""
 
     async def on_close(
         self, close: CandleClose, view: MarketView, traders: Sequence[TraderSpec]
     ) -> None:
-        """Watched signals are parked until their next close: the time is in the store."""
+        """Watched signals are parked until their next close: the time is in the store; the
+        traders are kept for the run that re-checks them."""
+        self._close_traders = {spec.id: spec for spec in traders}
 
     async def run(self, view: MarketView) -> int:
+        traders, self._close_traders = self._close_traders, {}
+
         async def claim(limit: int) -> list[AnalysisContext]:
             now = self.analyst.clock.now()
             if now < self._quiet_until:
@@ -76,7 +84,8 @@ class SignalMonitorStage:
             )
             if not signals:
                 self._quiet_until = now + self.retry_ms
-            return await self.analyst.prepare([Handed(signal) for signal in signals], view)
+            handed = [Handed(signal, traders.get(signal.trader_id)) for signal in signals]
+            return await self.analyst.prepare(handed, view)
 
         return await work_through(claim, lambda context: self._check(context, view), self.batch)
 
