@@ -36,7 +36,7 @@ from app.engine.market import MarketData
 from app.engine.market_publisher import MarketPublisher
 from app.engine.prices import MarketQuotes
 from app.engine.sandbox import FilterSandbox
-from app.engine.workflow import Workflow
+from app.engine.workflow import EngineGate, Workflow
 from app.services.filter_check import FilterChecker
 from app.services.market import EmbeddedMarket, record_heartbeat
 from app.services.notifier import BusNotifier
@@ -85,14 +85,21 @@ def analysis_engine(settings: Settings, llm: LlmClient | None) -> AnalysisEngine
     return rules if llm is None else GeminiAnalysisEngine(llm, settings.gemini_model, rules)
 
 
-def build_desk(bus: EventBus, clock: Clock, market: MarketData, settings: Settings) -> TradingDesk:
-    """The trading desk on the database and the live market (its ticks and closes)."""
+def build_desk(
+    bus: EventBus,
+    clock: Clock,
+    market: MarketData,
+    settings: Settings,
+    gate: EngineGate | None = None,
+) -> TradingDesk:
+    """The trading desk on the database and the live market (its ticks and closes); its
+    notifier sends metrics when the engine's `gate` is quiet."""
     quotes = MarketQuotes(market.store, market.base_interval, clock, market.prices, market.tickers)
     return assemble_desk(
         DbTradeStore(settings.demo_balance),
         quotes,
         DerivedInstruments(),
-        BusNotifier(bus, quotes.marks),
+        BusNotifier(bus, quotes.marks, gate),
         clock,
         fill_model(settings),
     )
@@ -106,10 +113,13 @@ def build_workflow(
     settings: Settings | None = None,
     llm: LlmClient | None = None,
     desk: TradingDesk | None = None,
+    gate: EngineGate | None = None,
 ) -> Workflow:
-    """The live stages on the database; `settings` default to the embedded defaults."""
+    """The live stages on the database; `settings` default to the embedded defaults. Give
+    the `gate` that `desk` was built with, so that its notifier waits for these stages."""
     settings = settings or Settings()
-    desk = desk or build_desk(bus, clock, market, settings)
+    gate = gate or EngineGate()
+    desk = desk or build_desk(bus, clock, market, settings, gate)
     ports = Ports(
         traders=DbTraderRepository(TraderManager(bus)),
         signals=DbSignalRepository(),
@@ -125,6 +135,7 @@ def build_workflow(
         analysis_engine(settings, llm),
         owner=PROCESS_ID,
         options=StageOptions.from_settings(settings),
+        gate=gate,
     )
 
 
@@ -140,8 +151,9 @@ async def build_engine(
     market = await MarketData.create(settings)
     clock = clock or market.feed.clock
     sandbox = FilterSandbox(workers=os.cpu_count() or 1)
-    desk = build_desk(bus, clock, market, settings)
-    workflow = build_workflow(bus, clock, sandbox, market, settings, llm, desk)
+    gate = EngineGate()
+    desk = build_desk(bus, clock, market, settings, gate)
+    workflow = build_workflow(bus, clock, sandbox, market, settings, llm, desk, gate)
     engine = LiveEngine(market, workflow, heartbeat=record_heartbeat, settle_ms=settle_ms)
     return engine, desk
 

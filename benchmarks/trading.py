@@ -53,6 +53,7 @@ from app.engine.market import MarketData
 from app.engine.sandbox import FilterSandbox
 from app.engine.screening import CandleClose
 from app.engine.stage_tasks import StageTasks
+from app.engine.workflow import EngineGate
 from app.services.traders import TraderManager
 from app.services.users import create_user
 from benchmarks.screening import START_MS, strategies
@@ -134,11 +135,12 @@ async def main(args: argparse.Namespace) -> None:
     clock = MarketClock(CandleClose("1h", backfilled).at)
     # One user owns all 50 traders: a budget they share without a trader failing its close.
     settings = Settings(database_url=url, screen_seconds_per_user=60)
-    desk = build_desk(bus, clock, market, settings)
+    gate = EngineGate()
+    desk = build_desk(bus, clock, market, settings, gate)
     timing = Timing()
     timing.watch(desk.store)
     sandbox = FilterSandbox(workers=args.workers)
-    workflow = build_workflow(bus, clock, sandbox, market, settings, desk=desk)
+    workflow = build_workflow(bus, clock, sandbox, market, settings, desk=desk, gate=gate)
 
     owner, _ = await create_user(f"bench-{uuid.uuid4().hex[:6]}")
     manager = TraderManager(bus)

@@ -46,7 +46,7 @@ from app.engine.ports import (
     TraderRepository,
 )
 from app.engine.screening import CandleClose, MarketView
-from app.engine.workflow import ScreenGate
+from app.engine.workflow import EngineGate
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Analyst:
         traders: TraderRepository,
         notifier: Notifier,
         clock: Clock,
-        gate: ScreenGate | None = None,
+        gate: EngineGate | None = None,
         ready: Handoff | None = None,
     ) -> None:
         self.engine = engine
@@ -99,7 +99,7 @@ class Analyst:
         self.traders = traders
         self.notifier = notifier
         self.clock = clock
-        self.gate = gate or ScreenGate()
+        self.gate = gate or EngineGate()
         self.ready = ready
         self._writes: GroupCommit[_Write, Signal | None] = GroupCommit(self._write)
 

@@ -61,7 +61,7 @@ from app.engine.screening import ScreenerEngine
 from app.engine.signal_monitor import DEFAULT_CANCEL_MOVE, DEFAULT_RECHECKS, SignalMonitorStage
 from app.engine.signals import SignalManager
 from app.engine.trading import TradeStage
-from app.engine.workflow import Fairness, ScreenGate, Stage, Workflow
+from app.engine.workflow import EngineGate, Fairness, Stage, Workflow
 
 BATCH_PER_MODEL_CALL = 4
 # The rule engine answers at once: a claim is one batch, its size only bounds a transaction.
@@ -146,15 +146,17 @@ def assemble_workflow(
     owner: str,
     options: StageOptions | None = None,
     screener: ScreenerEngine | None = None,
+    gate: EngineGate | None = None,
 ) -> Workflow:
     """The workflow's stages on `ports`; `owner` names the leases its stages take. The
     screener (entry and exit filters) is the live one on `sandbox` unless given (a backtest
-    gives one that screens the closes to come ahead)."""
+    gives one that screens the closes to come ahead); the `gate` is a new one unless given
+    (one shared with the notifier)."""
     options = options or StageOptions()
     screener = screener or ScreenerEngine(sandbox)
     desk = ports.desk
     contexts = ContextBuilder(ports.decisions, desk.store, clock, options.analysis_candles)
-    gate = ScreenGate()
+    gate = gate or EngineGate()
     trade = TradeStage(
         ports.signals,
         ports.traders,

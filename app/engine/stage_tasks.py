@@ -14,11 +14,13 @@ run the sandbox workers, whatever the engine process does during a screen makes 
 slower.
 
 - A screen comes first. A stage starts a run only while no screen runs (the workflow's
-  `ScreenGate`); a run already under way goes on, and the stages that hold many tasks (the
+  `EngineGate`); a run already under way goes on, and the stages that hold many tasks (the
   analyzer) wait at the gate inside their runs as well.
 - A bookkeeping stage (equity snapshots, decision outcomes) waits while the stages on the
   way to an order are busy, at most `bookkeeping_wait_ms` (a position monitor busy with
-  every tick never starves it), so a close's entries do not queue behind its records.
+  every tick never starves it), so a close's entries do not queue behind its records. The
+  stage tasks tell the gate whether those stages are busy (`EngineGate.wait_quiet`), so
+  that other work of the process (the metrics sent to subscribers) can wait as well.
 
 The live engine runs its stages with this; so do the benchmarks that measure what a live
 engine does, so that they measure this very code.
@@ -27,7 +29,6 @@ engine does, so that they measure this very code.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 
@@ -62,6 +63,11 @@ class StageTasks:
         """Set whenever a stage ends a run."""
         self._wakes = [asyncio.Event() for _ in workflow.stages]
         self._busy: set[int] = set()
+        self._order_path = [
+            index
+            for index, stage in enumerate(workflow.stages)
+            if not isinstance(stage, Bookkeeping)
+        ]
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -77,6 +83,7 @@ class StageTasks:
         for stage, wake in zip(self.workflow.stages, self._wakes, strict=True):
             if not isinstance(stage, HandedWork):
                 wake.set()
+        self._report_order_path()
 
     def idle(self) -> bool:
         """No stage is running or woken."""
@@ -95,6 +102,10 @@ class StageTasks:
             self.progress.clear()
             await self.progress.wait()
 
+    def _report_order_path(self) -> None:
+        """Tell the gate whether a stage on the way to an order is running or woken."""
+        self.workflow.gate.order_path_busy(self._working(self._order_path))
+
     async def _run(self, index: int) -> None:
         stage, wake = self.workflow.stages[index], self._wakes[index]
         gate = self.workflow.gate
@@ -102,18 +113,21 @@ class StageTasks:
             await self._woken(index)
             wake.clear()
             self._busy.add(index)
+            self._report_order_path()
             try:
                 if isinstance(stage, Bookkeeping):
-                    await self._after_order_path()
+                    await gate.wait_quiet(self.bookkeeping_wait_ms / 1000)
                 await gate.wait_open()
                 while await stage.run(self.market.view()):
                     for later in self._wakes[index + 1 :]:
                         later.set()
+                    self._report_order_path()
                     await gate.wait_open()
             except Exception:
                 log.exception("stage %s failed; it runs again at the next wake-up", stage.name)
             finally:
                 self._busy.discard(index)
+                self._report_order_path()
                 self.progress.set()
 
     async def _woken(self, index: int) -> None:
@@ -129,15 +143,3 @@ class StageTasks:
         finally:
             for waiting in waits:
                 waiting.cancel()
-
-    async def _after_order_path(self) -> None:
-        """Return once the stages on the way to an order are idle, or after
-        `bookkeeping_wait_ms`."""
-        order_path = [
-            index
-            for index, stage in enumerate(self.workflow.stages)
-            if not isinstance(stage, Bookkeeping)
-        ]
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.bookkeeping_wait_ms / 1000):
-                await self._until_done(order_path)

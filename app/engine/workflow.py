@@ -71,8 +71,8 @@ class Fairness:
 class Bookkeeping(Protocol):
     """A stage that keeps records rather than acting on the market (equity snapshots,
     decision outcomes). Live, it waits while the stages on the way to an order are busy (at
-    most `LiveEngine`'s `bookkeeping_wait_ms`), so its database work never delays an entry;
-    a backtest runs every stage in order anyway."""
+    most `LiveEngine`'s `bookkeeping_wait_ms`; `EngineGate.wait_quiet`), so its database
+    work never delays an entry; a backtest runs every stage in order anyway."""
 
     bookkeeping: bool
 
@@ -98,15 +98,25 @@ class HandedWork(Protocol):
     handed_work: bool
 
 
-class ScreenGate:
-    """Open except while a screen runs. Work that can wait for a screen's length (the
+class EngineGate:
+    """What work of lower rank waits for, in two states.
+
+    Open except while a screen runs. Work that can wait for a screen's length (the
     analyzer's records of decisions that answered meanwhile) waits here, so the screen has
     the engine process to itself: on two cores that also run the sandbox workers, every
-    bit of CPU the process spends elsewhere during a screen makes the screen slower."""
+    bit of CPU the process spends elsewhere during a screen makes the screen slower.
+
+    Quiet while the stages on the way to an order (analysis, monitors, entries) are idle,
+    as the live stage tasks report it (`order_path_busy`): bookkeeping stages and the
+    metrics sent to subscribers after a change (`BusNotifier`) wait for it, at most a
+    limit of theirs, so that a close's entries do not queue behind their reads. Without
+    stage tasks reporting (a backtest, an API process) it is always quiet."""
 
     def __init__(self) -> None:
         self._open = asyncio.Event()
         self._open.set()
+        self._quiet = asyncio.Event()
+        self._quiet.set()
 
     @contextlib.contextmanager
     def closed(self) -> Iterator[None]:
@@ -119,6 +129,20 @@ class ScreenGate:
     async def wait_open(self) -> None:
         await self._open.wait()
 
+    def order_path_busy(self, busy: bool) -> None:
+        if busy:
+            self._quiet.clear()
+        else:
+            self._quiet.set()
+
+    async def wait_quiet(self, max_seconds: float) -> None:
+        """Return once no screen runs and the order path is idle, or after `max_seconds`."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max_seconds):
+                while not (self._open.is_set() and self._quiet.is_set()):
+                    await self._open.wait()
+                    await self._quiet.wait()
+
 
 class Workflow:
     def __init__(
@@ -128,14 +152,14 @@ class Workflow:
         signals: SignalManager,
         stages: Sequence[Stage] = (),
         fairness: Fairness | None = None,
-        gate: ScreenGate | None = None,
+        gate: EngineGate | None = None,
     ) -> None:
         self.traders = traders
         self.screener = screener
         self.signals = signals
         self.stages = tuple(stages)
         self.fairness = fairness or Fairness()
-        self.gate = gate or ScreenGate()
+        self.gate = gate or EngineGate()
         self._spent: dict[str, dict[uuid.UUID, float]] = {}
         self.stage_seconds: dict[str, float] = {"screen": 0.0} | {
             stage.name: 0.0 for stage in self.stages

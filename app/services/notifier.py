@@ -19,12 +19,14 @@ from app.domain.signal import Signal
 from app.domain.trade import Trade
 from app.domain.trader_spec import TraderSpec
 from app.engine.clock import to_datetime
+from app.engine.workflow import EngineGate
 from app.services.pnl import publish_metrics
 from app.services.reads import Prices
 
 log = logging.getLogger(__name__)
 
 COALESCE_SECONDS = 0.05
+QUIET_WAIT_SECONDS = 2.0
 
 
 def signal_event(signal: Signal, kind: str = "created") -> Event:
@@ -92,16 +94,20 @@ class BusNotifier:
     """`prices`: the engine's latest prices, which the published metrics value positions at.
 
     After new signals, fills and snapshots (`pnl_changed`) metrics are published by a task
-    of their own, which gathers the changes of `COALESCE_SECONDS` and then reads the metrics
-    of all the traders that changed at once: a close that raises fifty traders' signals or
-    fills their entries costs one read of their metrics instead of fifty, and does not
-    compete with the screen or the entries for the database. `flush` waits for those
-    pending.
+    of their own, which gathers the changes of `COALESCE_SECONDS`, waits until the engine's
+    `gate` is quiet (no screen, no stage on the way to an order at work; at most
+    `QUIET_WAIT_SECONDS`), and then reads the metrics of all the traders that changed at
+    once: a close that raises fifty traders' signals or fills their entries costs one read
+    of their metrics instead of fifty, after its entries rather than among them. `flush`
+    waits for those pending.
     """
 
-    def __init__(self, bus: EventBus, prices: Prices | None = None) -> None:
+    def __init__(
+        self, bus: EventBus, prices: Prices | None = None, gate: EngineGate | None = None
+    ) -> None:
         self.bus = bus
         self.prices = prices
+        self.gate = gate or EngineGate()
         self._changed: dict[uuid.UUID, int] = {}
         self._publisher: asyncio.Task[None] | None = None
 
@@ -125,6 +131,7 @@ class BusNotifier:
     async def _publish(self) -> None:
         await asyncio.sleep(COALESCE_SECONDS)
         while self._changed:
+            await self.gate.wait_quiet(QUIET_WAIT_SECONDS)
             changed, self._changed = self._changed, {}
             try:
                 await publish_metrics(self.bus, changed, self.prices)

@@ -162,3 +162,29 @@ async def test_a_close_does_not_wake_a_stage_whose_work_is_handed_to_it() -> Non
         assert log == ["analyzer", "trade"]
     finally:
         await tasks.stop()
+
+
+async def test_the_gate_is_quiet_only_while_the_order_path_is_idle() -> None:
+    """Other work of the process (the metrics sent to subscribers) waits for it too."""
+    log: list[str] = []
+    trade = Recording("trade", log)
+    trade.release.clear()
+    tasks = tasks_for(trade, Bookkeeper("equity", log, work=0))
+    gate = tasks.workflow.gate
+    tasks.start()
+    try:
+        tasks.wake()
+        waiting = asyncio.create_task(gate.wait_quiet(10))
+        await asyncio.sleep(0.05)
+        assert log == ["trade"] and not waiting.done()
+        trade.release.set()
+        await asyncio.wait_for(waiting, 1)
+        await asyncio.wait_for(tasks.until_idle(), 1)
+        trade.work, trade.release = 1, asyncio.Event()
+        tasks.wake()
+        started = asyncio.get_running_loop().time()
+        await gate.wait_quiet(0.1)  # no longer than its limit
+        assert asyncio.get_running_loop().time() - started < 1
+    finally:
+        trade.release.set()
+        await tasks.stop()
