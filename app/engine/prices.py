@@ -211,10 +211,17 @@ class MarketQuotes:
         return [candle_bar(candles, i) for i in range(len(candles)) if candles.time[i] >= since]
 
     def marks(self, symbols: Collection[str]) -> dict[str, Decimal]:
-        """The latest price of each symbol that has one."""
+        """The latest price of each symbol that has one: a quote's `last`, without the rest
+        of the quote (its spread reads every ticker of the feed; the trade stage and the
+        equity snapshots value every position of fifty traders at a close)."""
         found = {}
+        now = self.clock.now()
         for symbol in symbols:
-            quote = self.quote(symbol)
-            if quote is not None:
-                found[symbol] = quote.last
+            tick = self.board.last(symbol) if self.board is not None else None
+            if tick is not None:
+                found[symbol] = tick.close
+                continue
+            candles = self.store.candles(symbol, self.interval, now)
+            if len(candles):
+                found[symbol] = price_of(float(candles.close[-1]))
         return found

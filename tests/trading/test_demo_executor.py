@@ -22,7 +22,7 @@ from app.engine.clock import ReplayClock
 from app.engine.executors.base import TradeExecutor
 from app.engine.executors.demo import DemoTradeExecutor
 from app.engine.klines import KlineStore
-from app.engine.prices import MarketQuotes
+from app.engine.prices import MarketQuotes, PriceBoard
 from tests.trading.replay import INTERVAL, START, STEP, FixedInstruments
 
 D = Decimal
@@ -118,3 +118,23 @@ async def test_an_intent_is_unknown_to_the_paper_venue_and_balances_are_the_ledg
     assert await demo.fetch(intent) is None
     balances = await demo.balances()
     assert balances["USDT"].free == D("799.8") and balances["BTC"].total == D(2)
+
+
+def test_a_mark_is_the_last_price_of_the_quote_from_a_tick_or_the_last_closed_candle() -> None:
+    store = KlineStore(depth=50)
+    for symbol in ("BTC/USDT", "ETH/USDT"):
+        store.append(symbol, INTERVAL, [[START, 100.0, 100.5, 99.5, 100.25, 1000.0]])
+    store.append("BTC/USDT", INTERVAL, [[START + STEP, 100.0, 101.0, 99.0, 100.75, 1000.0]])
+    board = PriceBoard()
+    quotes = MarketQuotes(store, INTERVAL, ReplayClock(START + STEP), board, dict)
+    symbols = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+
+    def last_prices() -> dict[str, Decimal]:
+        return {s: quote.last for s in symbols if (quote := quotes.quote(s)) is not None}
+
+    # The second BTC candle has not closed yet; SOL has no price at all.
+    expected = {"BTC/USDT": D("100.25"), "ETH/USDT": D("100.25")}
+    assert quotes.marks(symbols) == last_prices() == expected
+    board.update("ETH/USDT", START + STEP + 1, D("99.5"))
+    expected["ETH/USDT"] = D("99.5")
+    assert quotes.marks(symbols) == last_prices() == expected
