@@ -94,7 +94,7 @@ def build_desk(
 ) -> TradingDesk:
     """The trading desk on the database and the live market (its ticks and closes); its
     notifier sends metrics when the engine's `gate` is quiet."""
-    quotes = MarketQuotes(market.store, market.base_interval, clock, market.prices, market.tickers)
+    quotes = MarketQuotes(market.store, market.base_interval, clock, market.prices, market.ticker)
     return assemble_desk(
         DbTradeStore(settings.demo_balance),
         quotes,

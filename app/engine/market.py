@@ -111,6 +111,9 @@ class MarketData:
     def tickers(self) -> dict[str, Ticker]:
         return self.feed.tickers()
 
+    def ticker(self, symbol: str) -> Ticker | None:
+        return self.feed.ticker(symbol)
+
     def info(self) -> MarketInfo:
         return MarketInfo(
             source=self.source,

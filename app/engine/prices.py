@@ -161,7 +161,8 @@ class CandleUpdates:
 
 class MarketQuotes:
     """Quotes from a kline store (candles of `interval` closed by the clock's now), the
-    newest tick of a `PriceBoard` when there is one, and the feed's tickers' spreads."""
+    newest tick of a `PriceBoard` when there is one, and the spread of the symbol's ticker
+    in the feed (`ticker`)."""
 
     def __init__(
         self,
@@ -169,13 +170,13 @@ class MarketQuotes:
         interval: str,
         clock: Clock,
         board: PriceBoard | None = None,
-        tickers: Callable[[], Mapping[str, Ticker]] | None = None,
+        ticker: Callable[[str], Ticker | None] | None = None,
     ) -> None:
         self.store = store
         self.interval = interval
         self.clock = clock
         self.board = board
-        self.tickers = tickers
+        self.ticker = ticker
         self._of_candle: dict[str, tuple[int, Quote]] = {}
 
     def quote(self, symbol: str) -> Quote | None:
@@ -183,7 +184,7 @@ class MarketQuotes:
         tick = self.board.last(symbol) if self.board is not None else None
         if not len(candles) and tick is None:
             return None
-        if tick is None and self.tickers is None:
+        if tick is None and self.ticker is None:
             # nothing but the last candle makes the quote: made once per candle (a backtest
             # asks for each symbol's quote many times at each close)
             last = int(candles.time[-1])
@@ -200,7 +201,7 @@ class MarketQuotes:
         else:
             time, last = int(candles.time[-1]), price_of(float(candles.close[-1]))
         bid = ask = None
-        ticker = self.tickers().get(symbol) if self.tickers is not None else None
+        ticker = self.ticker(symbol) if self.ticker is not None else None
         if ticker is not None and ticker.bid is not None and ticker.ask is not None:
             half = (ticker.ask - ticker.bid) / (ticker.ask + ticker.bid)
             bid, ask = last * (1 - half), last * (1 + half)

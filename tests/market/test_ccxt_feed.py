@@ -110,6 +110,7 @@ async def test_backfill_new_candles_rate_limit_and_outage(
     await wait_for(lambda: "ETH/BTC" in feed.tickers())
     ticker = feed.tickers()["ETH/BTC"]
     assert ticker.last == Decimal(f"{eth[623, 4]:.8f}") and isinstance(ticker.last, Decimal)
+    assert feed.ticker("ETH/BTC") == ticker and feed.ticker("NOPE/BTC") is None
     await stop(task)
 
 

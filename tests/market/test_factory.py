@@ -164,6 +164,9 @@ class Flaky:
     def tickers(self) -> dict[str, Any]:
         return {}
 
+    def ticker(self, symbol: str) -> None:
+        return None
+
 
 async def test_a_failing_feed_is_restarted(caplog: pytest.LogCaptureFixture) -> None:
     feed = Flaky()

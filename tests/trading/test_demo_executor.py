@@ -126,7 +126,11 @@ def test_a_mark_is_the_last_price_of_the_quote_from_a_tick_or_the_last_closed_ca
         store.append(symbol, INTERVAL, [[START, 100.0, 100.5, 99.5, 100.25, 1000.0]])
     store.append("BTC/USDT", INTERVAL, [[START + STEP, 100.0, 101.0, 99.0, 100.75, 1000.0]])
     board = PriceBoard()
-    quotes = MarketQuotes(store, INTERVAL, ReplayClock(START + STEP), board, dict)
+
+    def no_ticker(symbol: str) -> None:
+        return None
+
+    quotes = MarketQuotes(store, INTERVAL, ReplayClock(START + STEP), board, no_ticker)
     symbols = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
 
     def last_prices() -> dict[str, Decimal]:

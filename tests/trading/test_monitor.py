@@ -214,6 +214,8 @@ def test_the_simulated_market_ticks_along_each_candle_and_has_a_spread() -> None
             assert (max(prices), min(prices)) == (stored.high[row], stored.low[row])
             checked += 1
     assert checked >= 4
+    assert all(feed.ticker(symbol) == t for symbol, t in feed.tickers().items())
+    assert feed.ticker("NOPE/USDT") is None
     spreads = {
         symbol: (ticker.ask - ticker.bid) / ticker.last
         for symbol, ticker in feed.tickers().items()

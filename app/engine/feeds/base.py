@@ -49,6 +49,10 @@ class MarketFeed(Protocol):
 
     def tickers(self) -> dict[str, Ticker]: ...
 
+    def ticker(self, symbol: str) -> Ticker | None:
+        """One symbol's ticker of `tickers`, without building the others."""
+        ...
+
 
 Waiter = Callable[[], Awaitable[None]]
 
@@ -116,13 +120,17 @@ class RollingTickers:
         self._figures.pop(symbol, None)
 
     def snapshot(self) -> dict[str, Ticker]:
-        snapshot = {}
-        for symbol, window in self._windows.items():
-            ticker = self._computed.get(symbol)
-            if ticker is None:
-                ticker = self._computed[symbol] = self._ticker(symbol, window)
-            snapshot[symbol] = ticker
-        return snapshot
+        return {symbol: self._kept(symbol, window) for symbol, window in self._windows.items()}
+
+    def ticker(self, symbol: str) -> Ticker | None:
+        window = self._windows.get(symbol)
+        return None if window is None else self._kept(symbol, window)
+
+    def _kept(self, symbol: str, window: deque[tuple[int, float, float, float]]) -> Ticker:
+        ticker = self._computed.get(symbol)
+        if ticker is None:
+            ticker = self._computed[symbol] = self._ticker(symbol, window)
+        return ticker
 
     def figures(self) -> dict[str, tuple[float, float, float]]:
         """Each symbol's last price, 24 h change in percent and quote volume, as floats and

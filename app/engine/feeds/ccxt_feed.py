@@ -170,6 +170,9 @@ class CcxtFeed:
     def tickers(self) -> dict[str, Ticker]:
         return dict(self._tickers)
 
+    def ticker(self, symbol: str) -> Ticker | None:
+        return self._tickers.get(symbol)
+
     async def run(self, store: KlineStore) -> None:
         try:
             await retry(self.client.load_markets, "load markets", self.backoff)

@@ -145,6 +145,9 @@ class ReplayFeed:
     def tickers(self) -> dict[str, Ticker]:
         return self._tickers.snapshot()
 
+    def ticker(self, symbol: str) -> Ticker | None:
+        return self._tickers.ticker(symbol)
+
     def pace_with(self, waiter: Waiter) -> None:
         self._waiter = waiter
 

@@ -204,6 +204,9 @@ class SimulatedFeed:
     def tickers(self) -> dict[str, Ticker]:
         return self._tickers.snapshot()
 
+    def ticker(self, symbol: str) -> Ticker | None:
+        return self._tickers.ticker(symbol)
+
     def backfill(self, store: KlineStore) -> None:
         for index, (symbol, walk) in enumerate(zip(self.symbols, self._walks, strict=True)):
             for number, interval in enumerate(self.intervals):
