@@ -37,7 +37,7 @@ from app.engine.analysis.base import AnalysisContext, AnalysisEngine, rejection
 from app.engine.analysis.context import ContextBuilder
 from app.engine.clock import Clock
 from app.engine.group_commit import GroupCommit
-from app.engine.handoff import Handed, Handoff, handed_specs
+from app.engine.handoff import Handed, Handoff, Parked, handed_specs
 from app.engine.ports import (
     DecisionRepository,
     Move,
@@ -101,6 +101,8 @@ class Analyst:
         self.clock = clock
         self.gate = gate or EngineGate()
         self.ready = ready
+        self.parked = Parked()
+        """The signals this analysis parked to watch, for the signal monitor."""
         self._writes: GroupCommit[_Write, Signal | None] = GroupCommit(self._write)
 
     async def prepare(self, handed: Sequence[Handed], view: MarketView) -> list[AnalysisContext]:
@@ -183,6 +185,10 @@ class Analyst:
             results.append(next(moved))
             if results[-1] is None:
                 log.info("signal %s moved meanwhile; %s not applied", move.signal.id, move.status)
+        for write, result in zip(writes, results, strict=True):
+            due = write.move.not_before
+            if result is not None and result.status == SignalStatus.WATCHING and due is not None:
+                self.parked.put(result, due)
         if self.ready is not None and handed is not None:
             ready = [
                 Handed(result, write.spec, write.decision)

@@ -151,6 +151,20 @@ class MemorySignalRepository:
                 claimed.append(signal)
         return claimed
 
+    async def claim_known(
+        self, signals: Sequence[Signal], status: SignalStatus, owner: str, now: int, until: int
+    ) -> list[Signal]:
+        claimed = []
+        for signal in signals:
+            current = self.signals.get(signal.id)
+            lease = self._leases.get(signal.id)
+            if current is None or current.status != status:
+                continue
+            if lease is None or lease.until <= now:
+                self._leases[signal.id] = _Lease(owner, until)
+                claimed.append(signal)
+        return claimed
+
     async def transition(
         self,
         signal: Signal,

@@ -95,6 +95,14 @@ class SignalRepository(Protocol):
         first, to `owner` until `until`; no two claimers ever get the same signal."""
         ...
 
+    async def claim_known(
+        self, signals: Sequence[Signal], status: SignalStatus, owner: str, now: int, until: int
+    ) -> list[Signal]:
+        """`claim` for these signals, which the caller holds as they were last written (it
+        parked them): those still in `status` with a free lease are leased to `owner` until
+        `until` and returned as given, in their order, without being read again."""
+        ...
+
     async def transition(
         self,
         signal: Signal,

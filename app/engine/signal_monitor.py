@@ -1,7 +1,8 @@
 """The signal monitor: a watched signal is looked at again at each later candle close.
 
 A `good_setup` is not a trade yet: the analyzer parks the signal until the next candle of
-its interval closes. The monitor claims the watched signals whose time has come and, once
+its interval closes. The monitor claims the watched signals whose time has come (those the
+analysis of this process parked, from memory: `Parked`; the others from the store) and, once
 the store holds that candle (live, the close reaches the store a moment after the candle
 time; until then the signal is parked a little longer), either cancels it without a model
 call because price has moved more than `cancel_move_percent` from the signal's price
@@ -22,7 +23,7 @@ from decimal import Decimal
 from app.domain.decision import DecisionAction
 from app.domain.enums import SignalStatus
 from app.domain.intervals import interval_ms
-from app.domain.signal import price_of
+from app.domain.signal import Signal, price_of
 from app.domain.trader_spec import TraderSpec
 from app.engine.analysis.base import AnalysisContext
 from app.engine.analyzer import DEFAULT_BATCH, DEFAULT_LEASE_MS, Analyst, work_through
@@ -77,17 +78,31 @@ class SignalMonitorStage:
 
         async def claim(limit: int) -> list[AnalysisContext]:
             now = self.analyst.clock.now()
-            if now < self._quiet_until:
-                return []
-            signals = await self.analyst.signals.claim(
-                SignalStatus.WATCHING, self.owner, now, now + self.lease_ms, limit
-            )
-            if not signals:
-                self._quiet_until = now + self.retry_ms
+            signals = await self._claim_parked(now, limit)
+            if not signals and now >= self._quiet_until:
+                signals = await self.analyst.signals.claim(
+                    SignalStatus.WATCHING, self.owner, now, now + self.lease_ms, limit
+                )
+                if not signals:
+                    self._quiet_until = now + self.retry_ms
             handed = [Handed(signal, traders.get(signal.trader_id)) for signal in signals]
             return await self.analyst.prepare(handed, view)
 
         return await work_through(claim, lambda context: self._check(context, view), self.batch)
+
+    async def _claim_parked(self, now: int, limit: int) -> list[Signal]:
+        """The due signals the analysis parked here, those still watched and free; while
+        there are such, the store is not searched (`retry_ms`): what it holds besides is
+        parked by others."""
+        while due := self.analyst.parked.take_due(now, limit):
+            self._quiet_until = max(self._quiet_until, now + self.retry_ms)
+            until = now + self.lease_ms
+            claimed = await self.analyst.signals.claim_known(
+                due, SignalStatus.WATCHING, self.owner, now, until
+            )
+            if claimed:
+                return claimed
+        return []
 
     async def _check(self, context: AnalysisContext, view: MarketView) -> bool:
         """Whether the signal was re-checked (False: its candle is not in yet)."""
@@ -106,7 +121,9 @@ class SignalMonitorStage:
         if not len(candles.time) or int(candles.time[-1]) + length <= seen:
             now = analyst.clock.now()
             if now < seen + 2 * length:
-                await analyst.signals.defer_many([(signal, self.owner, now + self.retry_ms)])
+                retry = now + self.retry_ms
+                if await analyst.signals.defer_many([(signal, self.owner, retry)]):
+                    analyst.parked.put(signal, retry)
                 return False
             reason = f"no {signal.interval} candle of {signal.symbol} closed since the last check"
             await analyst.move(signal, SignalStatus.EXPIRED, reason, self.owner)

@@ -24,6 +24,7 @@ from app.db.models import Signal, Trader
 from app.domain.enums import TradingMode
 from app.domain.metrics import Metrics, Performance, combined, metrics_of
 from app.engine.clock import to_ms
+from app.services.repositories.rows import as_uuid
 from app.services.repositories.trading import ledger_of, performance_of
 
 M = TypeVar("M", bound=Model)
@@ -53,14 +54,14 @@ async def metrics_by_trader(
         .values("trader_id", "total", "last")
     )
     signals: dict[uuid.UUID, tuple[int, datetime | None]] = {
-        _uuid(row["trader_id"]): (int(row["total"]), row["last"]) for row in signal_rows
+        as_uuid(row["trader_id"]): (int(row["total"]), row["last"]) for row in signal_rows
     }
     aggregates = {
-        (_uuid(row.trader_id), row.mode): performance_of(row)
+        (as_uuid(row.trader_id), row.mode): performance_of(row)
         for row in await models.Performance.filter(trader_id__in=list(ids))
     }
     ledgers = {
-        (_uuid(row.trader_id), row.mode): row
+        (as_uuid(row.trader_id), row.mode): row
         for row in await models.Ledger.filter(trader_id__in=list(ids))
     }
     held = {symbol for row in ledgers.values() for symbol in row.positions}
@@ -97,7 +98,7 @@ async def trades_of_signals(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, models.
     """The newest trade of each signal."""
     found: dict[uuid.UUID, models.Trade] = {}
     for row in await models.Trade.filter(signal_id__in=list(ids)).order_by("opened_at"):
-        found[_uuid(row.signal_id)] = row
+        found[as_uuid(row.signal_id)] = row
     return found
 
 
@@ -109,7 +110,7 @@ async def orders_of_trades(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[mod
     grouped: dict[uuid.UUID, list[models.Order]] = {trade_id: [] for trade_id in ids}
     rows = await models.Order.filter(trade_id__in=list(ids)).order_by("created_at", "id")
     for row in rows:
-        grouped[_uuid(row.trade_id)].append(row)
+        grouped[as_uuid(row.trade_id)].append(row)
     return grouped
 
 
@@ -118,7 +119,7 @@ async def fills_by(column: str, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, lis
     grouped: dict[uuid.UUID, list[models.Fill]] = {key: [] for key in ids}
     rows = await models.Fill.filter(**{f"{column}__in": list(ids)}).order_by("time", "id")
     for row in rows:
-        grouped[_uuid(getattr(row, column))].append(row)
+        grouped[as_uuid(getattr(row, column))].append(row)
     return grouped
 
 
@@ -169,9 +170,5 @@ async def latest_per_trader(
     for row in rows:
         row.pop("row_rank")
         instance = model._init_from_db(**row)
-        grouped[_uuid(row["trader_id"])].append(instance)
+        grouped[as_uuid(row["trader_id"])].append(instance)
     return grouped
-
-
-def _uuid(value: object) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

@@ -16,7 +16,9 @@ from app.domain.enums import SignalStatus
 from app.domain.signal import Signal
 from app.domain.signal_lifecycle import InvalidTransitionError
 from app.engine.analysis.base import AnalysisContext
+from app.engine.handoff import Parked
 from app.engine.market import StoreView
+from app.engine.signal_monitor import SignalMonitorStage
 from tests.analysis.conftest import HOUR, START, Backtest, scripted_rows, signal_on, spec
 
 FLAT = [100.0] * 80
@@ -111,6 +113,31 @@ async def test_a_watched_signal_is_rechecked_at_the_next_candle_and_not_before()
         SignalStatus.READY,
         SignalStatus.ENTERED,
     ]
+
+
+async def test_a_watched_signal_this_process_did_not_park_is_found_in_the_store() -> None:
+    """The analysis parks a watched signal in memory for the monitor (`Parked`); one parked
+    before a restart, or by another process, is claimed from the store at its next close."""
+    engine = ScriptedEngine(DecisionAction.GOOD_SETUP, DecisionAction.BAD_SETUP)
+    backtest, signal, _ = await started(engine)
+    monitor = next(s for s in backtest.workflow.stages if isinstance(s, SignalMonitorStage))
+    monitor.analyst.parked = Parked()  # as after a restart
+    await backtest.drain(next_close(backtest, 100.5))
+    assert len(engine.seen) == 2 and engine.seen[1].recheck
+    assert status(backtest, signal) == SignalStatus.REJECTED
+
+
+async def test_a_parked_signal_moved_meanwhile_is_not_rechecked() -> None:
+    engine = ScriptedEngine(DecisionAction.GOOD_SETUP)
+    backtest, signal, _ = await started(engine)
+    watched = backtest.signals.signals[signal.id]
+    cancelled = await backtest.signals.transition(
+        watched, SignalStatus.CANCELLED, "by its owner", None, at=backtest.clock.now()
+    )
+    assert cancelled is not None
+    await backtest.drain(next_close(backtest, 100.5))
+    assert len(engine.seen) == 1
+    assert status(backtest, signal) == SignalStatus.CANCELLED
 
 
 @pytest.mark.parametrize(("price", "move"), [(94.5, "-5.50%"), (105.6, "+5.60%")])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -176,3 +177,35 @@ async def test_signals_recorded_with_a_lease_wait_for_it_to_run_out(
     assert await store.claim(SignalStatus.NEW, "other", CANDLE + 599_999, CANDLE, 5) == []
     [claimed] = await store.claim(SignalStatus.NEW, "other", CANDLE + 600_000, CANDLE, 5)
     assert claimed.id == fresh.id
+
+
+async def test_signals_known_to_the_caller_are_claimed_only_while_free_and_where_they_were(
+    store: SignalRepository,
+) -> None:
+    """`claim_known`: the signal monitor claims the signals its process parked, as it holds
+    them, with the store's compare-and-set on their status and lease."""
+    spec = await _spec()
+    parked, taken, moved = (  # queued in this order
+        replace(_signal(spec, symbol), created_at=CANDLE + n)
+        for n, symbol in enumerate(SYMBOLS[:3])
+    )
+    for signal in (parked, taken, moved):
+        assert await store.add(signal)
+    [held] = await store.claim(SignalStatus.NEW, "monitor", CANDLE, CANDLE + 1_000, 1)
+    assert held.id == parked.id
+    [watching] = await store.transition_many(
+        [Move(held, SignalStatus.WATCHING, "watch", "monitor", CANDLE + 5_000)], at=CANDLE
+    )
+    assert watching is not None
+    [other] = await store.claim(SignalStatus.NEW, "another process", CANDLE, CANDLE + 9_000, 1)
+    assert other.id == taken.id
+    assert await store.transition(moved, SignalStatus.REJECTED, "no", None, at=CANDLE)
+
+    def claim(at: int) -> object:
+        known = [watching, other, moved]
+        return store.claim_known(known, SignalStatus.WATCHING, "monitor", at, at + 60_000)
+
+    assert await claim(CANDLE + 4_999) == []  # still parked
+    assert await claim(CANDLE + 5_000) == [watching]  # the others: leased elsewhere, moved
+    assert await claim(CANDLE + 5_001) == []  # leased to the monitor now
+    assert await store.claim(SignalStatus.WATCHING, "x", CANDLE + 5_001, CANDLE + 6_000, 5) == []

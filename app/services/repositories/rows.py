@@ -1,4 +1,5 @@
-"""Writing many rows' columns by primary key: one prepared statement, executed per row.
+"""Rows as the drivers give them: ids read back as `UUID`s, and many rows' columns written
+by primary key in one prepared statement, executed per row.
 
 Tortoise's `bulk_update` writes a batch as one statement with a `CASE WHEN id = ? THEN ?`
 per column over every id of the batch; SQLite evaluates those CASEs for each row it
@@ -12,12 +13,18 @@ The statement and the values are Tortoise's own (`get_update_sql`, each field's
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import TypeVar
 
 from tortoise.models import Model
 
 ModelT = TypeVar("ModelT", bound=Model)
+
+
+def as_uuid(value: object) -> uuid.UUID:
+    """An id column's value: asyncpg gives a `UUID`, sqlite3 the text."""
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 async def update_each(rows: Sequence[ModelT], fields: Sequence[str]) -> None:

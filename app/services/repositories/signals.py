@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping, Sequence
-from typing import cast
 
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
@@ -28,7 +27,7 @@ from app.domain.signal_lifecycle import check_transition
 from app.engine.clock import to_datetime, to_ms
 from app.engine.ports import Move
 from app.services.repositories.locks import locked, postgres
-from app.services.repositories.rows import update_each
+from app.services.repositories.rows import as_uuid, update_each
 
 
 def signal_of(row: models.Signal, owner_id: int) -> Signal:
@@ -51,6 +50,21 @@ def signal_of(row: models.Signal, owner_id: int) -> Signal:
 
 def _free_at(now: int) -> Q:
     return Q(lease_until=None) | Q(lease_until__lte=to_datetime(now))
+
+
+async def _lease(
+    ids: Sequence[uuid.UUID], status: SignalStatus, owner: str, now: int, until: int
+) -> set[uuid.UUID]:
+    """One compare-and-set for all, in the caller's transaction: the rows still in `status`
+    and free are leased to `owner`, and reading back this owner's lease says which those
+    were."""
+    await models.Signal.filter(_free_at(now), id__in=list(ids), status=status).update(
+        lease_owner=owner, lease_until=to_datetime(until)
+    )
+    claimed = await models.Signal.filter(
+        id__in=list(ids), lease_owner=owner, lease_until=to_datetime(until)
+    ).values_list("id", flat=True)
+    return {as_uuid(value) for value in claimed}
 
 
 class DbSignalRepository:
@@ -107,7 +121,7 @@ class DbSignalRepository:
         added = await models.Signal.filter(id__in=[signal.id for signal in signals]).values_list(
             "id", flat=True
         )
-        return {value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)) for value in added}
+        return {as_uuid(value) for value in added}
 
     async def claim(
         self, status: SignalStatus, owner: str, now: int, until: int, limit: int
@@ -122,15 +136,17 @@ class DbSignalRepository:
             ids = [row.id for row in await candidates.limit(limit).only("id")]
             if not ids:
                 return []
-            # One compare-and-set for all: the rows still free are leased to this owner, and
-            # reading back this owner's lease says which those were.
-            await models.Signal.filter(_free_at(now), id__in=list(ids), status=status).update(
-                lease_owner=owner, lease_until=to_datetime(until)
-            )
-            claimed = await models.Signal.filter(
-                id__in=list(ids), lease_owner=owner, lease_until=to_datetime(until)
-            ).values_list("id", flat=True)
-        return await self._load(cast(list[uuid.UUID], claimed))
+            claimed = await _lease(ids, status, owner, now, until)
+        return await self._load([signal_id for signal_id in ids if signal_id in claimed])
+
+    async def claim_known(
+        self, signals: Sequence[Signal], status: SignalStatus, owner: str, now: int, until: int
+    ) -> list[Signal]:
+        if not signals:
+            return []
+        async with in_transaction():
+            claimed = await _lease([signal.id for signal in signals], status, owner, now, until)
+        return [signal for signal in signals if signal.id in claimed]
 
     async def transition(
         self,

@@ -45,7 +45,7 @@ from app.engine.audit import AuditEntry, intent_entry, report_entries
 from app.engine.clock import to_datetime, to_ms
 from app.engine.ports import Booked, ExitLevels, OpenPosition, PositionView
 from app.services.repositories.locks import locked, postgres
-from app.services.repositories.rows import update_each
+from app.services.repositories.rows import as_uuid, update_each
 
 ModelT = TypeVar("ModelT", bound=models.Model)
 
@@ -115,18 +115,14 @@ def _columns(row: Any, names: tuple[str, ...], owner_id: int) -> dict[str, Any]:
     return {name: getattr(row, name) for name in names} | {"owner_id": owner_id}
 
 
-def _uuid(value: object) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-
-
 def _ms(value: Any) -> int | None:
     return None if value is None else to_ms(value)
 
 
 def trade_of(row: Mapping[str, Any]) -> Trade:
     values = {name: row[name] for name in TRADE_COLUMNS}
-    values["id"], values["trader_id"] = _uuid(row["id"]), _uuid(row["trader_id"])
-    values["signal_id"] = None if row["signal_id"] is None else _uuid(row["signal_id"])
+    values["id"], values["trader_id"] = as_uuid(row["id"]), as_uuid(row["trader_id"])
+    values["signal_id"] = None if row["signal_id"] is None else as_uuid(row["signal_id"])
     return Trade(
         **values,
         owner_id=row["owner_id"],
@@ -138,7 +134,7 @@ def trade_of(row: Mapping[str, Any]) -> Trade:
 def order_of(row: Mapping[str, Any]) -> Order:
     values = {name: row[name] for name in ORDER_COLUMNS}
     for key in ("id", "trader_id", "trade_id"):
-        values[key] = _uuid(row[key])
+        values[key] = as_uuid(row[key])
     return Order(
         **values,
         owner_id=row["owner_id"],
@@ -349,7 +345,7 @@ class DbTradeStore:
     ) -> dict[tuple[uuid.UUID, TradingMode], Ledger]:
         await self._open_accounts(accounts)
         rows = await models.Ledger.filter(trader_id__in=list({t for t, _ in accounts}))
-        found = {(_uuid(row.trader_id), row.mode): row for row in rows}
+        found = {(as_uuid(row.trader_id), row.mode): row for row in rows}
         return {key: ledger_of(found[key]) for key in accounts}
 
     async def active_trades(self, trader_ids: Collection[uuid.UUID] | None = None) -> list[Trade]:
@@ -386,7 +382,7 @@ class DbTradeStore:
                 .values_list("trader_id", "symbol", "side", "entry_price", "amount")
             )
             for trader, symbol, side, entry_price, amount in rows:
-                found[_uuid(trader)].append(OpenPosition(symbol, side, entry_price, amount))
+                found[as_uuid(trader)].append(OpenPosition(symbol, side, entry_price, amount))
         return found
 
     async def active_symbols(self, trader_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
@@ -396,7 +392,7 @@ class DbTradeStore:
                 trader_id__in=list(found), status__in=ACTIVE
             ).values_list("trader_id", "symbol")
             for trader, symbol in rows:
-                found[_uuid(trader)].add(symbol)
+                found[as_uuid(trader)].add(symbol)
         return found
 
     async def trade(self, trade_id: uuid.UUID) -> Trade | None:
@@ -432,7 +428,7 @@ class DbTradeStore:
         found: dict[tuple[uuid.UUID, TradingMode], list[PastExit]] = {}
         for trader_id, mode, symbol, closed, reason, pnl in rows:
             exit_ = PastExit(symbol, to_ms(closed), reason, pnl or Decimal(0))
-            found.setdefault((_uuid(trader_id), TradingMode(mode)), []).append(exit_)
+            found.setdefault((as_uuid(trader_id), TradingMode(mode)), []).append(exit_)
         return found
 
     async def performance(self, trader_id: uuid.UUID, mode: TradingMode) -> Performance:
@@ -481,7 +477,7 @@ class DbTradeStore:
         with self._active.writing():
             async with in_transaction():
                 in_flight = {
-                    _uuid(trade_id)
+                    as_uuid(trade_id)
                     for trade_id in await models.Order.filter(
                         trade_id__in=[trade.id for trade, _ in exits],
                         purpose=OrderPurpose.EXIT,
@@ -667,7 +663,7 @@ class _Books:
             for order_id, fill_id in await models.Fill.filter(order_id__in=filled).values_list(
                 "order_id", "id"
             ):
-                fill_ids[_uuid(order_id)].add(str(fill_id))
+                fill_ids[as_uuid(order_id)].add(str(fill_id))
         owners = {order.id: order.owner_id for order, _ in reports} | {
             order.trader_id: order.owner_id for order, _ in reports
         }
