@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -118,9 +120,38 @@ class Timing:
         store.begin_entries, store.record_many = timed_entries, timed_record
 
 
+async def _postgres(server_url: str, sql: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(server_url.replace("postgres://", "postgresql://", 1))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(server_url: str | None) -> AsyncIterator[str]:
+    """An empty database for one run: a new SQLite file, or a database of its own created on
+    the PostgreSQL server of `server_url` and dropped after the run. A run that met an
+    earlier run's traders, still enabled, would screen and trade for them too."""
+    if server_url is None:
+        yield f"sqlite://{Path(tempfile.mkdtemp(prefix='traders-bench-')) / 'bench.sqlite3'}"
+        return
+    name = f"traders_bench_{uuid.uuid4().hex[:12]}"
+    await _postgres(server_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield server_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        await _postgres(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 async def main(args: argparse.Namespace) -> None:
-    directory = tempfile.mkdtemp(prefix="traders-bench-")
-    url = args.database_url or f"sqlite://{Path(directory) / 'bench.sqlite3'}"
+    async with fresh_database(args.database_url) as url:
+        await run(args, url)
+
+
+async def run(args: argparse.Namespace, url: str) -> None:
     await migrate_db(url)
     await close_db()
     await init_db(url)
@@ -228,5 +259,10 @@ if __name__ == "__main__":
     parser.add_argument("--candles", type=int, default=300)
     parser.add_argument("--closes", type=int, default=5)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="a PostgreSQL server (the run creates a database of its own on it and drops it "
+        "after); default: a fresh SQLite file",
+    )
     asyncio.run(main(parser.parse_args()))
