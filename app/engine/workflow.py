@@ -136,12 +136,14 @@ class EngineGate:
             self._quiet.set()
 
     async def wait_quiet(self, max_seconds: float) -> None:
-        """Return once no screen runs and the order path is idle, or after `max_seconds`."""
+        """Return once no screen runs and the order path is idle; after `max_seconds` (an
+        analysis waiting for a model keeps the order path busy), once no screen runs."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max_seconds):
                 while not (self._open.is_set() and self._quiet.is_set()):
                     await self._open.wait()
                     await self._quiet.wait()
+        await self._open.wait()
 
 
 class Workflow:

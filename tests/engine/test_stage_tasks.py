@@ -13,7 +13,7 @@ from app.engine.sandbox import FilterSandbox
 from app.engine.screening import ScreenerEngine
 from app.engine.signals import SignalManager
 from app.engine.stage_tasks import StageTasks
-from app.engine.workflow import Stage, Workflow
+from app.engine.workflow import EngineGate, Stage, Workflow
 
 POLL_MS = 600_000
 
@@ -188,3 +188,13 @@ async def test_the_gate_is_quiet_only_while_the_order_path_is_idle() -> None:
     finally:
         trade.release.set()
         await tasks.stop()
+
+
+async def test_past_its_limit_a_quiet_wait_still_waits_for_the_screen() -> None:
+    gate = EngineGate()
+    gate.order_path_busy(True)  # an analysis waiting for a model
+    with gate.closed():
+        waiting = asyncio.create_task(gate.wait_quiet(0.01))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+    await asyncio.wait_for(waiting, 1)
