@@ -140,8 +140,9 @@ def book_fill(
 
 
 @dataclass(frozen=True, slots=True)
-class Bookkeeping:
-    """Everything one executor report changes, and what it means for the trade."""
+class ReportBooking:
+    """The booking of one executor report: everything it changes, and what that means for
+    the trade."""
 
     order: Order
     trade: Trade
@@ -161,7 +162,7 @@ def book_report(
     report: OrderReport,
     booked: frozenset[str],
     now: int,
-) -> Bookkeeping:
+) -> ReportBooking:
     """Book the fills of `report` that are not in `booked` (fill ids), then its status.
 
     When a fill is more than the ledger can take (`LedgerError`), none of the report is
@@ -184,7 +185,7 @@ def book_report(
             order = order.with_status(OrderStatus.OPEN, now)
     if report.exchange_order_id and order.exchange_order_id is None:
         order = replace(order, exchange_order_id=report.exchange_order_id)
-    return Bookkeeping(order, trade, ledger, performance, new, opened, closed, ended)
+    return ReportBooking(order, trade, ledger, performance, new, opened, closed, ended)
 
 
 def _book_fills(

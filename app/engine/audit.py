@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.domain.orders import Order
-from app.domain.trade import Bookkeeping
+from app.domain.trade import ReportBooking
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ def intent_entry(order: Order) -> AuditEntry:
     )
 
 
-def report_entries(before: Order, done: Bookkeeping) -> list[AuditEntry]:
+def report_entries(before: Order, done: ReportBooking) -> list[AuditEntry]:
     """One entry per fill booked, and one when the order's status changed."""
     order = done.order
     entries = [

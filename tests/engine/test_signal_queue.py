@@ -201,9 +201,9 @@ async def test_signals_known_to_the_caller_are_claimed_only_while_free_and_where
     assert other.id == taken.id
     assert await store.transition(moved, SignalStatus.REJECTED, "no", None, at=CANDLE)
 
-    def claim(at: int) -> object:
+    async def claim(at: int) -> list[Signal]:
         known = [watching, other, moved]
-        return store.claim_known(known, SignalStatus.WATCHING, "monitor", at, at + 60_000)
+        return await store.claim_known(known, SignalStatus.WATCHING, "monitor", at, at + 60_000)
 
     assert await claim(CANDLE + 4_999) == []  # still parked
     assert await claim(CANDLE + 5_000) == [watching]  # the others: leased elsewhere, moved
