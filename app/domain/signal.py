@@ -42,6 +42,12 @@ class Signal:
     def with_status(self, status: SignalStatus, reason: str | None = None) -> Signal:
         return replace(self, status=status, status_reason=reason)
 
+    @property
+    def queue_order(self) -> tuple[int, str]:
+        """Where the signal stands in a queue of them, oldest first: the stores' claim order
+        (`created_at`, then the id)."""
+        return self.created_at, self.id.hex
+
 
 def price_of(value: float) -> Decimal:
     """A candle price (float) as the Decimal a signal records: its shortest exact repr,

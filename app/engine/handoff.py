@@ -74,7 +74,7 @@ class Handoff:
         order), whose lease still holds at `now`."""
         held = sorted(
             (item for item in self._held if item[1] > now),
-            key=lambda item: (item[0].signal.created_at, item[0].signal.id.hex),
+            key=lambda item: item[0].signal.queue_order,
         )
         taken, self._held = held[:limit], held[limit:]
         if taken:
@@ -120,7 +120,7 @@ class Parked:
         order); each is taken once."""
         due = sorted(
             (signal for at, signal in self._held.values() if at <= now),
-            key=lambda signal: (signal.created_at, signal.id.hex),
+            key=lambda signal: signal.queue_order,
         )[:limit]
         for signal in due:
             del self._held[signal.id]

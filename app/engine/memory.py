@@ -85,10 +85,6 @@ class Transition:
     at: int
 
 
-def _queue_order(signal: Signal) -> tuple[int, str]:
-    return signal.created_at, signal.id.hex
-
-
 class MemorySignalRepository:
     """Indexed by status and by active (trader, symbol), as the database is: a claim or a
     check looks at the few signals it concerns, not at every signal a year of replay made."""
@@ -142,28 +138,31 @@ class MemorySignalRepository:
     ) -> list[Signal]:
         claimed: list[Signal] = []
         waiting = (self.signals[i] for i in self._by_status.get(status, {}))
-        for signal in sorted(waiting, key=_queue_order):
+        for signal in sorted(waiting, key=lambda signal: signal.queue_order):
             if len(claimed) >= limit:
                 break
-            lease = self._leases.get(signal.id)
-            if lease is None or lease.until <= now:
-                self._leases[signal.id] = _Lease(owner, until)
+            if self._lease(signal.id, owner, now, until):
                 claimed.append(signal)
         return claimed
 
     async def claim_known(
         self, signals: Sequence[Signal], status: SignalStatus, owner: str, now: int, until: int
     ) -> list[Signal]:
-        claimed = []
-        for signal in signals:
-            current = self.signals.get(signal.id)
-            lease = self._leases.get(signal.id)
-            if current is None or current.status != status:
-                continue
-            if lease is None or lease.until <= now:
-                self._leases[signal.id] = _Lease(owner, until)
-                claimed.append(signal)
-        return claimed
+        return [
+            signal
+            for signal in signals
+            if (current := self.signals.get(signal.id)) is not None
+            and current.status == status
+            and self._lease(signal.id, owner, now, until)
+        ]
+
+    def _lease(self, signal_id: uuid.UUID, owner: str, now: int, until: int) -> bool:
+        """Lease the signal to `owner` until `until` if its lease is free or ran out."""
+        lease = self._leases.get(signal_id)
+        if lease is not None and lease.until > now:
+            return False
+        self._leases[signal_id] = _Lease(owner, until)
+        return True
 
     async def transition(
         self,
