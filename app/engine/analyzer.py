@@ -112,9 +112,7 @@ class Analyst:
         if not handed:
             return []
         specs = handed_specs(handed)
-        missing = {h.signal.trader_id for h in handed} - specs.keys()
-        if missing:
-            specs |= await self.traders.specs(missing)
+        specs |= await self.traders.specs({h.signal.trader_id for h in handed} - specs.keys())
         known = [
             (h.signal, specs[h.signal.trader_id]) for h in handed if h.signal.trader_id in specs
         ]
@@ -185,16 +183,15 @@ class Analyst:
             results.append(next(moved))
             if results[-1] is None:
                 log.info("signal %s moved meanwhile; %s not applied", move.signal.id, move.status)
+        ready = []
         for write, result in zip(writes, results, strict=True):
-            due = write.move.not_before
-            if result is not None and result.status == SignalStatus.WATCHING and due is not None:
-                self.parked.put(result, due)
+            if result is None:
+                continue
+            if result.status == SignalStatus.READY:
+                ready.append(Handed(result, write.spec, write.decision))
+            elif result.status == SignalStatus.WATCHING and write.move.not_before is not None:
+                self.parked.put(result, write.move.not_before)
         if self.ready is not None and handed is not None:
-            ready = [
-                Handed(result, write.spec, write.decision)
-                for write, result in zip(writes, results, strict=True)
-                if result is not None and result.status == SignalStatus.READY
-            ]
             self.ready.put(ready, handed[1])
         for write, result in zip(writes, results, strict=True):
             if result is not None and write.move.status != write.move.signal.status:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from app.domain.decision import DecisionAction, KeyLevels
-from app.domain.enums import SignalStatus, TradeStatus, TradingMode
+from app.domain.enums import SignalStatus, TradeStatus
 from app.domain.intervals import interval_ms
 from app.domain.risk import Account, EntryPlan, PastExit, Refusal, RiskManager
 from app.domain.signal import Signal
@@ -116,9 +116,9 @@ class TradeStage:
     async def _enter(self, handed: list[Handed], now: int) -> None:
         claimed = [h.signal for h in handed]
         specs = handed_specs(handed)
-        missing = {signal.trader_id for signal in claimed} - specs.keys()
-        if missing:
-            specs |= await self.traders.running_specs(missing)
+        specs |= await self.traders.running_specs(
+            {signal.trader_id for signal in claimed} - specs.keys()
+        )
         books = await self._books(list(specs.values()), now)
         decided_levels = self._decided_levels(handed)
         decided_levels |= await self.levels.levels_for(
@@ -141,8 +141,9 @@ class TradeStage:
             levels = decided_levels.get(signal.id)
             entries.append(Entry(spec, signal, decided, levels, self._limit_price(signal, levels)))
         booked = await self.orders.open_many(entries)
-        unbooked = {e.spec.id for e in entries if e.signal.id not in booked}
-        running = await self.traders.running_specs(unbooked) if unbooked else {}
+        running = await self.traders.running_specs(
+            {e.spec.id for e in entries if e.signal.id not in booked}
+        )
         for entry in entries:
             made = booked.get(entry.signal.id)
             if made is None:
@@ -180,7 +181,7 @@ class TradeStage:
         ledgers, active, exits = await asyncio.gather(
             self.store.ledgers([(spec.id, spec.mode) for spec in specs]),
             self.store.active_symbols(ids),
-            self._past_exits(protected, min((lookback[t] for t in protected), default=now)),
+            self.store.past_exits(protected, min((lookback[t] for t in protected), default=now)),
         )
         books = {}
         for spec in specs:
@@ -195,11 +196,6 @@ class TradeStage:
                 ],
             )
         return books
-
-    async def _past_exits(
-        self, trader_ids: list[uuid.UUID], since: int
-    ) -> dict[tuple[uuid.UUID, TradingMode], list[PastExit]]:
-        return await self.store.past_exits(trader_ids, since) if trader_ids else {}
 
     def _assess(
         self, spec: TraderSpec, signal: Signal, book: _Book, now: int

@@ -42,10 +42,14 @@ class DbTraderRepository:
         await self.manager.set_error(spec.id, reason)
 
     async def specs(self, trader_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, TraderSpec]:
+        if not trader_ids:
+            return {}
         rows = await models.Trader.filter(id__in=list(trader_ids))
         return {row.id: spec_of(row) for row in rows}
 
     async def running_specs(self, trader_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, TraderSpec]:
+        if not trader_ids:
+            return {}
         rows = await models.Trader.filter(
             id__in=list(trader_ids), enabled=True, status=TraderStatus.RUNNING
         )

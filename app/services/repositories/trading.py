@@ -420,6 +420,8 @@ class DbTradeStore:
     async def past_exits(
         self, trader_ids: Collection[uuid.UUID], since: int
     ) -> dict[tuple[uuid.UUID, TradingMode], list[PastExit]]:
+        if not trader_ids:
+            return {}
         rows = await models.Trade.filter(
             trader_id__in=list(trader_ids),
             status=TradeStatus.CLOSED,
