@@ -8,10 +8,12 @@ append-only and keeps plain ids rather than foreign keys so that no delete can r
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
+from tortoise.timezone import get_default_timezone, get_use_tz
 
 from app.domain.decision import AnalysisEngineKind, DecisionAction
 from app.domain.decision_quality import Outcome
@@ -41,10 +43,34 @@ def percent(**kwargs: Any) -> fields.DecimalField:
     return fields.DecimalField(max_digits=12, decimal_places=4, **kwargs)
 
 
+class DatetimeField(fields.DatetimeField):
+    """Tortoise's `DatetimeField`, the same column, decoded faster from SQLite's text.
+
+    SQLite hands a datetime back as its ISO text; Tortoise parses it with `iso8601` (9 us a
+    value, the largest share of reading rows: thousands of timestamps at every close),
+    where `datetime.fromisoformat` takes 0.13 us and gives the same moment. Anything else
+    (asyncpg's datetimes, text `fromisoformat` does not read) goes Tortoise's way. The
+    migrations record Tortoise's own field: the schema is the same."""
+
+    def to_python_value(self, value: Any) -> datetime | None:
+        if isinstance(value, str) and get_use_tz():
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                return super().to_python_value(value)
+            zone = get_default_timezone()
+            return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
+        return super().to_python_value(value)
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        _, args, kwargs = super().deconstruct()
+        return "tortoise.fields.data.DatetimeField", args, kwargs
+
+
 class User(Model):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=100, unique=True)
-    created_at = fields.DatetimeField(auto_now_add=True)
+    created_at = DatetimeField(auto_now_add=True)
 
     class Meta:
         table = "users"
@@ -60,8 +86,8 @@ class ApiToken(Model):
     user_id: int
     token_hash = fields.CharField(max_length=64, unique=True)
     name = fields.CharField(max_length=100, default="default")
-    created_at = fields.DatetimeField(auto_now_add=True)
-    last_used_at = fields.DatetimeField(null=True)
+    created_at = DatetimeField(auto_now_add=True)
+    last_used_at = DatetimeField(null=True)
     revoked = fields.BooleanField(default=False)
 
     class Meta:
@@ -82,7 +108,7 @@ class ExchangeCredential(Model):
     api_secret_encrypted = fields.TextField()
     passphrase_encrypted = fields.TextField(null=True)
     testnet = fields.BooleanField(default=True)
-    created_at = fields.DatetimeField(auto_now_add=True)
+    created_at = DatetimeField(auto_now_add=True)
 
     class Meta:
         table = "exchange_credentials"
@@ -125,8 +151,8 @@ class Trader(Model):
     exit_filter_code = fields.TextField(default="")
     status = fields.CharEnumField(TraderStatus, max_length=8, default=TraderStatus.PAUSED)
     status_reason: str | None = fields.TextField(null=True)
-    created_at = fields.DatetimeField(auto_now_add=True)
-    updated_at = fields.DatetimeField(auto_now=True)
+    created_at = DatetimeField(auto_now_add=True)
+    updated_at = DatetimeField(auto_now=True)
 
     class Meta:
         table = "traders"
@@ -157,15 +183,15 @@ class Signal(Model):
     indicators: Any = fields.JSONField(default=dict)
     status = fields.CharEnumField(SignalStatus, max_length=10, default=SignalStatus.NEW)
     status_reason: str | None = fields.TextField(null=True)
-    candle_time = fields.DatetimeField()
+    candle_time = DatetimeField()
     # Unused: analyses live in `decisions`. Kept because dropping a column on SQLite rebuilds
     # the table, and Tortoise's rebuild drops the table's indexes (signals_one_active among
     # them); a hand-written migration should drop it.
     analysis: Any = fields.JSONField(null=True)
     lease_owner = fields.CharField(max_length=64, null=True)
-    lease_until = fields.DatetimeField(null=True)
-    created_at = fields.DatetimeField(auto_now_add=True)
-    updated_at = fields.DatetimeField(auto_now=True)
+    lease_until = DatetimeField(null=True)
+    created_at = DatetimeField(auto_now_add=True)
+    updated_at = DatetimeField(auto_now=True)
 
     class Meta:
         table = "signals"
@@ -187,7 +213,7 @@ class SignalTransition(Model):
     from_status = fields.CharEnumField(SignalStatus, max_length=10)
     to_status = fields.CharEnumField(SignalStatus, max_length=10)
     reason = fields.TextField(null=True)
-    at = fields.DatetimeField()
+    at = DatetimeField()
 
     class Meta:
         table = "signal_transitions"
@@ -232,12 +258,12 @@ class Decision(Model):
     fallback_reason = fields.TextField(null=True)
     invalid_reason = fields.TextField(null=True)
     repairs = fields.IntField(default=0)
-    as_of = fields.DatetimeField()
-    created_at = fields.DatetimeField()
+    as_of = DatetimeField()
+    created_at = DatetimeField()
     outcome = fields.CharEnumField(Outcome, max_length=10, null=True)
-    outcome_at = fields.DatetimeField(null=True)
+    outcome_at = DatetimeField(null=True)
     outcome_candles = fields.IntField(null=True)
-    outcome_check_at = fields.DatetimeField(null=True)
+    outcome_check_at = DatetimeField(null=True)
 
     class Meta:
         table = "decisions"
@@ -268,7 +294,7 @@ class LlmCall(Model):
     input_tokens = fields.IntField()
     output_tokens = fields.IntField()
     latency_ms = fields.FloatField()
-    created_at = fields.DatetimeField()
+    created_at = DatetimeField()
 
     class Meta:
         table = "llm_calls"
@@ -286,7 +312,7 @@ class LlmResponse(Model):
     text = fields.TextField()
     input_tokens = fields.IntField()
     output_tokens = fields.IntField()
-    created_at = fields.DatetimeField()
+    created_at = DatetimeField()
 
     class Meta:
         table = "llm_responses"
@@ -330,8 +356,8 @@ class Trade(Model):
     exit_reason = fields.CharEnumField(ExitReason, max_length=16, null=True)
     exit_attempts = fields.IntField(default=0)
     close_requested = fields.CharEnumField(ExitReason, max_length=16, null=True)
-    opened_at = fields.DatetimeField(auto_now_add=True)
-    closed_at = fields.DatetimeField(null=True)
+    opened_at = DatetimeField(auto_now_add=True)
+    closed_at = DatetimeField(null=True)
 
     class Meta:
         table = "trades"
@@ -373,9 +399,9 @@ class Order(Model):
     status = fields.CharEnumField(OrderStatus, max_length=10, default=OrderStatus.INTENT)
     exit_reason = fields.CharEnumField(ExitReason, max_length=16, null=True)
     reason = fields.TextField(null=True)
-    expires_at = fields.DatetimeField(null=True)
-    created_at = fields.DatetimeField(auto_now_add=True)
-    updated_at = fields.DatetimeField(auto_now=True)
+    expires_at = DatetimeField(null=True)
+    created_at = DatetimeField(auto_now_add=True)
+    updated_at = DatetimeField(auto_now=True)
 
     class Meta:
         table = "orders"
@@ -405,7 +431,7 @@ class Fill(Model):
     fee = money()
     fee_currency = fields.CharField(max_length=16)
     liquidity = fields.CharEnumField(Liquidity, max_length=8)
-    time = fields.DatetimeField()
+    time = DatetimeField()
 
     class Meta:
         table = "fills"
@@ -430,7 +456,7 @@ class Ledger(Model):
     realised_pnl = money(default=0)
     positions: Any = fields.JSONField(default=dict)
     marks: Any = fields.JSONField(default=dict)
-    marked_at = fields.DatetimeField(null=True)
+    marked_at = DatetimeField(null=True)
 
     class Meta:
         table = "ledgers"
@@ -488,7 +514,7 @@ class TradeAuditLog(Model):
     action = fields.CharField(max_length=40)
     client_order_id = fields.CharField(max_length=64, null=True, db_index=True)
     details: Any = fields.JSONField(default=dict)
-    created_at = fields.DatetimeField(auto_now_add=True)
+    created_at = DatetimeField(auto_now_add=True)
 
     class Meta:
         table = "trade_audit_log"
@@ -508,13 +534,13 @@ class EngineInstance(Model):
     that runs no engine (TRADERS_ENGINE=off) answers `market` from here."""
 
     id = fields.CharField(max_length=64, primary_key=True)
-    started_at = fields.DatetimeField()
-    seen_at = fields.DatetimeField(db_index=True)
+    started_at = DatetimeField()
+    seen_at = DatetimeField(db_index=True)
     market_source = fields.CharField(max_length=200)
     is_live_market = fields.BooleanField()
     symbols: Any = fields.JSONField(default=list)
     intervals: Any = fields.JSONField(default=list)
-    last_candle_at = fields.DatetimeField(null=True)
+    last_candle_at = DatetimeField(null=True)
 
     class Meta:
         table = "engine_instances"
@@ -527,7 +553,7 @@ class EquitySnapshot(Model):
     )
     trader_id: uuid.UUID
     mode = fields.CharEnumField(TradingMode, max_length=8)
-    time = fields.DatetimeField()
+    time = DatetimeField()
     equity = money()
 
     class Meta:
@@ -557,10 +583,10 @@ class Backtest(Model):
     closes_total = fields.IntField(default=0)
     reason = fields.TextField(null=True)
     result: Any = fields.JSONField(null=True)
-    created_at = fields.DatetimeField()
-    started_at = fields.DatetimeField(null=True)
-    finished_at = fields.DatetimeField(null=True)
-    heartbeat_at = fields.DatetimeField(null=True)
+    created_at = DatetimeField()
+    started_at = DatetimeField(null=True)
+    finished_at = DatetimeField(null=True)
+    heartbeat_at = DatetimeField(null=True)
 
     class Meta:
         table = "backtests"
