@@ -21,6 +21,7 @@ from app.domain.decision_quality import Label
 from app.domain.signal import Signal
 from app.engine.clock import to_datetime, to_ms
 from app.engine.ports import DueOutcome
+from app.services.repositories.rows import insert_each
 
 RISK_REWARD_QUANTUM = Decimal("0.0001")
 
@@ -106,7 +107,7 @@ class DbDecisionRepository:
 
     async def add_many(self, decisions: Sequence[Decision]) -> None:
         if decisions:
-            await models.Decision.bulk_create([models.Decision(**columns_of(d)) for d in decisions])
+            await insert_each(models.Decision, [columns_of(d) for d in decisions])
 
     async def for_signal(self, signal_id: uuid.UUID) -> list[Decision]:
         return (await self.for_signals([signal_id]))[signal_id]

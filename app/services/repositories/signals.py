@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
@@ -27,7 +28,7 @@ from app.domain.signal_lifecycle import check_transition
 from app.engine.clock import to_datetime, to_ms
 from app.engine.ports import Move
 from app.services.repositories.locks import locked, postgres
-from app.services.repositories.rows import as_uuid, update_each
+from app.services.repositories.rows import as_uuid, insert_each, update_each
 
 
 def signal_of(row: models.Signal, owner_id: int) -> Signal:
@@ -96,24 +97,25 @@ class DbSignalRepository:
         owner, until = lease if lease is not None else (None, None)
         # A row the partial unique index refuses is skipped (INSERT OR IGNORE, ON CONFLICT
         # DO NOTHING); reading the ids back says which went in.
-        await models.Signal.bulk_create(
+        await insert_each(
+            models.Signal,
             [
-                models.Signal(
-                    id=signal.id,
-                    trader_id=signal.trader_id,
-                    symbol=signal.symbol,
-                    interval=signal.interval,
-                    side=signal.side,
-                    price=signal.price,
-                    score=signal.score,
-                    indicators=dict(signal.indicators),
-                    status=signal.status,
-                    status_reason=signal.status_reason,
-                    candle_time=to_datetime(signal.candle_time),
-                    created_at=to_datetime(signal.created_at),
-                    lease_owner=owner,
-                    lease_until=None if until is None else to_datetime(until),
-                )
+                {
+                    "id": signal.id,
+                    "trader_id": signal.trader_id,
+                    "symbol": signal.symbol,
+                    "interval": signal.interval,
+                    "side": signal.side,
+                    "price": signal.price,
+                    "score": signal.score,
+                    "indicators": dict(signal.indicators),
+                    "status": signal.status,
+                    "status_reason": signal.status_reason,
+                    "candle_time": to_datetime(signal.candle_time),
+                    "created_at": to_datetime(signal.created_at),
+                    "lease_owner": owner,
+                    "lease_until": None if until is None else to_datetime(until),
+                }
                 for signal in signals
             ],
             ignore_conflicts=True,
@@ -176,7 +178,7 @@ class DbSignalRepository:
             rows = {row.id: row for row in await locked(query)}
             results: list[Signal | None] = []
             changed: dict[uuid.UUID, models.Signal] = {}
-            transitions = []
+            transitions: list[dict[str, Any]] = []
             for move in moves:
                 row = rows.get(move.signal.id)
                 if (
@@ -191,13 +193,13 @@ class DbSignalRepository:
                 row.lease_owner, row.lease_until = move.next_owner, parked
                 changed[row.id] = row
                 transitions.append(
-                    models.SignalTransition(
-                        signal_id=row.id,
-                        from_status=move.signal.status,
-                        to_status=move.status,
-                        reason=move.reason,
-                        at=to_datetime(at),
-                    )
+                    {
+                        "signal_id": row.id,
+                        "from_status": move.signal.status,
+                        "to_status": move.status,
+                        "reason": move.reason,
+                        "at": to_datetime(at),
+                    }
                 )
                 results.append(move.signal.with_status(move.status, move.reason))
             if changed:
@@ -205,7 +207,7 @@ class DbSignalRepository:
                     list(changed.values()),
                     ["status", "status_reason", "lease_owner", "lease_until"],
                 )
-                await models.SignalTransition.bulk_create(transitions)
+                await insert_each(models.SignalTransition, transitions)
         return results
 
     async def defer_many(self, deferrals: Sequence[tuple[Signal, str, int]]) -> set[uuid.UUID]:

@@ -45,7 +45,7 @@ from app.engine.audit import AuditEntry, intent_entry, report_entries
 from app.engine.clock import to_datetime, to_ms
 from app.engine.ports import Booked, ExitLevels, OpenPosition, PositionView
 from app.services.repositories.locks import locked, postgres
-from app.services.repositories.rows import as_uuid, update_each
+from app.services.repositories.rows import as_uuid, insert_each, update_each
 
 ModelT = TypeVar("ModelT", bound=models.Model)
 
@@ -206,16 +206,19 @@ def _order_columns(order: Order) -> dict[str, Any]:
 
 async def _append(entries: Collection[AuditEntry]) -> None:
     if entries:
-        await models.TradeAuditLog.bulk_create(
-            models.TradeAuditLog(
-                owner_id=e.owner_id,
-                trader_id=e.trader_id,
-                action=e.action,
-                client_order_id=e.client_order_id,
-                details=dict(e.details),
-                created_at=to_datetime(e.time),
-            )
-            for e in entries
+        await insert_each(
+            models.TradeAuditLog,
+            [
+                {
+                    "owner_id": e.owner_id,
+                    "trader_id": e.trader_id,
+                    "action": e.action,
+                    "client_order_id": e.client_order_id,
+                    "details": dict(e.details),
+                    "created_at": to_datetime(e.time),
+                }
+                for e in entries
+            ],
         )
 
 
@@ -448,7 +451,7 @@ class DbTradeStore:
                     id__in=list({trade.trader_id for trade, _ in entries}),
                     enabled=True,
                     status=TraderStatus.RUNNING,
-                )
+                ).only("id")
                 if postgres():
                     query = query.select_for_update(no_key=True)
                 running = {row.id for row in await query}
@@ -462,11 +465,11 @@ class DbTradeStore:
                     for trade, order in entries
                     if trade.trader_id in running and order.client_order_id not in taken
                 ]
-                await models.Trade.bulk_create(
-                    models.Trade(id=trade.id, **_trade_columns(trade)) for trade, _ in chosen
+                await insert_each(
+                    models.Trade, [{"id": t.id, **_trade_columns(t)} for t, _ in chosen]
                 )
-                await models.Order.bulk_create(
-                    models.Order(id=order.id, **_order_columns(order)) for _, order in chosen
+                await insert_each(
+                    models.Order, [{"id": o.id, **_order_columns(o)} for _, o in chosen]
                 )
                 await _append([intent_entry(order) for _, order in chosen])
             self._active.apply(trade for trade, _ in chosen)
@@ -499,8 +502,8 @@ class DbTradeStore:
                         amount=trade.amount,
                     ).update(exit_attempts=F("exit_attempts") + 1, close_requested=None):
                         begun.append((trade, order))
-                await models.Order.bulk_create(
-                    models.Order(id=order.id, **_order_columns(order)) for _, order in begun
+                await insert_each(
+                    models.Order, [{"id": o.id, **_order_columns(o)} for _, o in begun]
                 )
                 await _append([intent_entry(order) for _, order in begun])
             for trade, _ in begun:
@@ -637,7 +640,7 @@ class _Books:
         }
         self.ledgers = {key: ledger_of(row) for key, row in ledgers.items()}
         self.performances = {key: performance_of(row) for key, row in performances.items()}
-        self.fills: list[models.Fill] = []
+        self.fills: list[dict[str, Any]] = []
         self.audit: list[AuditEntry] = []
         self.changed_orders: set[uuid.UUID] = set()
         self.changed_trades: set[uuid.UUID] = set()
@@ -696,19 +699,19 @@ class _Books:
         for fill in done.fills:
             self.fill_ids[current.id].add(fill.id)
             self.fills.append(
-                models.Fill(
-                    id=fill.id,
-                    order_id=current.id,
-                    trade_id=trade.id,
-                    trader_id=trade.trader_id,
-                    amount=fill.amount,
-                    price=fill.price,
-                    expected_price=fill.expected_price,
-                    fee=fill.fee,
-                    fee_currency=LEDGER_CURRENCY,
-                    liquidity=fill.liquidity,
-                    time=to_datetime(fill.time),
-                )
+                {
+                    "id": fill.id,
+                    "order_id": current.id,
+                    "trade_id": trade.id,
+                    "trader_id": trade.trader_id,
+                    "amount": fill.amount,
+                    "price": fill.price,
+                    "expected_price": fill.expected_price,
+                    "fee": fill.fee,
+                    "fee_currency": LEDGER_CURRENCY,
+                    "liquidity": fill.liquidity,
+                    "time": to_datetime(fill.time),
+                }
             )
         self.audit.extend(report_entries(current, done))
         return Booked(done.order, done.trade, done.fills, done.opened, done.closed, done.ended)
@@ -738,8 +741,7 @@ class _Books:
             ],
             PERFORMANCE_FIELDS,
         )
-        if self.fills:
-            await models.Fill.bulk_create(self.fills)
+        await insert_each(models.Fill, self.fills)
         await _append(self.audit)
 
 
