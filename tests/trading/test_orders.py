@@ -20,14 +20,16 @@ from app.db.models import Trader, User
 from app.domain.enums import (
     ExitReason,
     OrderPurpose,
+    OrderSide,
     OrderStatus,
+    OrderType,
     Side,
     SignalStatus,
     TradeStatus,
     TradingMode,
 )
 from app.domain.fill_model import FillModel
-from app.domain.orders import Order, OrderReport
+from app.domain.orders import Order, OrderReport, exit_order_id
 from app.domain.risk import EntryPlan
 from app.domain.signal import Signal
 from app.domain.trade import Trade
@@ -223,6 +225,47 @@ async def test_two_exits_of_one_trade_never_fly_at_once(
     assert await orders.reconcile() == 1
     trade = await models.Trade.get(id=booked.trade.id)
     assert (trade.status, trade.exit_reason) == (TradeStatus.CLOSED, ExitReason.MANUAL)
+
+
+async def test_an_exit_begun_from_a_stale_read_of_its_trade_is_refused(
+    db: str, clock: ReplayClock, quotes: MarketQuotes
+) -> None:
+    orders = manager(demo(quotes, clock), clock)
+    trades = []
+    for _ in range(3):
+        signal, spec = await ready_signal()
+        booked = await orders.open(spec, signal, PLAN, None)  # type: ignore[arg-type]
+        assert booked is not None
+        trades.append(booked.trade)
+    closed, stale, fresh = trades
+    assert await orders.close(closed, ExitReason.MANUAL) is not None  # closed since read
+    await models.Trade.filter(id=stale.id).update(exit_attempts=1)  # another exit since
+    store = DbTradeStore()
+    exits = [(trade, exit_order(trade)) for trade in trades]
+    assert await store.begin_exits(exits) == {fresh.id}
+    rows = {row.id: row for row in await models.Trade.filter(id__in=[t.id for t in trades])}
+    assert [rows[t.id].exit_attempts for t in trades] == [1, 1, 1]
+    assert (
+        await models.Order.filter(purpose=OrderPurpose.EXIT, status=OrderStatus.INTENT).count() == 1
+    )
+
+
+def exit_order(trade: Trade) -> Order:
+    return Order(
+        id=uuid.uuid4(),
+        client_order_id=exit_order_id(trade.id, trade.exit_attempts + 1),
+        trader_id=trade.trader_id,
+        owner_id=trade.owner_id,
+        trade_id=trade.id,
+        mode=trade.mode,
+        purpose=OrderPurpose.EXIT,
+        symbol=trade.symbol,
+        side=OrderSide.SELL,
+        type=OrderType.MARKET,
+        amount=trade.held,
+        created_at=START + STEP,
+        exit_reason=ExitReason.MANUAL,
+    )
 
 
 async def test_no_entry_is_recorded_for_a_disabled_trader(

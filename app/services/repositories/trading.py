@@ -24,7 +24,6 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -489,19 +488,28 @@ class DbTradeStore:
                         status__in=NOT_FINAL,
                     ).values_list("trade_id", flat=True)
                 }
+                # A compare-and-set per trade, checked against the rows as they are now
+                # (locked on PostgreSQL until the commit): still open, as many attempts and
+                # as much held as the caller read; written in one statement for all.
+                query = models.Trade.filter(
+                    id__in=[trade.id for trade, _ in exits if trade.id not in in_flight]
+                ).only("id", "status", "exit_attempts", "amount", "close_requested")
+                rows = {row.id: row for row in await locked(query)}
                 begun = []
                 for trade, order in exits:
-                    if trade.id in in_flight:
+                    row = rows.get(trade.id)
+                    if (
+                        row is None
+                        or row.status != TradeStatus.OPEN
+                        or row.exit_attempts != trade.exit_attempts
+                        or row.amount != trade.amount
+                    ):
                         continue
-                    # A compare-and-set per trade: still open, as many attempts and as much
-                    # held as the caller read (the row stays locked until the commit).
-                    if await models.Trade.filter(
-                        id=trade.id,
-                        status=TradeStatus.OPEN,
-                        exit_attempts=trade.exit_attempts,
-                        amount=trade.amount,
-                    ).update(exit_attempts=F("exit_attempts") + 1, close_requested=None):
-                        begun.append((trade, order))
+                    row.exit_attempts, row.close_requested = row.exit_attempts + 1, None
+                    begun.append((trade, order))
+                await update_each(
+                    [rows[trade.id] for trade, _ in begun], ["exit_attempts", "close_requested"]
+                )
                 await insert_each(
                     models.Order, [{"id": o.id, **_order_columns(o)} for _, o in begun]
                 )
