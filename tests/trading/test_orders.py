@@ -355,25 +355,31 @@ async def test_the_open_positions_an_analysis_sees_are_the_open_trades_only(
 async def test_the_active_trades_kept_in_memory_are_those_of_the_database(
     db: str, clock: ReplayClock, quotes: MarketQuotes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The store keeps every active trade between reads (the position monitor's round at
-    each price update) and applies its own writes to them: after each kind of write they
-    are what a fresh read of the database gives."""
+    """The store keeps every active trade and every ledger between reads (the position
+    monitor's round at each price update, the risk check of a close's entries) and applies
+    its own writes to them: after each kind of write they are what a fresh read of the
+    database gives."""
     store = DbTradeStore()
 
     def route(order: Order) -> TradeExecutor:
         return demo(quotes, clock)
 
     orders = OrderManager(store, route, CollectingNotifier(), clock, FixedInstruments())
+    accounts: list[tuple[uuid.UUID, TradingMode]] = []
 
     async def same() -> list[Trade]:
         kept = await store.active_trades()
         assert kept == await DbTradeStore().active_trades()
         traders = {trade.trader_id for trade in kept}
         assert await store.open_positions(traders) == await DbTradeStore().open_positions(traders)
+        held = await store.active_symbols(traders)
+        assert held == await DbTradeStore().active_symbols(traders)
+        assert await store.ledgers(accounts) == await DbTradeStore().ledgers(accounts)
         return kept
 
     assert await same() == []
     opened, resting = await open_and_resting(orders)
+    accounts += [(t.trader_id, t.mode) for t in (opened.trade, resting.trade)]
     assert {t.id: t.status for t in await same()} == {
         opened.trade.id: TradeStatus.OPEN,
         resting.trade.id: TradeStatus.PENDING,
@@ -389,22 +395,26 @@ async def test_the_active_trades_kept_in_memory_are_those_of_the_database(
     assert left.id == resting.trade.id and left.stop_loss != D(40)
     # Another process's write shows once the kept trades are due to be read again.
     await models.Trade.filter(id=resting.trade.id).update(stop_loss=D(40))
+    await models.Ledger.filter(trader_id=resting.trade.trader_id).update(cash=D(1))
     assert (await store.active_trades())[0].stop_loss == left.stop_loss
-    monkeypatch.setattr(trading_store, "ACTIVE_FRESH_S", 0.0)
+    assert (await store.ledger(resting.trade.trader_id, resting.trade.mode)).cash != D(1)
+    monkeypatch.setattr(trading_store, "KEPT_FRESH_S", 0.0)
     assert (await same())[0].stop_loss == D(40)
+    assert (await store.ledger(resting.trade.trader_id, resting.trade.mode)).cash == D(1)
 
 
 def test_a_read_of_the_active_trades_begun_before_a_write_is_not_kept() -> None:
     active = trading_store._ActiveTrades()
     trade = Trade(uuid.uuid4(), uuid.uuid4(), 1, TradingMode.DEMO, "BTC/USDT", START)
+    read = {trade.id: trade}
     begun = active.generation
     with active.writing():
         during = active.generation
-    active.keep([trade], begun, time.monotonic())
-    active.keep([trade], during, time.monotonic())
-    assert active.get() is None
+    active.keep(read, begun, time.monotonic())
+    active.keep(read, during, time.monotonic())
+    assert active.sorted() is None
     with active.writing():
-        active.keep([trade], active.generation, time.monotonic())  # under way
-    assert active.get() is None
-    active.keep([trade], active.generation, time.monotonic())
-    assert active.get() == [trade]
+        active.keep(read, active.generation, time.monotonic())  # under way
+    assert active.sorted() is None
+    active.keep(read, active.generation, time.monotonic())
+    assert active.sorted() == [trade]

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
@@ -47,9 +47,11 @@ from app.services.repositories.locks import locked, postgres
 from app.services.repositories.rows import as_uuid, insert_each, update_each
 
 ModelT = TypeVar("ModelT", bound=models.Model)
+K = TypeVar("K")
+V = TypeVar("V")
 
 ACTIVE = (TradeStatus.PENDING, TradeStatus.OPEN)
-ACTIVE_FRESH_S = 30.0
+KEPT_FRESH_S = 30.0
 NOT_FINAL = (OrderStatus.INTENT, OrderStatus.OPEN)
 PERFORMANCE_FIELDS = tuple(f.name for f in dataclasses.fields(Performance))
 TRADE_COLUMNS = (
@@ -240,58 +242,76 @@ async def _each_alone_on_conflict(
     return recorded
 
 
-class _ActiveTrades:
-    """Every active trade as last read, for the position monitor's round at each price
-    update: reading them all takes 10-40 ms at a candle close, on the connection that the
-    close's entries need. The store applies its own writes to it as they commit (a trade
-    entered, booked, exited, its levels or trailing high changed), and drops it when a
-    write fails; a read that began before a write is not kept. What another process writes
-    (a trader deleted with its trades) shows at the next read, at most `ACTIVE_FRESH_S`
-    later; a close that acts on such a trade is refused by the store's compare-and-set."""
+class _Kept(Generic[K, V]):
+    """Rows of one table as last read whole, for the reads at every candle close (the
+    position monitor's round over every active trade, the risk check of the entries'
+    ledgers): reading them takes 10-40 ms at a close, on the connection that the close's
+    entries need. The store applies its own writes as they commit (`put`, `drop`), and
+    forgets everything when a write fails; a read that began before a write began or
+    ended, or while one is under way, is not kept. What another process writes shows at
+    the next read, at most `KEPT_FRESH_S` later: a trade it closed still counts against
+    the trader's positions, cash it freed is not yet spent (the risk check errs on the
+    side of caution), and the bookings themselves always read and lock the rows."""
 
     def __init__(self) -> None:
         self.generation = 0
-        self._trades: dict[uuid.UUID, Trade] | None = None
+        self._values: dict[K, V] | None = None
         self._read_at = 0.0
         self._writes = 0
 
-    def get(self) -> list[Trade] | None:
-        if self._trades is None or time.monotonic() - self._read_at >= ACTIVE_FRESH_S:
+    def get(self) -> dict[K, V] | None:
+        if self._values is None or time.monotonic() - self._read_at >= KEPT_FRESH_S:
             return None
-        return sorted(self._trades.values(), key=lambda t: (t.opened_at, str(t.id)))
+        return self._values
 
-    def keep(self, trades: list[Trade], generation: int, read_at: float) -> None:
+    def keep(self, values: dict[K, V], generation: int, read_at: float) -> None:
         """Keep a read begun at `generation` and `read_at`, unless a write began or ended
         since or is under way."""
         if generation == self.generation and not self._writes:
-            self._trades, self._read_at = {t.id: t for t in trades}, read_at
+            self._values, self._read_at = values, read_at
 
-    def kept(self, trade_id: uuid.UUID) -> Trade | None:
-        return None if self._trades is None else self._trades.get(trade_id)
+    def kept(self, key: K) -> V | None:
+        return None if self._values is None else self._values.get(key)
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
-        """Around a write, which `apply`s what it committed; if it raises, the trades kept
-        are dropped."""
+        """Around a write, which `put`s and `drop`s what it committed; if it raises, what
+        is kept is forgotten."""
         self._writes += 1
         try:
             yield
         except BaseException:
-            self._trades = None
+            self._values = None
             raise
         finally:
             self._writes -= 1
             self.generation += 1
 
+    def put(self, key: K, value: V) -> None:
+        if self._values is not None:
+            self._values[key] = value
+
+    def drop(self, key: K) -> None:
+        if self._values is not None:
+            self._values.pop(key, None)
+
+
+class _ActiveTrades(_Kept[uuid.UUID, Trade]):
+    """Every active trade."""
+
+    def sorted(self) -> list[Trade] | None:
+        kept = self.get()
+        return (
+            None if kept is None else sorted(kept.values(), key=lambda t: (t.opened_at, str(t.id)))
+        )
+
     def apply(self, changed: Iterable[Trade]) -> None:
         """Trades as a write left them: active ones kept, the others gone."""
-        if self._trades is None:
-            return
         for trade in changed:
             if trade.active:
-                self._trades[trade.id] = trade
+                self.put(trade.id, trade)
             else:
-                self._trades.pop(trade.id, None)
+                self.drop(trade.id)
 
 
 class DbTradeStore:
@@ -299,6 +319,7 @@ class DbTradeStore:
         self.balance = balance
         self._opened: set[tuple[uuid.UUID, TradingMode]] = set()
         self._active = _ActiveTrades()
+        self._ledgers: _Kept[tuple[uuid.UUID, TradingMode], Ledger] = _Kept()
 
     @staticmethod
     def _trades(query: QuerySet[models.Trade]) -> Any:
@@ -345,15 +366,20 @@ class DbTradeStore:
     async def ledgers(
         self, accounts: Collection[tuple[uuid.UUID, TradingMode]]
     ) -> dict[tuple[uuid.UUID, TradingMode], Ledger]:
-        await self._open_accounts(accounts)
-        rows = await models.Ledger.filter(trader_id__in=list({t for t, _ in accounts}))
-        found = {(as_uuid(row.trader_id), row.mode): row for row in rows}
-        return {key: ledger_of(found[key]) for key in accounts}
+        """From the ledgers kept in memory when they are fresh and hold every account asked
+        for (the risk check of a close's entries); else every ledger, read and kept."""
+        kept = self._ledgers.get()
+        if kept is None or not all(account in kept for account in accounts):
+            await self._open_accounts(accounts)
+            generation, read_at = self._ledgers.generation, time.monotonic()
+            kept = {(as_uuid(r.trader_id), r.mode): ledger_of(r) for r in await models.Ledger.all()}
+            self._ledgers.keep(kept, generation, read_at)
+        return {account: kept[account] for account in accounts}
 
     async def active_trades(self, trader_ids: Collection[uuid.UUID] | None = None) -> list[Trade]:
-        """All of them from memory (read in the last `ACTIVE_FRESH_S`, and as this store's
+        """All of them from memory (read in the last `KEPT_FRESH_S`, and as this store's
         writes left them since); those of some traders always from the database."""
-        if trader_ids is None and (kept := self._active.get()) is not None:
+        if trader_ids is None and (kept := self._active.sorted()) is not None:
             return kept
         generation, read_at = self._active.generation, time.monotonic()
         query = models.Trade.filter(status__in=ACTIVE)
@@ -362,7 +388,7 @@ class DbTradeStore:
         rows = await self._trades(query.order_by("opened_at", "id"))
         trades = [trade_of(row) for row in rows]
         if trader_ids is None:
-            self._active.keep(trades, generation, read_at)
+            self._active.keep({trade.id: trade for trade in trades}, generation, read_at)
         return trades
 
     async def open_positions(
@@ -371,7 +397,7 @@ class DbTradeStore:
         """From the active trades kept in memory when they are fresh, as the position
         monitor sees them."""
         found: dict[uuid.UUID, list[PositionView]] = {trader: [] for trader in trader_ids}
-        if found and (kept := self._active.get()) is not None:
+        if found and (kept := self._active.sorted()) is not None:
             for trade in kept:
                 if trade.status == TradeStatus.OPEN and trade.trader_id in found:
                     found[trade.trader_id].append(
@@ -388,8 +414,13 @@ class DbTradeStore:
         return found
 
     async def active_symbols(self, trader_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
+        """From the active trades kept in memory when they are fresh."""
         found: dict[uuid.UUID, set[str]] = {trader: set() for trader in trader_ids}
-        if found:
+        if found and (kept := self._active.get()) is not None:
+            for trade in kept.values():
+                if trade.trader_id in found:
+                    found[trade.trader_id].add(trade.symbol)
+        elif found:
             rows = await models.Trade.filter(
                 trader_id__in=list(found), status__in=ACTIVE
             ).values_list("trader_id", "symbol")
@@ -529,12 +560,14 @@ class DbTradeStore:
         if not reports:
             return []
         await self._open_accounts([(order.trader_id, order.mode) for order, _ in reports])
-        with self._active.writing():
+        with self._active.writing(), self._ledgers.writing():
             async with in_transaction():
                 books = await _Books.read(reports)
                 booked = [books.book(order, report, now) for order, report in reports]
                 await books.write(now)
             self._active.apply(books.trades[i] for i in books.changed_trades)
+            for account in books.accounts:
+                self._ledgers.put(account, books.ledgers[account])
         return booked
 
     async def request_close(self, trade_id: uuid.UUID, reason: str) -> bool:
