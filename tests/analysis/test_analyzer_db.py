@@ -4,6 +4,7 @@ rejection that trades nothing, while the stage goes on with the next signal."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -212,6 +213,8 @@ async def test_a_leased_signal_is_not_claimed_twice_and_a_parked_one_waits(db: s
     assert await signals.claim(SignalStatus.WATCHING, "b", 9999, 20_000, 10) == []
     [again] = await signals.claim(SignalStatus.WATCHING, "b", 10_000, 20_000, 10)
     assert await signals.defer_many([(again, "a", 30_000)]) == set()
+    stale = dataclasses.replace(again, status=SignalStatus.NEW)  # read before it moved
+    assert await signals.defer_many([(stale, "b", 30_000)]) == set()
     assert await signals.defer_many([(again, "b", 30_000)]) == {again.id}
     assert await signals.claim(SignalStatus.WATCHING, "c", 29_999, 40_000, 10) == []
     with pytest.raises(InvalidTransitionError):

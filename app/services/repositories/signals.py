@@ -9,7 +9,8 @@ each other; on every back end the lease is a compare-and-set on the rows (one st
 the whole batch), so a claim never takes a signal someone else holds. `transition_many` is a
 compare-and-set too, per move, checked against the lifecycle first and recorded in
 `signal_transitions` in the same transaction; a batch of moves (a claim's decisions) is
-one read and three writes, whatever its size.
+one read and three writes, whatever its size, and a batch of deferrals one read and one
+write.
 """
 
 from __future__ import annotations
@@ -211,16 +212,25 @@ class DbSignalRepository:
         return results
 
     async def defer_many(self, deferrals: Sequence[tuple[Signal, str, int]]) -> set[uuid.UUID]:
-        parked: set[uuid.UUID] = set()
         if not deferrals:
-            return parked
+            return set()
         async with in_transaction():
+            # A compare-and-set per signal (still where it was, still this owner's), checked
+            # against the rows as they are now (locked on PostgreSQL until the commit) and
+            # written in one statement for all, as the moves are.
+            query = models.Signal.filter(id__in=[signal.id for signal, _, _ in deferrals]).only(
+                "id", "status", "lease_owner", "lease_until"
+            )
+            rows = {row.id: row for row in await locked(query)}
+            parked: dict[uuid.UUID, models.Signal] = {}
             for signal, owner, until in deferrals:
-                if await models.Signal.filter(
-                    id=signal.id, status=signal.status, lease_owner=owner
-                ).update(lease_owner=None, lease_until=to_datetime(until)):
-                    parked.add(signal.id)
-        return parked
+                row = rows.get(signal.id)
+                if row is None or row.status != signal.status or row.lease_owner != owner:
+                    continue
+                row.lease_owner, row.lease_until = None, to_datetime(until)
+                parked[row.id] = row
+            await update_each(list(parked.values()), ["lease_owner", "lease_until"])
+        return set(parked)
 
     async def _load(self, ids: Sequence[uuid.UUID]) -> list[Signal]:
         if not ids:
