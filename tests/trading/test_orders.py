@@ -20,16 +20,14 @@ from app.db.models import Trader, User
 from app.domain.enums import (
     ExitReason,
     OrderPurpose,
-    OrderSide,
     OrderStatus,
-    OrderType,
     Side,
     SignalStatus,
     TradeStatus,
     TradingMode,
 )
 from app.domain.fill_model import FillModel
-from app.domain.orders import Order, OrderReport, exit_order_id
+from app.domain.orders import Order, OrderReport
 from app.domain.risk import EntryPlan
 from app.domain.signal import Signal
 from app.domain.trade import Trade
@@ -39,7 +37,7 @@ from app.engine.executors.base import Balance, ExecutorError, TradeExecutor
 from app.engine.executors.demo import DemoTradeExecutor
 from app.engine.klines import KlineStore
 from app.engine.memory import CollectingNotifier
-from app.engine.orders import ENTRY_INTENT_TTL_MS, STUCK_INTENT_MS, OrderManager
+from app.engine.orders import ENTRY_INTENT_TTL_MS, STUCK_INTENT_MS, Exit, OrderManager
 from app.engine.ports import Booked, ExitLevels
 from app.engine.prices import MarketQuotes
 from app.services.repositories import trading as trading_store
@@ -241,30 +239,12 @@ async def test_an_exit_begun_from_a_stale_read_of_its_trade_is_refused(
     assert await orders.close(closed, ExitReason.MANUAL) is not None  # closed since read
     await models.Trade.filter(id=stale.id).update(exit_attempts=1)  # another exit since
     store = DbTradeStore()
-    exits = [(trade, exit_order(trade)) for trade in trades]
+    exits = [(t, OrderManager._exit_order(Exit(t, ExitReason.MANUAL), START)) for t in trades]
     assert await store.begin_exits(exits) == {fresh.id}
     rows = {row.id: row for row in await models.Trade.filter(id__in=[t.id for t in trades])}
     assert [rows[t.id].exit_attempts for t in trades] == [1, 1, 1]
     assert (
         await models.Order.filter(purpose=OrderPurpose.EXIT, status=OrderStatus.INTENT).count() == 1
-    )
-
-
-def exit_order(trade: Trade) -> Order:
-    return Order(
-        id=uuid.uuid4(),
-        client_order_id=exit_order_id(trade.id, trade.exit_attempts + 1),
-        trader_id=trade.trader_id,
-        owner_id=trade.owner_id,
-        trade_id=trade.id,
-        mode=trade.mode,
-        purpose=OrderPurpose.EXIT,
-        symbol=trade.symbol,
-        side=OrderSide.SELL,
-        type=OrderType.MARKET,
-        amount=trade.held,
-        created_at=START + STEP,
-        exit_reason=ExitReason.MANUAL,
     )
 
 
