@@ -81,11 +81,52 @@ def _levels(
     return levels, multiple
 
 
-def judge_setup(
-    direction: Side, candles: CandleArrays, risk: RiskSettings, symbol: str
-) -> RuleVerdict:
-    """The rule engine's verdict on a `direction` trade on `candles` (oldest first)."""
+@dataclass(frozen=True, slots=True)
+class Readings:
+    """What the rules read off a candle window, whatever the trade: the same for every
+    trader judging one symbol at one close, so an engine may compute it once for all."""
+
+    close: float
+    ema_fast: float
+    ema_slow: float
+    slope: float
+    adx: float
+    rsi: float
+    hist: tuple[float, float]  # the MACD histogram's last two values
+    atr: float
+
+
+def read_setup(candles: CandleArrays) -> Readings | None:
+    """The indicators of `candles` (oldest first); None with fewer than `MIN_CANDLES`."""
     if len(candles.close) < MIN_CANDLES:
+        return None
+    slow_line = INDICATORS["ema"](candles, period=50)["value"]
+    ema_slow = float(slow_line[-1])
+    hist = INDICATORS["macd"](candles)["hist"]
+    return Readings(
+        close=float(candles.close[-1]),
+        ema_fast=_last("ema", candles, period=20),
+        ema_slow=ema_slow,
+        slope=ema_slow - float(slow_line[-6]),
+        adx=_last("adx", candles),
+        rsi=_last("rsi", candles),
+        hist=(float(hist[-2]), float(hist[-1])),
+        atr=_last("atr", candles),
+    )
+
+
+def judge_setup(
+    direction: Side,
+    candles: CandleArrays,
+    risk: RiskSettings,
+    symbol: str,
+    readings: Readings | None = None,
+) -> RuleVerdict:
+    """The rule engine's verdict on a `direction` trade on `candles` (oldest first);
+    `readings`: `read_setup(candles)`, when the caller has it already."""
+    if readings is None:
+        readings = read_setup(candles)
+    if readings is None:
         return RuleVerdict(
             DecisionAction.BAD_SETUP,
             direction,
@@ -96,14 +137,14 @@ def judge_setup(
             judged=False,
         )
     sign = 1.0 if direction == Side.LONG else -1.0
-    close = float(candles.close[-1])
-    slow_line = INDICATORS["ema"](candles, period=50)["value"]
-    ema_fast, ema_slow = _last("ema", candles, period=20), float(slow_line[-1])
-    slope = ema_slow - float(slow_line[-6])
-    adx = _last("adx", candles)
-    rsi = _last("rsi", candles)
-    hist = INDICATORS["macd"](candles)["hist"]
-    atr = _last("atr", candles)
+    close, ema_fast, ema_slow = readings.close, readings.ema_fast, readings.ema_slow
+    slope, adx, rsi, hist, atr = (
+        readings.slope,
+        readings.adx,
+        readings.rsi,
+        readings.hist,
+        readings.atr,
+    )
     atr_percent = atr / close * 100
     notes: list[str] = []
     score = 0.0
