@@ -58,6 +58,10 @@ class Handoff:
         self._held: list[tuple[Handed, int]] = []
         self._arrived = asyncio.Event()
         self._store_at: int | None = None
+        self._in_work: set[uuid.UUID] = set()
+        self._worked = asyncio.Event()
+        self._worked.set()
+        self._listened = False
 
     def lease(self, now: int) -> tuple[str, int]:
         """The lease to write with signals handed over at `now`: (owner, until)."""
@@ -68,6 +72,7 @@ class Handoff:
         if handed:
             self._held.extend((item, until) for item in handed)
             self._arrived.set()
+            self._worked.clear()
 
     def take(self, now: int, limit: int) -> list[Handed]:
         """Up to `limit` of the signals handed over, oldest first (the store's queue
@@ -79,7 +84,24 @@ class Handoff:
         taken, self._held = held[:limit], held[limit:]
         if taken:
             self._store_at = now + STORE_PAUSE_MS
+        self._in_work.update(handed.signal.id for handed, _ in taken)
+        self._check_worked()
         return [handed for handed, _ in taken]
+
+    def worked(self, handed: Sequence[Handed]) -> None:
+        """The taker is done with `handed` (entered them, or refused them)."""
+        self._in_work.difference_update(h.signal.id for h in handed)
+        self._check_worked()
+
+    def _check_worked(self) -> None:
+        if not self._held and not self._in_work:
+            self._worked.set()
+
+    async def until_worked(self) -> None:
+        """Return once the taker is done with everything handed over so far; at once when
+        no taker listens for hand-offs (a backtest runs its stages one after the other)."""
+        if self._listened:
+            await self._worked.wait()
 
     async def take_or_claim(
         self, store: SignalRepository, status: SignalStatus, now: int, limit: int
@@ -96,6 +118,7 @@ class Handoff:
 
     async def arrived(self) -> None:
         """Return once signals were handed over since the last return."""
+        self._listened = True
         await self._arrived.wait()
         self._arrived.clear()
 

@@ -111,6 +111,8 @@ class TradeStage:
             await self._enter(handed, now)
         except Exception:
             log.exception("entering %d ready signals failed; their leases run out", len(handed))
+        finally:
+            self.handoff.worked(handed)
         return len(handed)
 
     async def _enter(self, handed: list[Handed], now: int) -> None:

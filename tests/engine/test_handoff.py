@@ -46,3 +46,24 @@ async def test_the_store_is_looked_at_once_a_second_and_not_right_after_a_hand_o
     assert await handoff.take_or_claim(store, SignalStatus.NEW, 3_499, 10) == []
     [claimed] = await handoff.take_or_claim(store, SignalStatus.NEW, 3_500, 10)
     assert claimed.signal.id == second.id and claimed.spec is None
+
+
+async def test_the_taker_is_waited_for_only_while_it_listens_and_until_it_is_done() -> None:
+    handoff = Handoff("trade-1", lease_ms=1_000)
+    first, second = Handed(signal(1)), Handed(signal(2))
+    handoff.put([first], until=2_000)
+    await asyncio.wait_for(handoff.until_worked(), 0.1)  # nobody listens: a backtest
+    listening = asyncio.create_task(handoff.arrived())
+    await asyncio.sleep(0)
+    assert listening.done()
+    handoff.put([second], until=2_000)
+    done = asyncio.create_task(handoff.until_worked())
+    assert handoff.take(now=500, limit=1) == [first]
+    await asyncio.sleep(0)
+    assert not done.done()  # one still handed, one in work
+    handoff.worked([first])
+    assert handoff.take(now=500, limit=10) == [second]
+    await asyncio.sleep(0)
+    assert not done.done()
+    handoff.worked([second])
+    await asyncio.wait_for(done, 0.1)
