@@ -32,7 +32,7 @@ from app.domain.risk import EntryPlan
 from app.domain.signal import Signal
 from app.domain.trade import Trade
 from app.domain.trader_spec import RiskSettings
-from app.engine.clock import ReplayClock
+from app.engine.clock import ReplayClock, to_ms
 from app.engine.executors.base import Balance, ExecutorError, TradeExecutor
 from app.engine.executors.demo import DemoTradeExecutor
 from app.engine.klines import KlineStore
@@ -223,6 +223,21 @@ async def test_two_exits_of_one_trade_never_fly_at_once(
     assert await orders.reconcile() == 1
     trade = await models.Trade.get(id=booked.trade.id)
     assert (trade.status, trade.exit_reason) == (TradeStatus.CLOSED, ExitReason.MANUAL)
+
+
+async def test_an_order_s_times_are_the_engine_clock_s(
+    db: str, clock: ReplayClock, quotes: MarketQuotes
+) -> None:
+    """Recorded and booked at the replay clock's moments, not the database's wall clock."""
+    signal, spec = await ready_signal()
+    with pytest.raises(Crash):
+        await manager(Dying(), clock).open(spec, signal, PLAN, None)  # type: ignore[arg-type]
+    intent = await models.Order.get()
+    assert to_ms(intent.created_at) == to_ms(intent.updated_at) == clock.now()
+    clock.advance(clock.now() + 1_000)
+    assert await manager(demo(quotes, clock), clock).reconcile() == 1
+    booked = await models.Order.get()
+    assert (booked.status, to_ms(booked.updated_at)) == (OrderStatus.CLOSED, clock.now())
 
 
 async def test_an_exit_begun_from_a_stale_read_of_its_trade_is_refused(

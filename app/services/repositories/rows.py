@@ -38,13 +38,17 @@ async def update_each(rows: Sequence[ModelT], fields: Sequence[str]) -> None:
     """Write `fields` of each of `rows` (all of one model) by its primary key."""
     if not rows or not fields:
         return
-    meta = type(rows[0])._meta
+    model = type(rows[0])
+    meta = model._meta
     db = meta.db
-    sql = db.executor_class(model=type(rows[0]), db=db).get_update_sql(fields, None)
+    sql = db.executor_class(model=model, db=db).get_update_sql(fields, None)
     columns = [meta.fields_map[name] for name in fields]
+    # Encoded as values of the model, not of the row: given the row, Tortoise would write
+    # an auto_now timestamp (an order's updated_at) with the wall clock's time instead of
+    # the engine clock's that the caller set.
     values = [
-        [field.to_db_value(getattr(row, field.model_field_name), row) for field in columns]
-        + [meta.pk.to_db_value(row.pk, row)]
+        [field.to_db_value(getattr(row, field.model_field_name), model) for field in columns]
+        + [meta.pk.to_db_value(row.pk, model)]
         for row in rows
     ]
     await db.execute_many(sql, values)

@@ -206,6 +206,7 @@ def _trade_columns(trade: Trade) -> dict[str, Any]:
 def _order_columns(order: Order) -> dict[str, Any]:
     columns = {name: getattr(order, name) for name in ORDER_COLUMNS if name != "id"}
     columns["created_at"] = to_datetime(order.created_at)
+    columns["updated_at"] = to_datetime(order.updated_at or order.created_at)
     columns["expires_at"] = None if order.expires_at is None else to_datetime(order.expires_at)
     columns["fee_currency"] = LEDGER_CURRENCY
     return columns
