@@ -178,14 +178,21 @@ def test_at_phone_width_the_trader_list_and_signal_table_are_usable(
     page.goto(server.link)
     traders = page.locator("#trader-list .trader")
     expect(traders.first).to_be_visible()
-    for index in range(traders.count()):
-        box = traders.nth(index).bounding_box()
-        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+    # Each list read in one evaluation: the page redraws as signals move, so an element
+    # located in one round trip may be gone by the next.
+    boxes = page.evaluate(
+        "[...document.querySelectorAll('#trader-list .trader')]"
+        ".map(el => [el.getBoundingClientRect().left, el.getBoundingClientRect().right])"
+    )
+    assert boxes and all(left >= 0 and right <= width for left, right in boxes)
     rows = page.locator("#signals-table tbody tr")
     expect(rows.first).to_be_visible(timeout=LIVE_WAIT_MS)
     assert page.evaluate("document.documentElement.scrollWidth") <= width
-    status = rows.first.locator("td.status").bounding_box()
-    assert status is not None and status["x"] + status["width"] <= width  # no sideways scroll
+    edges = page.evaluate(
+        "[...document.querySelectorAll('#signals-table tbody td.status')]"
+        ".map(td => td.getBoundingClientRect().right)"
+    )
+    assert edges and max(edges) <= width  # no sideways scroll
     assert page.evaluate(UNLABELLED_CONTROLS) == []
 
     page.get_by_label("Filter signals by trader or symbol").fill("rsi mean")
