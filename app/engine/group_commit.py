@@ -75,7 +75,7 @@ class GroupCommit(Generic[T, R]):
             while self._pending:
                 batch, self._pending = self._next()
                 await self._commit(batch)
-                if self._pending and not self._has_first(self._pending) and self._held(batch):
+                if self._pending and not self._has_first(self._pending) and self._went_ahead(batch):
                     await self._wait_for_done()
         except BaseException:
             for _, future, _ in [*batch, *self._pending]:
@@ -101,7 +101,7 @@ class GroupCommit(Generic[T, R]):
     def _has_first(self, entries: list[tuple[T, asyncio.Future[R], float]]) -> bool:
         return self._urgent is not None and any(self._urgent.first(e[0]) for e in entries)
 
-    def _held(self, batch: list[tuple[T, asyncio.Future[R], float]]) -> bool:
+    def _went_ahead(self, batch: list[tuple[T, asyncio.Future[R], float]]) -> bool:
         """Whether `batch` went ahead of others (urgent writes only)."""
         return self._urgent is not None and all(self._urgent.first(e[0]) for e in batch)
 

@@ -82,7 +82,7 @@ class DbSignalRepository:
         ).values_list("trader_id", "symbol")
         found: dict[uuid.UUID, set[str]] = {}
         for trader, symbol in rows:
-            trader_id = trader if isinstance(trader, uuid.UUID) else uuid.UUID(str(trader))
+            trader_id = as_uuid(trader)
             if symbol in wanted[trader_id]:
                 found.setdefault(trader_id, set()).add(str(symbol))
         return found
