@@ -5,15 +5,19 @@
 
 The live wiring of `app.bootstrap` (database repositories, the rule engine, the demo
 executor, the event bus, the trading desk) on a seeded simulated market: 50 enabled traders
-with the screening benchmark's filters, each over every symbol. Each candle close runs the
-whole workflow as the live engine runs it: the screen (sandbox workers, signals recorded),
-then the later stages through the live engine's `StageTasks` (each in its own task, woken by
-the close and by the others' work) until all are idle: the analyzer decides on the new
-signals with the rule engine, the signal monitor re-checks the signals watched since the
-previous close, the trade stage enters those they marked ready, and the position monitor
-closes the positions the close's prices stopped out. The engine's clock reads each
-close's moment as the close is handed over (`MarketClock`), as a live engine's does.
-Measured per entry:
+with the screening benchmark's filters, each over every symbol. The simulated market makes
+each candle as it does live (`SimulatedFeed.advance`): its prices come as ticks along the
+candle's path, each handled by the engine until it is idle before the next (a live engine
+has minutes between them), so the position monitor takes the stops and targets the candle
+touches at their ticks, as live, and the close only those its last move reaches. Each
+candle close runs the whole workflow as the live engine runs it: the screen (sandbox
+workers, signals recorded), then the later stages through the live engine's `StageTasks`
+(each in its own task, woken by the close and by the others' work) until all are idle: the
+analyzer decides on the new signals with the rule engine, the signal monitor re-checks the
+signals watched since the previous close, the trade stage enters those they marked ready,
+and the position monitor closes the positions the close's prices stopped out. The engine's
+clock reads each close's moment as the close is handed over (`MarketClock`), as a live
+engine's does. Measured per entry:
 
 - close -> order: from handing the close to the workflow to the entry's intent being
   recorded (the order exists, before it is sent), the screen and the analysis included;
@@ -59,6 +63,8 @@ from app.engine.workflow import EngineGate
 from app.services.traders import TraderManager
 from app.services.users import create_user
 from benchmarks.screening import START_MS, strategies
+
+TICK_PAUSE_S = 0.01
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -205,9 +211,21 @@ async def run(args: argparse.Namespace, url: str) -> None:
     stages = StageTasks(workflow, market, clock)
     stages.start()
     freeze_long_lived()  # as `traders serve` does once started
+    moment = feed.now_ms
+
+    async def between(ms: int) -> None:
+        """The engine handles each price of the candle before the next comes (a live one
+        has minutes for it): a moment to see it, then until every stage is idle; the
+        clock moves on to the next price's moment."""
+        nonlocal moment
+        await asyncio.sleep(TICK_PAUSE_S)
+        await stages.until_idle()
+        moment += ms
+        clock.reach(moment)
+
     try:
         for number in range(args.closes + 1):
-            feed.step(store)
+            await feed.advance(store, between)
             newest = store.last_time(symbols[0], "1h")
             assert newest is not None
             close = CandleClose("1h", newest)

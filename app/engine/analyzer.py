@@ -20,6 +20,10 @@ raises hundreds of signals costs a few transactions, not two per signal. The sig
 ready go first, and the rest of a close's records (its rejected and watched signals,
 three of every four) wait until the trade stage has entered them, `ENTRIES_FIRST_S` at
 most: on one connection, the entries would otherwise queue behind their statements.
+Signals made ready at one close go in one batch: the batch waits for the analyses still
+under way (`UnderWay`: those the analyzer and the signal monitor took on and have not
+submitted a write for), `GATHER_S` at most. A re-checked signal decided a moment after the
+first batch went would otherwise wait for the trade stage to enter that whole batch.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -56,6 +61,7 @@ log = logging.getLogger(__name__)
 DEFAULT_LEASE_MS = 600_000
 DEFAULT_BATCH = 40
 ENTRIES_FIRST_S = 0.5
+GATHER_S = 0.05
 
 T = TypeVar("T")
 
@@ -83,6 +89,79 @@ async def work_through(
             task.cancel()
 
 
+class _Held:
+    """One analysis counted as under way, until its write is submitted or it ends."""
+
+    __slots__ = ("held", "under_way")
+
+    def __init__(self, under_way: UnderWay) -> None:
+        self.under_way = under_way
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.under_way.add(-1)
+
+
+_HELD: ContextVar[_Held | None] = ContextVar("analysis_under_way", default=None)
+
+
+class UnderWay:
+    """The analyses this process has taken on and not yet submitted a write for, and the
+    claims that may add to them (each stage's `work_through` runs through `work_through`
+    here; `submitted` is called as an analysis submits its write)."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._none = asyncio.Event()
+        self._none.set()
+
+    def add(self, count: int) -> None:
+        self._count += count
+        if self._count:
+            self._none.clear()
+        else:
+            self._none.set()
+
+    async def idle(self) -> None:
+        """Return once no analysis is under way."""
+        await self._none.wait()
+
+    async def work_through(
+        self,
+        claim: Callable[[int], Awaitable[list[T]]],
+        handle: Callable[[T], Coroutine[Any, Any, bool]],
+        limit: int,
+    ) -> int:
+        """`work_through`, each claim and each item counted until it is done with."""
+
+        async def claimed(count: int) -> list[T]:
+            self.add(1)
+            items: list[T] = []
+            try:
+                items = await claim(count)
+            finally:
+                self.add(len(items) - 1)  # each item gets a task of its own, which releases it
+            return items
+
+        async def handled(item: T) -> bool:
+            held = _Held(self)
+            _HELD.set(held)  # this task's context only
+            try:
+                return await handle(item)
+            finally:
+                held.release()
+
+        return await work_through(claimed, handled, limit)
+
+    @staticmethod
+    def submitted() -> None:
+        """The current task's analysis submitted its write: no longer under way."""
+        if (held := _HELD.get()) is not None:
+            held.release()
+
+
 class Analyst:
     def __init__(
         self,
@@ -107,7 +186,14 @@ class Analyst:
         self.ready = ready
         self.parked = Parked()
         """The signals this analysis parked to watch, for the signal monitor."""
-        urgent = None if ready is None else Urgent(_entering, ready.until_worked, ENTRIES_FIRST_S)
+        self.under_way = UnderWay()
+        urgent = (
+            None
+            if ready is None
+            else Urgent(
+                _entering, ready.until_worked, ENTRIES_FIRST_S, self.under_way.idle, GATHER_S
+            )
+        )
         self._writes: GroupCommit[_Write, Signal | None] = GroupCommit(self._write, urgent)
 
     async def prepare(self, handed: Sequence[Handed], view: MarketView) -> list[AnalysisContext]:
@@ -144,7 +230,7 @@ class Analyst:
         status, reason = status_after(decision)
         watched = status == SignalStatus.WATCHING
         not_before = self.next_check(signal, decision) if watched else None
-        return await self._writes.submit(
+        return await self._submit(
             _Write(decision, Move(signal, status, reason, owner, not_before), context.trader)
         )
 
@@ -158,7 +244,11 @@ class Analyst:
     ) -> Signal | None:
         """Move the signal for a reason of the caller's (a re-check that needs no model, or
         one whose decision it overrules), recording the decision when there is one."""
-        return await self._writes.submit(_Write(decision, Move(signal, status, reason, owner)))
+        return await self._submit(_Write(decision, Move(signal, status, reason, owner)))
+
+    async def _submit(self, write: _Write) -> Signal | None:
+        self.under_way.submitted()
+        return await self._writes.submit(write)
 
     async def _write(self, writes: list[_Write]) -> list[Signal | None]:
         """The decisions, then the moves, of every write at once, once no screen runs;
@@ -265,7 +355,7 @@ class AnalyzerStage:
             )
             return await self.analyst.prepare(handed, view)
 
-        return await work_through(claim, self._analyze, self.batch)
+        return await self.analyst.under_way.work_through(claim, self._analyze, self.batch)
 
     async def _analyze(self, context: AnalysisContext) -> bool:
         try:

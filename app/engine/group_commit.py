@@ -16,7 +16,11 @@ the others wait while the work they lead to is done (`Urgent.done`: the trade st
 has recorded those entries), so it does not queue for the connection behind the
 statements of every rejected or watched signal decided with them. The wait ends early
 when more urgent writes come in (they go next), after `max_seconds` at most, and never
-holds a write back once it has waited that long.
+holds a write back once it has waited that long. Before urgent writes go, they wait for
+the work still under way that may add more (`Urgent.gather`: analyses taken on whose
+writes are not in yet), `gather_seconds` at most, so that the urgent writes of one moment
+go in one batch: one that missed the first would wait for the whole of the work it leads
+to (the trade stage entering the first batch) before its own.
 
 The batch's writer returns one result per item, in order. When it raises, each item of the
 batch is written again alone, so one bad item fails only its own task, with the error.
@@ -38,11 +42,14 @@ R = TypeVar("R")
 @dataclass(frozen=True, slots=True)
 class Urgent(Generic[T]):
     """Which writes go first (`first`), and what the others wait for once those are
-    written (`done`), `max_seconds` at most."""
+    written (`done`), `max_seconds` at most; what urgent writes wait for before they go
+    (`gather`: returns once no more is coming soon), `gather_seconds` at most."""
 
     first: Callable[[T], bool]
     done: Callable[[], Awaitable[object]]
     max_seconds: float
+    gather: Callable[[], Awaitable[object]] | None = None
+    gather_seconds: float = 0.0
 
 
 class GroupCommit(Generic[T, R]):
@@ -73,6 +80,7 @@ class GroupCommit(Generic[T, R]):
         batch: list[tuple[T, asyncio.Future[R], float]] = []
         try:
             while self._pending:
+                await self._gather()
                 batch, self._pending = self._next()
                 await self._commit(batch)
                 if self._pending and not self._has_first(self._pending) and self._went_ahead(batch):
@@ -97,6 +105,16 @@ class GroupCommit(Generic[T, R]):
         self._first_came.clear()
         first = [entry for entry in pending if urgent.first(entry[0])]
         return first, [entry for entry in pending if not urgent.first(entry[0])]
+
+    async def _gather(self) -> None:
+        """While urgent writes are pending: until the work that may add more is done,
+        `gather_seconds` at most."""
+        urgent = self._urgent
+        if urgent is None or urgent.gather is None or not self._has_first(self._pending):
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(urgent.gather_seconds):
+                await urgent.gather()
 
     def _has_first(self, entries: list[tuple[T, asyncio.Future[R], float]]) -> bool:
         return self._urgent is not None and any(self._urgent.first(e[0]) for e in entries)

@@ -26,7 +26,7 @@ from app.domain.intervals import interval_ms
 from app.domain.signal import Signal, price_of
 from app.domain.trader_spec import TraderSpec
 from app.engine.analysis.base import AnalysisContext
-from app.engine.analyzer import DEFAULT_BATCH, DEFAULT_LEASE_MS, Analyst, work_through
+from app.engine.analyzer import DEFAULT_BATCH, DEFAULT_LEASE_MS, Analyst
 from app.engine.handoff import Handed
 from app.engine.screening import CandleClose, MarketView
 
@@ -88,7 +88,9 @@ class SignalMonitorStage:
             handed = [Handed(signal, traders.get(signal.trader_id)) for signal in signals]
             return await self.analyst.prepare(handed, view)
 
-        return await work_through(claim, lambda context: self._check(context, view), self.batch)
+        return await self.analyst.under_way.work_through(
+            claim, lambda context: self._check(context, view), self.batch
+        )
 
     async def _claim_parked(self, now: int, limit: int) -> list[Signal]:
         """The due signals the analysis parked here, those still watched and free; while

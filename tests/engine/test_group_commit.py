@@ -63,3 +63,43 @@ async def test_the_others_wait_no_longer_than_the_longest_wait() -> None:
     async with asyncio.timeout(1):
         assert await rejected == "REJECTED"
     assert writer.batches == [["ready"], ["rejected"]]
+
+
+async def test_urgent_writes_wait_for_the_work_under_way_and_go_in_one_batch() -> None:
+    writer = Writer()
+    settled = asyncio.Event()
+    commit: GroupCommit[str, str] = GroupCommit(
+        writer,
+        Urgent(
+            lambda item: item.startswith("ready"),
+            asyncio.Event().wait,
+            max_seconds=5,
+            gather=settled.wait,
+            gather_seconds=5,
+        ),
+    )
+    first = asyncio.create_task(commit.submit("ready 1"))
+    await asyncio.sleep(0.05)
+    assert writer.batches == []  # an analysis is still under way
+    second = asyncio.create_task(commit.submit("ready 2"))
+    await asyncio.sleep(0)
+    settled.set()
+    assert await asyncio.gather(first, second) == ["READY 1", "READY 2"]
+    assert writer.batches == [["ready 1", "ready 2"]]
+
+
+async def test_urgent_writes_wait_for_the_work_under_way_no_longer_than_the_gather() -> None:
+    writer = Writer()
+    commit: GroupCommit[str, str] = GroupCommit(
+        writer,
+        Urgent(
+            lambda item: item == "ready",
+            asyncio.Event().wait,
+            max_seconds=5,
+            gather=asyncio.Event().wait,
+            gather_seconds=0.05,
+        ),
+    )
+    async with asyncio.timeout(1):
+        assert await commit.submit("ready") == "READY"
+    assert writer.batches == [["ready"]]

@@ -22,6 +22,7 @@ Each symbol's spread grows as its volume shrinks, from 0.01% for the most traded
 from __future__ import annotations
 
 import time as wall_clock
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -255,13 +256,21 @@ class SimulatedFeed:
 
     async def run(self, store: KlineStore) -> None:
         self.backfill(store)
-        base_ms = interval_ms(self._base)
         while True:
-            candles = self._next_candles()
-            ticks = len(tick_path(candles[0])) if candles else 0
-            part = base_ms // (ticks + 1)
-            for index in range(ticks):
-                await pace(part, self.speed)
-                self._tick(candles, index, self.now_ms + (index + 1) * part)
-            await pace(base_ms - ticks * part, self.speed)
-            self._close(store, candles)
+            await self.advance(store, lambda ms: pace(ms, self.speed))
+
+    async def advance(self, store: KlineStore, wait: Callable[[int], Awaitable[object]]) -> None:
+        """One candle of the smallest interval as a live market makes it: its ticks along
+        the candle's path, `wait(ms)` before each (the simulated time since the previous
+        price), then the close (and every larger candle that closes with it). `run` waits
+        at its speed; a benchmark waits for the engine to handle each price instead, as a
+        live engine would within the minutes between them."""
+        base_ms = interval_ms(self._base)
+        candles = self._next_candles()
+        ticks = len(tick_path(candles[0])) if candles else 0
+        part = base_ms // (ticks + 1)
+        for index in range(ticks):
+            await wait(part)
+            self._tick(candles, index, self.now_ms + (index + 1) * part)
+        await wait(base_ms - ticks * part)
+        self._close(store, candles)
