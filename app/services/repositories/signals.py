@@ -57,14 +57,19 @@ def _free_at(now: int) -> Q:
 async def _lease(
     ids: Sequence[uuid.UUID], status: SignalStatus, owner: str, now: int, until: int
 ) -> set[uuid.UUID]:
-    """One compare-and-set for all, in the caller's transaction: the rows still in `status`
-    and free are leased to `owner`, and reading back this owner's lease says which those
-    were."""
-    await models.Signal.filter(_free_at(now), id__in=list(ids), status=status).update(
+    """One compare-and-set for all: the rows still in `status` and free are leased to
+    `owner`; when not all of them were, reading back this owner's lease says which. The
+    read needs no transaction around the two: a row leased here stays this owner's until
+    `until`, unless a move without a lease (a user's) takes it, which leaves it unclaimed
+    either way."""
+    wanted = set(ids)
+    updated = await models.Signal.filter(_free_at(now), id__in=list(wanted), status=status).update(
         lease_owner=owner, lease_until=to_datetime(until)
     )
+    if updated == len(wanted):
+        return wanted
     claimed = await models.Signal.filter(
-        id__in=list(ids), lease_owner=owner, lease_until=to_datetime(until)
+        id__in=list(wanted), lease_owner=owner, lease_until=to_datetime(until)
     ).values_list("id", flat=True)
     return {as_uuid(value) for value in claimed}
 
@@ -147,8 +152,7 @@ class DbSignalRepository:
     ) -> list[Signal]:
         if not signals:
             return []
-        async with in_transaction():
-            claimed = await _lease([signal.id for signal in signals], status, owner, now, until)
+        claimed = await _lease([signal.id for signal in signals], status, owner, now, until)
         return [signal for signal in signals if signal.id in claimed]
 
     async def transition(
