@@ -204,10 +204,11 @@ class Analyst:
             return []
         specs = handed_specs(handed)
         specs |= await self.traders.specs({h.signal.trader_id for h in handed} - specs.keys())
-        known = [
+        work = [
             (h.signal, specs[h.signal.trader_id]) for h in handed if h.signal.trader_id in specs
         ]
-        return await self.contexts.build_many(known, view)
+        earlier = {h.signal.id: h.earlier for h in handed if h.earlier is not None}
+        return await self.contexts.build_many(work, view, earlier)
 
     async def decide(self, context: AnalysisContext) -> Decision:
         """The engine's decision; an engine that raises gives a rejection."""
@@ -231,7 +232,12 @@ class Analyst:
         watched = status == SignalStatus.WATCHING
         not_before = self.next_check(signal, decision) if watched else None
         return await self._submit(
-            _Write(decision, Move(signal, status, reason, owner, not_before), context.trader)
+            _Write(
+                decision,
+                Move(signal, status, reason, owner, not_before),
+                context.trader,
+                (*context.earlier, decision),
+            )
         )
 
     async def move(
@@ -285,7 +291,7 @@ class Analyst:
             if result.status == SignalStatus.READY:
                 ready.append(Handed(result, write.spec, write.decision))
             elif result.status == SignalStatus.WATCHING and write.move.not_before is not None:
-                self.parked.put(result, write.move.not_before)
+                self.parked.put(result, write.move.not_before, write.earlier)
         if self.ready is not None and handed is not None:
             self.ready.put(ready, handed[1])
         for write, result in zip(writes, results, strict=True):
@@ -315,12 +321,14 @@ def _entering(write: _Write) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _Write:
-    """A decision to record (None: a move the analysis did not make), its signal's move, and
-    the trader as the analysis read it (None: not read for this move)."""
+    """A decision to record (None: a move the analysis did not make), its signal's move, the
+    trader as the analysis read it (None: not read for this move), and the signal's
+    decisions with this one (None: not known, as for a move the analysis did not make)."""
 
     decision: Decision | None
     move: Move
     spec: TraderSpec | None = None
+    earlier: tuple[Decision, ...] | None = None
 
 
 class AnalyzerStage:

@@ -35,12 +35,15 @@ STORE_PAUSE_MS = 1_000
 class Handed:
     """A signal as a stage gets it, with what the stage before knew of it: its trader as
     that stage read it (moments ago; the store's compare-and-set on the trader still guards
-    the entry) and the decision it moved on. None: not handed with it, read it; a signal
-    claimed from the store comes with neither."""
+    the entry), the decision it moved on, and all its decisions so far when that stage
+    knew them (none for a signal the screen just recorded; a watched one's, as the analysis
+    that parked it had them). None: not handed with it, read it; a signal claimed from the
+    store comes with none of them."""
 
     signal: Signal
     spec: TraderSpec | None = None
     decision: Decision | None = None
+    earlier: tuple[Decision, ...] | None = None
 
 
 def handed_specs(handed: Sequence[Handed]) -> dict[uuid.UUID, TraderSpec]:
@@ -125,26 +128,28 @@ class Handoff:
 
 class Parked:
     """Signals parked for a later look, held here until they are due: the analysis parks
-    each watched signal until its next candle closes, and the signal monitor then claims
-    exactly those (`SignalRepository.claim_known`, a compare-and-set on their leases)
-    instead of searching the store and reading them back, which took a third of the way
-    from a close to a re-checked signal's entry. The store stays the queue: a signal
-    parked by another process, or before a restart, is claimed from it."""
+        each watched signal until its next candle closes, and the signal monitor then claims
+        exactly those (`SignalRepository.claim_known`, a compare-and-set on their leases)
+        instead of searching the store and reading them back, which took a third of the way
+        from a close to a re-checked signal's entry. The store stays the queue: a signal
+        parked by another process, or before a restart, is claimed from it. A parked signal is held
+    with its decisions, so that its re-check need not read them back either."""
 
     def __init__(self) -> None:
-        self._held: dict[uuid.UUID, tuple[int, Signal]] = {}
+        self._held: dict[uuid.UUID, tuple[int, Signal, tuple[Decision, ...] | None]] = {}
 
-    def put(self, signal: Signal, due: int) -> None:
-        """Hold `signal`, as last written, until `due` (epoch ms)."""
-        self._held[signal.id] = (due, signal)
+    def put(self, signal: Signal, due: int, earlier: tuple[Decision, ...] | None) -> None:
+        """Hold `signal`, as last written, with all its decisions so far (None: not known),
+        until `due` (epoch ms)."""
+        self._held[signal.id] = (due, signal, earlier)
 
-    def take_due(self, now: int, limit: int) -> list[Signal]:
-        """Up to `limit` of the signals due at `now`, oldest first (the store's queue
-        order); each is taken once."""
+    def take_due(self, now: int, limit: int) -> list[tuple[Signal, tuple[Decision, ...] | None]]:
+        """Up to `limit` of the signals due at `now` with their decisions, oldest first (the
+        store's queue order); each is taken once."""
         due = sorted(
-            (signal for at, signal in self._held.values() if at <= now),
-            key=lambda signal: signal.queue_order,
+            ((signal, earlier) for at, signal, earlier in self._held.values() if at <= now),
+            key=lambda held: held[0].queue_order,
         )[:limit]
-        for signal in due:
+        for signal, _ in due:
             del self._held[signal.id]
         return due

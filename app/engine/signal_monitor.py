@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
 
 from app.domain.decision import DecisionAction
 from app.domain.enums import SignalStatus
 from app.domain.intervals import interval_ms
-from app.domain.signal import Signal, price_of
+from app.domain.signal import price_of
 from app.domain.trader_spec import TraderSpec
 from app.engine.analysis.base import AnalysisContext
 from app.engine.analyzer import DEFAULT_BATCH, DEFAULT_LEASE_MS, Analyst
@@ -78,32 +79,34 @@ class SignalMonitorStage:
 
         async def claim(limit: int) -> list[AnalysisContext]:
             now = self.analyst.clock.now()
-            signals = await self._claim_parked(now, limit)
-            if not signals and now >= self._quiet_until:
+            handed = await self._claim_parked(now, limit)
+            if not handed and now >= self._quiet_until:
                 signals = await self.analyst.signals.claim(
                     SignalStatus.WATCHING, self.owner, now, now + self.lease_ms, limit
                 )
                 if not signals:
                     self._quiet_until = now + self.retry_ms
-            handed = [Handed(signal, traders.get(signal.trader_id)) for signal in signals]
+                handed = [Handed(signal) for signal in signals]
+            handed = [replace(h, spec=traders.get(h.signal.trader_id)) for h in handed]
             return await self.analyst.prepare(handed, view)
 
         return await self.analyst.under_way.work_through(
             claim, lambda context: self._check(context, view), self.batch
         )
 
-    async def _claim_parked(self, now: int, limit: int) -> list[Signal]:
-        """The due signals the analysis parked here, those still watched and free; while
-        there are such, the store is not searched (`retry_ms`): what it holds besides is
-        parked by others."""
+    async def _claim_parked(self, now: int, limit: int) -> list[Handed]:
+        """The due signals the analysis parked here, those still watched and free, with the
+        decisions it parked them with; while there are such, the store is not searched
+        (`retry_ms`): what it holds besides is parked by others."""
         while due := self.analyst.parked.take_due(now, limit):
             self._quiet_until = max(self._quiet_until, now + self.retry_ms)
             until = now + self.lease_ms
+            earlier = {signal.id: decisions for signal, decisions in due}
             claimed = await self.analyst.signals.claim_known(
-                due, SignalStatus.WATCHING, self.owner, now, until
+                [signal for signal, _ in due], SignalStatus.WATCHING, self.owner, now, until
             )
             if claimed:
-                return claimed
+                return [Handed(signal, earlier=earlier[signal.id]) for signal in claimed]
         return []
 
     async def _check(self, context: AnalysisContext, view: MarketView) -> bool:
@@ -125,7 +128,7 @@ class SignalMonitorStage:
             if now < seen + 2 * length:
                 retry = now + self.retry_ms
                 if await analyst.signals.defer_many([(signal, self.owner, retry)]):
-                    analyst.parked.put(signal, retry)
+                    analyst.parked.put(signal, retry, tuple(earlier))
                 return False
             reason = f"no {signal.interval} candle of {signal.symbol} closed since the last check"
             await analyst.move(signal, SignalStatus.EXPIRED, reason, self.owner)

@@ -130,7 +130,7 @@ class SignalManager:
                     )
             if mine:
                 await self.notifier.signals_created(spec, mine)
-            created.extend(Handed(signal, spec) for signal in mine)
+            created.extend(Handed(signal, spec, earlier=()) for signal in mine)
         if self.handoff is not None and lease is not None:
             self.handoff.put(created, lease[1])
         return [handed.signal for handed in created]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import deque
+from collections.abc import Collection
 from decimal import Decimal
 
 import pytest
@@ -125,6 +126,25 @@ async def test_a_watched_signal_this_process_did_not_park_is_found_in_the_store(
     await backtest.drain(next_close(backtest, 100.5))
     assert len(engine.seen) == 2 and engine.seen[1].recheck
     assert status(backtest, signal) == SignalStatus.REJECTED
+
+
+async def test_a_parked_signal_is_rechecked_with_the_decisions_it_was_parked_with() -> None:
+    """The analysis parks a watched signal with its decisions, so its re-check does not
+    read them back (nor does the analysis of a signal the screen just handed over)."""
+    engine = ScriptedEngine(DecisionAction.GOOD_SETUP, DecisionAction.ENTER_TRADE)
+    backtest, signal, _ = await started(engine)
+    read: list[uuid.UUID] = []
+    for_signals = backtest.decisions.for_signals
+
+    async def spied(signal_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, list[Decision]]:
+        read.extend(signal_ids)
+        return await for_signals(signal_ids)
+
+    backtest.decisions.for_signals = spied  # type: ignore[method-assign]
+    await backtest.drain(next_close(backtest, 100.5))
+    assert [d.action for d in engine.seen[1].earlier] == [DecisionAction.GOOD_SETUP]
+    assert status(backtest, signal) == SignalStatus.ENTERED
+    assert signal.id not in read
 
 
 async def test_a_parked_signal_moved_meanwhile_is_not_rechecked() -> None:

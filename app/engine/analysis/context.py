@@ -8,8 +8,10 @@ trader's filter reads (a filter that looked at the 4h trend is analyzed with the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 
+from app.domain.decision import Decision
 from app.domain.filter_validation import FilterValidationError
 from app.domain.signal import Signal
 from app.domain.trader_spec import TraderSpec
@@ -61,14 +63,22 @@ class ContextBuilder:
         return (await self.build_many([(signal, spec)], view))[0]
 
     async def build_many(
-        self, work: Sequence[tuple[Signal, TraderSpec]], view: MarketView
+        self,
+        work: Sequence[tuple[Signal, TraderSpec]],
+        view: MarketView,
+        known: Mapping[uuid.UUID, tuple[Decision, ...]] | None = None,
     ) -> list[AnalysisContext]:
         """The contexts of several signals: one read of the traders' open positions and one
-        of the signals' earlier decisions for all of them."""
+        of the earlier decisions of the signals whose decisions are not `known` (by signal
+        id: all of them, as the stage that handed the signal over had them)."""
         if not work:
             return []
+        known = known or {}
         positions = await self.positions.open_positions({spec.id for _, spec in work})
-        earlier = await self.decisions.for_signals([signal.id for signal, _ in work])
+        unknown = [signal.id for signal, _ in work if signal.id not in known]
+        earlier: dict[uuid.UUID, Sequence[Decision]] = dict(known)
+        if unknown:
+            earlier |= await self.decisions.for_signals(unknown)
         tickers = view.tickers()
         now = self.clock.now()
         return [
