@@ -2,7 +2,8 @@
 
 A `good_setup` is not a trade yet: the analyzer parks the signal until the next candle of
 its interval closes. The monitor claims the watched signals whose time has come (those the
-analysis of this process parked, from memory: `Parked`; the others from the store) and, once
+analysis of this process parked, from memory: `Parked`, at the close that makes them due;
+the others from the store) and, once
 the store holds that candle (live, the close reaches the store a moment after the candle
 time; until then the signal is parked a little longer), either cancels it without a model
 call because price has moved more than `cancel_move_percent` from the signal's price
@@ -64,22 +65,28 @@ class SignalMonitorStage:
         one, and the stage tasks run a stage again after it handled something, but watched
         signals fall due at their next close (or a retry later), never within a run."""
         self._close_traders: dict[uuid.UUID, TraderSpec] = {}
+        self._due: list[Handed] = []
         """The traders that ran at the latest close, until the run after it: the signals
         that fall due at a close are theirs, read as it began."""
 
     async def on_close(
         self, close: CandleClose, view: MarketView, traders: Sequence[TraderSpec]
     ) -> None:
-        """Watched signals are parked until their next close: the time is in the store; the
-        traders are kept for the run that re-checks them."""
+        """Claim the signals the analysis parked here that this close makes due (one
+        statement), for the run that re-checks them, and keep the traders for it: claimed
+        now, before the analyzer's work on the close's new signals fills the event loop,
+        their re-checks are decided with those, and their entries go in one batch."""
         self._close_traders = {spec.id: spec for spec in traders}
+        self._due = await self._claim_parked(self.analyst.clock.now(), self.batch)
 
     async def run(self, view: MarketView) -> int:
         traders, self._close_traders = self._close_traders, {}
 
         async def claim(limit: int) -> list[AnalysisContext]:
             now = self.analyst.clock.now()
-            handed = await self._claim_parked(now, limit)
+            handed, self._due = self._due, []
+            if not handed:
+                handed = await self._claim_parked(now, limit)
             if not handed and now >= self._quiet_until:
                 signals = await self.analyst.signals.claim(
                     SignalStatus.WATCHING, self.owner, now, now + self.lease_ms, limit
