@@ -102,7 +102,8 @@ class DbSignalRepository:
             return set()
         owner, until = lease if lease is not None else (None, None)
         # A row the partial unique index refuses is skipped (INSERT OR IGNORE, ON CONFLICT
-        # DO NOTHING); reading the ids back says which went in.
+        # DO NOTHING); counting the rows says whether all went in (they have new ids), and
+        # only when some did not, reading the ids back says which.
         await insert_each(
             models.Signal,
             [
@@ -126,10 +127,11 @@ class DbSignalRepository:
             ],
             ignore_conflicts=True,
         )
-        added = await models.Signal.filter(id__in=[signal.id for signal in signals]).values_list(
-            "id", flat=True
-        )
-        return {as_uuid(value) for value in added}
+        ids = {signal.id for signal in signals}
+        stored = models.Signal.filter(id__in=list(ids))
+        if await stored.count() == len(ids):
+            return ids
+        return {as_uuid(value) for value in await stored.values_list("id", flat=True)}
 
     async def claim(
         self, status: SignalStatus, owner: str, now: int, until: int, limit: int
