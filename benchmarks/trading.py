@@ -9,15 +9,16 @@ with the screening benchmark's filters, each over every symbol. The simulated ma
 each candle as it does live (`SimulatedFeed.advance`): its prices come as ticks along the
 candle's path, each handled by the engine until it is idle before the next (a live engine
 has minutes between them), so the position monitor takes the stops and targets the candle
-touches at their ticks, as live, and the close only those its last move reaches. Each
+touches at their ticks, as live; the close lies between the extremes the ticks touched, so
+the close's own work is the entries (the run prints where positions were closed). Each
 candle close runs the whole workflow as the live engine runs it: the screen (sandbox
 workers, signals recorded), then the later stages through the live engine's `StageTasks`
 (each in its own task, woken by the close and by the others' work) until all are idle: the
 analyzer decides on the new signals with the rule engine, the signal monitor re-checks the
 signals watched since the previous close, the trade stage enters those they marked ready,
-and the position monitor closes the positions the close's prices stopped out. The engine's
-clock reads each close's moment as the close is handed over (`MarketClock`), as a live
-engine's does. Measured per entry:
+and the position monitor scans the open positions at the close's prices. The engine's clock
+reads each close's moment as the close is handed over (`MarketClock`), as a live engine's
+does. Measured per entry:
 
 - close -> order: from handing the close to the workflow to the entry's intent being
   recorded (the order exists, before it is sent), the screen and the analysis included;
@@ -98,11 +99,14 @@ class MarketClock(RealtimeClock):
 
 
 class Timing:
-    """When each entry's intent was recorded and its fill booked (perf_counter)."""
+    """When each entry's intent was recorded and its fill booked (perf_counter), and how
+    many positions were closed at candle closes and at the ticks between them."""
 
     def __init__(self) -> None:
         self.intents: dict[uuid.UUID, float] = {}
         self.fills: dict[uuid.UUID, float] = {}
+        self.at_close = False
+        self.exits = {"close": 0, "tick": 0}
 
     def watch(self, store: Any) -> None:
         begin_entries, record_many = store.begin_entries, store.record_many
@@ -121,6 +125,8 @@ class Timing:
             for done in booked:
                 if done is not None and done.opened and done.trade.signal_id is not None:
                     self.fills[done.trade.signal_id] = at
+                if done is not None and done.closed:
+                    self.exits["close" if self.at_close else "tick"] += 1
             return booked
 
         store.begin_entries, store.record_many = timed_entries, timed_record
@@ -232,12 +238,14 @@ async def run(args: argparse.Namespace, url: str) -> None:
             clock.reach(close.at)
             view = market.view(close.at)
             timing.intents.clear()
+            timing.at_close = number > 0
             started = time.perf_counter()
             report = await workflow.on_close(close, view)
             screened = time.perf_counter()
             assert report is not None and report.failures == 0, report
             stages.wake()
             await stages.until_idle()
+            timing.at_close = False
             if number == 0:
                 continue  # the first close warms the sandbox replicas and the pool
             screens.append(screened - started)
@@ -257,7 +265,8 @@ async def run(args: argparse.Namespace, url: str) -> None:
     print(
         f"{args.closes} closes: {raised} signals raised; {decided} decisions of the rule engine "
         f"(the warm-up close's included); "
-        f"{len(close_to_order)} entered ({len(order_to_fill)} at market)"
+        f"{len(close_to_order)} entered ({len(order_to_fill)} at market); positions closed "
+        f"at the closes {timing.exits['close']}, at the ticks between {timing.exits['tick']}"
     )
     print(summary("close -> order", close_to_order))
     print(summary("screen -> order", screen_to_order))
