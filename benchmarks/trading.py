@@ -221,11 +221,12 @@ async def run(args: argparse.Namespace, url: str) -> None:
 
     async def between(ms: int) -> None:
         """The engine handles each price of the candle before the next comes (a live one
-        has minutes for it): a moment to see it, then until every stage is idle; the
-        clock moves on to the next price's moment."""
+        has minutes for it): a moment to see it, then until every stage is idle and what
+        they changed is published; the clock moves on to the next price's moment."""
         nonlocal moment
         await asyncio.sleep(TICK_PAUSE_S)
         await stages.until_idle()
+        await desk.notifier.flush()  # the events and metrics published meanwhile
         moment += ms
         clock.reach(moment)
 

@@ -183,7 +183,8 @@ async def sandbox() -> AsyncIterator[FilterSandbox]:
 
 
 class Screener:
-    """Screens the newest close of an interval through the app's embedded engine."""
+    """Screens the newest close of an interval through the app's embedded engine, and waits
+    for what it changed to be published."""
 
     def __init__(self, app: Starlette, sandbox: FilterSandbox) -> None:
         feed = SimulatedFeed(SYMBOLS, intervals=("1h", "4h"), seed=7, speed=None, start_ms=START_MS)
@@ -198,6 +199,7 @@ class Screener:
         close = CandleClose(interval, newest)
         report = await self.engine.workflow.on_close(close, self.market.view(close.at))
         assert report is not None
+        await self.engine.workflow.signals.notifier.flush()
         return report
 
 

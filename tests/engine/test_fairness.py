@@ -122,6 +122,7 @@ async def test_an_attackers_slow_traders_do_not_stall_a_victims_screens_or_dry_r
         for _ in range(4):
             feed.step(store)
             started = await _close(workflow, market)
+            await workflow.signals.notifier.flush()  # published within a bounded wait
             mine = [at for at, event in bus.signals if event.trader_id == str(victim.id)]
             delays.append(mine[-1] - started)
             if workflow.screener.reports[-1].seconds > 0.5:
