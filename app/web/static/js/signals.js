@@ -60,7 +60,10 @@ export class SignalTable {
     const row = this.rows.get(signal.id) ?? this.newRow(signal);
     this.fill(row, signal);
     if (live) {
-      row.dataset.live = isNew ? "new" : "updated";
+      // A row the subscription added stays "new" as its signal moves on: the events of a
+      // close go out together once its entries are made, a signal's creation with its
+      // decision.
+      row.dataset.live = isNew || row.dataset.live === "new" ? "new" : "updated";
       row.classList.remove("fresh");
       void row.offsetWidth; // restart the highlight animation
       row.classList.add("fresh");
