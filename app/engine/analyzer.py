@@ -291,7 +291,7 @@ class Analyst:
             if result.status == SignalStatus.READY:
                 ready.append(Handed(result, write.spec, write.decision))
             elif result.status == SignalStatus.WATCHING and write.move.not_before is not None:
-                self.parked.put(result, write.move.not_before, write.earlier)
+                self.parked.put(Handed(result, earlier=write.earlier), write.move.not_before)
         if self.ready is not None and handed is not None:
             self.ready.put(ready, handed[1])
         for write, result in zip(writes, results, strict=True):

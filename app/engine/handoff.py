@@ -128,28 +128,28 @@ class Handoff:
 
 class Parked:
     """Signals parked for a later look, held here until they are due: the analysis parks
-        each watched signal until its next candle closes, and the signal monitor then claims
-        exactly those (`SignalRepository.claim_known`, a compare-and-set on their leases)
-        instead of searching the store and reading them back, which took a third of the way
-        from a close to a re-checked signal's entry. The store stays the queue: a signal
-        parked by another process, or before a restart, is claimed from it. A parked signal is held
-    with its decisions, so that its re-check need not read them back either."""
+    each watched signal until its next candle closes, and the signal monitor then claims
+    exactly those (`SignalRepository.claim_known`, a compare-and-set on their leases)
+    instead of searching the store and reading them back, which took a third of the way
+    from a close to a re-checked signal's entry. The store stays the queue: a signal
+    parked by another process, or before a restart, is claimed from it. A signal is
+    parked as `Handed`, with its decisions so far, so that its re-check need not read
+    them back either."""
 
     def __init__(self) -> None:
-        self._held: dict[uuid.UUID, tuple[int, Signal, tuple[Decision, ...] | None]] = {}
+        self._held: dict[uuid.UUID, tuple[int, Handed]] = {}
 
-    def put(self, signal: Signal, due: int, earlier: tuple[Decision, ...] | None) -> None:
-        """Hold `signal`, as last written, with all its decisions so far (None: not known),
-        until `due` (epoch ms)."""
-        self._held[signal.id] = (due, signal, earlier)
+    def put(self, handed: Handed, due: int) -> None:
+        """Hold `handed` (its signal as last written) until `due` (epoch ms)."""
+        self._held[handed.signal.id] = (due, handed)
 
-    def take_due(self, now: int, limit: int) -> list[tuple[Signal, tuple[Decision, ...] | None]]:
-        """Up to `limit` of the signals due at `now` with their decisions, oldest first (the
-        store's queue order); each is taken once."""
+    def take_due(self, now: int, limit: int) -> list[Handed]:
+        """Up to `limit` of the signals due at `now`, oldest first (the store's queue
+        order); each is taken once."""
         due = sorted(
-            ((signal, earlier) for at, signal, earlier in self._held.values() if at <= now),
-            key=lambda held: held[0].queue_order,
+            (handed for at, handed in self._held.values() if at <= now),
+            key=lambda handed: handed.signal.queue_order,
         )[:limit]
-        for signal, _ in due:
-            del self._held[signal.id]
+        for handed in due:
+            del self._held[handed.signal.id]
         return due

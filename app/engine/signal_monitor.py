@@ -3,15 +3,14 @@
 A `good_setup` is not a trade yet: the analyzer parks the signal until the next candle of
 its interval closes. The monitor claims the watched signals whose time has come (those the
 analysis of this process parked, from memory: `Parked`, at the close that makes them due;
-the others from the store) and, once
-the store holds that candle (live, the close reaches the store a moment after the candle
-time; until then the signal is parked a little longer), either cancels it without a model
-call because price has moved more than `cancel_move_percent` from the signal's price
-(either way: against the trade the setup is broken, with it the entry is gone), or has it
-re-analyzed with its earlier decisions in the context: enter (ready), reject, or keep
-watching until the next close. After `rechecks` re-checks that still only watch, the
-signal expires; so does one whose next candle is a whole interval late (a feed that
-stopped for that symbol).
+the others from the store) and, once the store holds that candle (live, the close reaches
+the store a moment after the candle time; until then the signal is parked a little longer),
+either cancels it without a model call because price has moved more than
+`cancel_move_percent` from the signal's price (either way: against the trade the setup is
+broken, with it the entry is gone), or has it re-analyzed with its earlier decisions in the
+context: enter (ready), reject, or keep watching until the next close. After `rechecks`
+re-checks that still only watch, the signal expires; so does one whose next candle is a
+whole interval late (a feed that stopped for that symbol).
 """
 
 from __future__ import annotations
@@ -65,9 +64,10 @@ class SignalMonitorStage:
         one, and the stage tasks run a stage again after it handled something, but watched
         signals fall due at their next close (or a retry later), never within a run."""
         self._close_traders: dict[uuid.UUID, TraderSpec] = {}
-        self._due: list[Handed] = []
         """The traders that ran at the latest close, until the run after it: the signals
         that fall due at a close are theirs, read as it began."""
+        self._due: list[Handed] = []
+        """The parked signals the latest close made due, claimed for the run after it."""
 
     async def on_close(
         self, close: CandleClose, view: MarketView, traders: Sequence[TraderSpec]
@@ -108,12 +108,12 @@ class SignalMonitorStage:
         while due := self.analyst.parked.take_due(now, limit):
             self._quiet_until = max(self._quiet_until, now + self.retry_ms)
             until = now + self.lease_ms
-            earlier = {signal.id: decisions for signal, decisions in due}
             claimed = await self.analyst.signals.claim_known(
-                [signal for signal, _ in due], SignalStatus.WATCHING, self.owner, now, until
+                [handed.signal for handed in due], SignalStatus.WATCHING, self.owner, now, until
             )
             if claimed:
-                return [Handed(signal, earlier=earlier[signal.id]) for signal in claimed]
+                ids = {signal.id for signal in claimed}
+                return [handed for handed in due if handed.signal.id in ids]
         return []
 
     async def _check(self, context: AnalysisContext, view: MarketView) -> bool:
@@ -135,7 +135,7 @@ class SignalMonitorStage:
             if now < seen + 2 * length:
                 retry = now + self.retry_ms
                 if await analyst.signals.defer_many([(signal, self.owner, retry)]):
-                    analyst.parked.put(signal, retry, tuple(earlier))
+                    analyst.parked.put(Handed(signal, earlier=tuple(earlier)), retry)
                 return False
             reason = f"no {signal.interval} candle of {signal.symbol} closed since the last check"
             await analyst.move(signal, SignalStatus.EXPIRED, reason, self.owner)

@@ -176,7 +176,5 @@ class BusNotifier:
 
     async def flush(self) -> None:
         """Wait until every pending event and metrics update is published."""
-        while any(task is not None and not task.done() for task in (self._sender, self._publisher)):
-            for task in (self._sender, self._publisher):
-                if task is not None and not task.done():
-                    await task
+        while pending := [t for t in (self._sender, self._publisher) if t and not t.done()]:
+            await asyncio.gather(*pending)
