@@ -275,14 +275,14 @@ def _readings_problem(reads: Any) -> str:
     return ""
 
 
-def _match_problem(raw: Any, job: int, tasks: Tasks, seen: set[int]) -> str:
+def _match_problem(raw: Any, job: int, jobs_of: list[list[int]], seen: set[int]) -> str:
     """What is wrong with a match, or nothing (checked inline: there are thousands)."""
     if type(raw) is not list or len(raw) != 4:
         return "a match is not [task, side, score, reads]"
     task, side, score, reads = raw
-    if type(task) is not int or not 0 <= task < len(tasks):
+    if type(task) is not int or not 0 <= task < len(jobs_of):
         return "a match names an unknown task"
-    if not tasks.screens(task, job):
+    if job not in jobs_of[task]:
         return "a match for a symbol its job did not screen"
     if task in seen:
         return "two matches of one job for one symbol"
@@ -293,8 +293,8 @@ def _match_problem(raw: Any, job: int, tasks: Tasks, seen: set[int]) -> str:
     return _readings_problem(reads)
 
 
-def _match(raw: Any, job: int, tasks: Tasks, seen: set[int]) -> MatchRecord:
-    problem = _match_problem(raw, job, tasks, seen)
+def _match(raw: Any, job: int, jobs_of: list[list[int]], seen: set[int]) -> MatchRecord:
+    problem = _match_problem(raw, job, jobs_of, seen)
     if problem:
         raise ProtocolViolation(problem)
     task, side, score, reads = raw
@@ -302,7 +302,7 @@ def _match(raw: Any, job: int, tasks: Tasks, seen: set[int]) -> MatchRecord:
     return MatchRecord(task, SIDES[side], None if score is None else float(score), reads)
 
 
-def _result(raw: Any, job: int, tasks: Tasks, screened: int) -> JobResult:
+def _result(raw: Any, job: int, jobs_of: list[list[int]], screened: int) -> JobResult:
     _check(type(raw) is list and len(raw) == 4, "a result is not [failure, count, time, matches]")
     failure, evaluated, spent, matches = raw
     _check(_is_int(evaluated) and 0 <= evaluated <= screened, "a result has an impossible count")
@@ -313,7 +313,7 @@ def _result(raw: Any, job: int, tasks: Tasks, screened: int) -> JobResult:
         None if failure is None else _text(failure, MAX_FAILURE, "a failure"),
         evaluated,
         float(spent),
-        tuple(_match(match, job, tasks, seen) for match in matches),
+        tuple(_match(match, job, jobs_of, seen) for match in matches),
     )
 
 
@@ -331,7 +331,8 @@ def decode_answer(message: Any, batch: Batch) -> Answer | Abort:
     _check(_is_int(held) and held >= 0, "held is not a count")
     _check(type(results) is list and len(results) == len(batch.jobs), "not one result per job")
     screened = batch.tasks.screened(len(batch.jobs))
+    jobs_of = batch.tasks.jobs_of()
     return Answer(
-        tuple(_result(raw, job, batch.tasks, screened[job]) for job, raw in enumerate(results)),
+        tuple(_result(raw, job, jobs_of, screened[job]) for job, raw in enumerate(results)),
         held,
     )

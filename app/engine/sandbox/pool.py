@@ -507,6 +507,7 @@ def _merge(
     evaluated = [0] * len(jobs)
     spent = [0.0] * len(jobs)
     for part, result in zip(parts, results, strict=True):
+        seen: dict[tuple[int, str], tuple[str, int, float]] = {}
         for index, crash in result.crashed.items():
             failures[index] = failures[index] or crash.reason
             spent[index] += crash.spent
@@ -520,19 +521,12 @@ def _merge(
             spent[index] += job_result.spent
             interval = jobs[index].interval
             for match in job_result.matches:
-                task = part.columns[match.task]
-                candles = part.snapshots[(task.symbol, interval)]
-                until = next(time for each, time, _ in task.windows if each == interval)
-                last = int(candles.time.searchsorted(until, side="right")) - 1
+                where = seen.get((match.task, interval))
+                if where is None:  # the task's first match at this interval
+                    where = seen[(match.task, interval)] = _where(part, match.task, interval)
+                symbol, until, price = where
                 matches[index].append(
-                    FilterMatch(
-                        task.symbol,
-                        match.side,
-                        match.score,
-                        float(candles.close[last]),
-                        until,
-                        match.indicators,
-                    )
+                    FilterMatch(symbol, match.side, match.score, price, until, match.indicators)
                 )
     return [
         FilterOutcome(
@@ -545,3 +539,14 @@ def _merge(
         )
         for index, job in enumerate(jobs)
     ]
+
+
+def _where(part: _Part, index: int, interval: str) -> tuple[str, int, float]:
+    """What a match of task `index` of `part` on its `interval` series is about: the
+    symbol, the open time of the last candle it saw, and that candle's close; the same for
+    every job that matched the task."""
+    task = part.columns[index]
+    candles = part.snapshots[(task.symbol, interval)]
+    until = next(time for each, time, _ in task.windows if each == interval)
+    last = int(candles.time.searchsorted(until, side="right")) - 1
+    return task.symbol, until, float(candles.close[last])

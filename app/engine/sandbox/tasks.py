@@ -17,6 +17,7 @@ candle it sees) and `window_rows` (how many candles up to it).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -108,10 +109,11 @@ class Tasks:
         """The columns in `COLUMNS` order, as the wire carries them."""
         return [getattr(self, name) for name in COLUMNS]
 
-    def screens(self, task: int, job: int) -> bool:
-        """Whether task `task` is screened by job `job`."""
-        start, end = self.job_starts[task], self.job_starts[task + 1]
-        return bool(np.any(self.jobs[start:end] == job))
+    def jobs_of(self) -> list[list[int]]:
+        """The jobs that screen each task, as plain lists: an answer's every match is
+        checked against them, and a numpy call per match cost more than its other checks."""
+        starts, jobs = self.job_starts.tolist(), self.jobs.tolist()
+        return [jobs[start:end] for start, end in itertools.pairwise(starts)]
 
     def screened(self, jobs: int) -> list[int]:
         """How many tasks each of `jobs` jobs screens."""
