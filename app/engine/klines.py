@@ -79,12 +79,16 @@ class CandleHistory(Protocol):
 
 
 class _Series:
+    """One series' buffer, and the last snapshot taken of it: a close's screen, its
+    analyses and its monitors read the same rows of a series many times over."""
+
     time: np.ndarray
     values: np.ndarray
     end: int
 
     def __init__(self, depth: int) -> None:
         self.depth = depth
+        self._last: tuple[int, int, Candles] | None = None
         self._allocate(0)
 
     def _allocate(self, keep: int) -> None:
@@ -95,6 +99,7 @@ class _Series:
             time[:keep] = self.time[self.end - keep : self.end]
             values[:, :keep] = self.values[:, self.end - keep : self.end]
         self.time, self.values, self.end = time, values, keep
+        self._last = None
 
     def extend(self, time: np.ndarray, values: np.ndarray) -> None:
         time, values = time[-self.depth :], values[-self.depth :]
@@ -118,10 +123,14 @@ class _Series:
         if opened_by is not None:
             end = int(np.searchsorted(self.time[: self.end], opened_by, side="right"))
         start = max(0, end - self.depth)
+        if self._last is not None and self._last[:2] == (start, end):
+            return self._last[2]  # rows before `end` are never written again in this buffer
         arrays = [self.time[start:end]] + [row[start:end] for row in self.values]
         for array in arrays:
             array.flags.writeable = False
-        return Candles(symbol, interval, *arrays)
+        candles = Candles(symbol, interval, *arrays)
+        self._last = (start, end, candles)
+        return candles
 
 
 class KlineStore:

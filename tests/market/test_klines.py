@@ -31,6 +31,22 @@ def test_keeps_the_last_depth_rows_whatever_the_batch_size(eth_btc: np.ndarray, 
     assert candles.time.dtype == np.int64
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 50])
+def test_a_snapshot_read_again_shows_every_append(eth_btc: np.ndarray, chunk: int) -> None:
+    """Read after every append, as each close's stages do, whole and as of the candle before,
+    across the buffer's reallocations: a snapshot kept for the next read is never stale."""
+    store = KlineStore(depth=50)
+    for start in range(0, 400, chunk):
+        store.append("ETH/BTC", "5m", eth_btc[start : start + chunk])
+        seen = eth_btc[: start + chunk]
+        for _ in range(2):
+            np.testing.assert_array_equal(store.candles("ETH/BTC", "5m").rows(), seen[-50:])
+            before = int(seen[-1, 0])  # closed by the newest candle's open: all but it
+            past = store.candles("ETH/BTC", "5m", closed_by=before).rows()
+            assert len(past) >= min(49, len(seen) - 1)
+            np.testing.assert_array_equal(past, seen[:-1][len(seen) - 1 - len(past) :])
+
+
 def test_snapshots_are_read_only_and_never_change(eth_btc: np.ndarray) -> None:
     store = KlineStore(depth=50)
     store.append("ETH/BTC", "5m", eth_btc[:50])
