@@ -168,7 +168,7 @@ async def run(args: argparse.Namespace, url: str) -> None:
     await close_db()
     await init_db(url)
     symbols = [f"C{index:03d}/USDT" for index in range(args.symbols)]
-    feed = SimulatedFeed(symbols, intervals=("1h",), seed=18, speed=None, start_ms=START_MS)
+    feed = SimulatedFeed(symbols, intervals=("1h", "4h"), seed=18, speed=None, start_ms=START_MS)
     store = KlineStore(depth=args.candles)
     feed.backfill(store)
     market = MarketData(feed, store)
