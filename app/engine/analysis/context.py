@@ -70,7 +70,9 @@ class ContextBuilder:
     ) -> list[AnalysisContext]:
         """The contexts of several signals: one read of the traders' open positions and one
         of the earlier decisions of the signals whose decisions are not `known` (by signal
-        id: all of them, as the stage that handed the signal over had them)."""
+        id: all of them, as the stage that handed the signal over had them). Signals on one
+        symbol share its windows (one object each), so an engine that keeps what it read
+        off a window knows it again at a glance."""
         if not work:
             return []
         known = known or {}
@@ -81,12 +83,20 @@ class ContextBuilder:
             earlier |= await self.decisions.for_signals(unknown)
         tickers = view.tickers()
         now = self.clock.now()
+        windows: dict[tuple[str, str], Candles] = {}
+
+        def window(symbol: str, interval: str) -> Candles:
+            found = windows.get((symbol, interval))
+            if found is None:
+                found = windows[symbol, interval] = self.window(view, symbol, interval)
+            return found
+
         return [
             AnalysisContext(
                 signal=signal,
                 trader=spec,
                 candles={
-                    interval: self.window(view, signal.symbol, interval)
+                    interval: window(signal.symbol, interval)
                     for interval in self.timeframes(signal, spec)
                 },
                 ticker=tickers.get(signal.symbol),

@@ -3,24 +3,39 @@
 It needs no key, no network and no budget, and it is deterministic, so it serves offline
 use, tests and backtests, and stands in whenever no model may answer.
 
-What the rules read off the candles (`Readings`: six indicators) depends on the window
-alone, and at a candle close every trader that judges a symbol judges the same window:
-fifty traders over a hundred symbols judged four hundred signals at a close, a hundred
-windows. The engine keeps the readings of the latest windows (by symbol, interval and the
-window's first and last candle, and its prices' sum), so each is computed once."""
+At a candle close every trader that judges a symbol judges the same window: fifty traders
+over a hundred symbols judged 160 signals at a close, on 50 windows, and most of them with
+the same risk settings. So the engine keeps, for the latest windows (by symbol, interval,
+the window's first and last candle and its prices' sum), what the rules read off them
+(`Readings`: six indicators) and the verdict of each side and risk settings judged on them
+(a verdict depends on nothing else): each is computed once. The key costs three sums over
+the window; a window object seen just before (the context builder hands the signals of one
+symbol one window object, and a `Candles` snapshot is never written) keeps its key."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import TypeVar
 
 from app.domain.decision import AnalysisEngineKind, Decision
+from app.domain.enums import Side
 from app.domain.indicators import CandleArrays
-from app.domain.rule_analysis import Readings, judge_setup, read_setup
+from app.domain.rule_analysis import Readings, RuleVerdict, judge_setup, read_setup
+from app.domain.trader_spec import RiskSettings
 from app.engine.analysis.base import AnalysisContext, offline_decision
 
-READINGS_KEPT = 4096
+KEPT = 4096
 
 _Window = tuple[str, str, int, int, int, float]
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _keep(cache: OrderedDict[K, V], key: K, value: V) -> V:
+    cache[key] = value
+    if len(cache) > KEPT:
+        cache.popitem(last=False)
+    return value
 
 
 class RuleAnalysisEngine:
@@ -28,33 +43,46 @@ class RuleAnalysisEngine:
 
     def __init__(self) -> None:
         self._readings: OrderedDict[_Window, Readings | None] = OrderedDict()
+        self._verdicts: OrderedDict[tuple[_Window, Side, RiskSettings], RuleVerdict] = OrderedDict()
+        self._seen: dict[tuple[str, str], tuple[CandleArrays, _Window]] = {}
 
     async def analyze(self, context: AnalysisContext) -> Decision:
         signal = context.signal
-        series = context.series
-        verdict = judge_setup(
-            signal.side,
-            series,
-            context.trader.risk,
-            signal.symbol,
-            self._read(signal.symbol, signal.interval, series),
-        )
+        verdict = self._verdict(signal.symbol, signal.interval, signal.side, context)
         invalid = None if verdict.judged else verdict.reasoning
         return offline_decision(
             context, self.kind, verdict, verdict.direction, verdict.confidence, invalid
         )
 
-    def _read(self, symbol: str, interval: str, series: CandleArrays) -> Readings | None:
+    def _verdict(
+        self, symbol: str, interval: str, side: Side, context: AnalysisContext
+    ) -> RuleVerdict:
+        series, risk = context.series, context.trader.risk
+        window = self._window(symbol, interval, series)
+        if window is None:
+            return judge_setup(side, series, risk, symbol)
+        key = (window, side, risk)
+        verdict = self._verdicts.get(key)
+        if verdict is not None:
+            self._verdicts.move_to_end(key)
+            return verdict
+        if window in self._readings:
+            self._readings.move_to_end(window)
+            readings = self._readings[window]
+        else:
+            readings = _keep(self._readings, window, read_setup(series))
+        return _keep(self._verdicts, key, judge_setup(side, series, risk, symbol, readings))
+
+    def _window(self, symbol: str, interval: str, series: CandleArrays) -> _Window | None:
+        """The key of `series`; None for a window without candles."""
+        seen = self._seen.get((symbol, interval))
+        if seen is not None and seen[0] is series:
+            return seen[1]
         times = series.time
         if not len(times):
             return None
         # Each column's sum too: a candle the feed revised gives another key.
         sums = float(series.high.sum()) + float(series.low.sum()) + float(series.close.sum())
-        key = (symbol, interval, len(times), int(times[0]), int(times[-1]), sums)
-        if key in self._readings:
-            self._readings.move_to_end(key)
-            return self._readings[key]
-        readings = self._readings[key] = read_setup(series)
-        if len(self._readings) > READINGS_KEPT:
-            self._readings.popitem(last=False)
-        return readings
+        window = (symbol, interval, len(times), int(times[0]), int(times[-1]), sums)
+        self._seen[symbol, interval] = (series, window)
+        return window
