@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.domain.bounds import (
     MAX_SIGNAL_INDICATORS,
@@ -114,3 +116,32 @@ def test_cap_indicators_size_is_exact_at_the_boundary() -> None:
     assert cap_indicators({"a": 1}, max_bytes=6) == {}
     assert cap_indicators({"a": 1, "b": 2}, max_bytes=13) == {"a": 1, "b": 2}  # {"a":1,"b":2}
     assert cap_indicators({"a": 1, "b": 2}, max_bytes=12) == {"a": 1}
+
+
+_readings = st.dictionaries(
+    st.text(max_size=12),
+    st.none()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.dictionaries(st.text(max_size=6), st.none() | st.floats(), max_size=3),
+    max_size=8,
+)
+
+
+@given(_readings, st.integers(min_value=0, max_value=10), st.integers(min_value=2, max_value=300))
+def test_cap_indicators_keeps_each_entry_that_fits_after_those_before_it(
+    read: dict[str, object], max_entries: int, max_bytes: int
+) -> None:
+    """Whether the whole mapping fits at once or not, the entries kept are those a walk in
+    reading order keeps: each storable one that still fits, until `max_entries` are kept."""
+    kept: dict[str, object] = {}
+    for name, value in read.items():
+        if len(kept) == max_entries:
+            break
+        if json_problem({name: value}, max_depth=3) is None:
+            tried = {**kept, name: value}
+            if len(json.dumps(tried, ensure_ascii=False, separators=(",", ":")).encode()) <= (
+                max_bytes
+            ):
+                kept = tried
+    assert cap_indicators(read, max_entries, max_bytes) == kept
+    assert list(cap_indicators(read, max_entries, max_bytes)) == list(kept)
