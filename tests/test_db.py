@@ -1,10 +1,12 @@
 import asyncio
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from tortoise.connection import get_connection
 
+from app.db.checkpoints import Checkpointer
 from app.db.config import close_db, init_db
 from app.db.models import AppendOnlyError, TradeAuditLog, Trader, User
 from app.services.users import UserExistsError, create_user
@@ -77,3 +79,48 @@ async def test_sqlite_commits_without_waiting_for_fsync_unless_the_url_asks(
         assert (mode, level) == ("wal", synchronous)  # 1 is NORMAL, 2 is FULL
     finally:
         await close_db()
+
+
+async def test_sqlite_commits_leave_checkpoints_to_the_checkpointer(tmp_path: Path) -> None:
+    """The process's connection never copies the log back on a commit; the checkpointer
+    started with it does, in the background, and the log is gone once the process closes."""
+    path = tmp_path / "checkpoints.sqlite3"
+    await init_db(f"sqlite://{path}")
+    try:
+        connection = get_connection("default")
+        [(automatic,)] = (await connection.execute_query("PRAGMA wal_autocheckpoint"))[1]
+        assert automatic == 0
+        await connection.execute_script("CREATE TABLE filler (payload BLOB)")
+        await connection.execute_many(
+            "INSERT INTO filler VALUES (?)", [[bytes(4096)] for _ in range(300)]
+        )
+        for _ in range(60):
+            if path.stat().st_size > 300 * 4096:
+                break
+            await asyncio.sleep(0.05)
+        assert path.stat().st_size > 300 * 4096  # copied back by the checkpointer
+    finally:
+        await close_db()
+    assert not (tmp_path / "checkpoints.sqlite3-wal").exists()
+    with sqlite3.connect(path) as reopened:
+        assert reopened.execute("SELECT count(*) FROM filler").fetchone() == (300,)
+
+
+async def test_a_checkpointer_stops_after_the_checkpoint_under_way(tmp_path: Path) -> None:
+    path = tmp_path / "stop.sqlite3"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("CREATE TABLE filler (payload BLOB)")
+    checkpointer = Checkpointer(str(path), every_s=0.01)
+    checkpointer.start()
+    try:
+        for _ in range(20):
+            writer.execute("INSERT INTO filler VALUES (?)", [bytes(65536)])
+            await asyncio.sleep(0.005)
+        await checkpointer.stop()  # however far the loop was
+        busy, pages, copied = await checkpointer.checkpoint()  # a new connection, then
+        assert (busy, copied) == (0, pages)
+        await checkpointer.stop()
+    finally:
+        writer.close()
