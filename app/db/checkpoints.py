@@ -7,8 +7,10 @@ syncs both (a checkpoint). That one commit then took 7 to 8 ms instead of 0.3 ms
 intent the entry waited for it: the tail of the time from a close to its orders was the
 checkpoint. So the process's own connection never checkpoints (`wal_autocheckpoint=0`,
 `app.db.config`); a connection of the `Checkpointer` does, in a thread, every
-`CHECKPOINT_S` seconds: `PASSIVE`, which never waits for a reader or a writer, as the
-writers never wait for it, and which costs nothing when no commit came since the last one.
+`CHECKPOINT_S` seconds (a busy engine writes a few megabytes of log meanwhile, and a
+checkpoint copies while a screen may run, so not more often): `PASSIVE`, which never
+waits for a reader or a writer, as the writers never wait for it, and which costs nothing
+when no commit came since the last one.
 When the last connection to the database closes, SQLite checkpoints what is left and
 removes the log. Litestream runs SQLite the same way, with its own checkpoints.
 """
@@ -22,7 +24,7 @@ import sqlite3
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_S = 1.0
+CHECKPOINT_S = 5.0
 
 
 class Checkpointer:
