@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from tortoise.connection import get_connection
 
-from app.db.checkpoints import Checkpointer
+from app.db.checkpoints import CHECKPOINT_S, Checkpointer
 from app.db.config import close_db, init_db
 from app.db.models import AppendOnlyError, TradeAuditLog, Trader, User
 from app.services.users import UserExistsError, create_user
@@ -94,7 +94,7 @@ async def test_sqlite_commits_leave_checkpoints_to_the_checkpointer(tmp_path: Pa
         await connection.execute_many(
             "INSERT INTO filler VALUES (?)", [[bytes(4096)] for _ in range(300)]
         )
-        for _ in range(60):
+        for _ in range(round((CHECKPOINT_S + 3) / 0.05)):  # a period, and some
             if path.stat().st_size > 300 * 4096:
                 break
             await asyncio.sleep(0.05)
