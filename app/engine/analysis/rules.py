@@ -15,6 +15,7 @@ symbol one window object, and a `Candles` snapshot is never written) keeps its k
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TypeVar
 
 from app.domain.decision import AnalysisEngineKind, Decision
@@ -31,8 +32,13 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-def _keep(cache: OrderedDict[K, V], key: K, value: V) -> V:
-    cache[key] = value
+def _cached(cache: OrderedDict[K, V], key: K, compute: Callable[[], V]) -> V:
+    """The value kept for `key`, else `compute()`'s, kept; beyond `KEPT` values the least
+    recently used goes."""
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    value = cache[key] = compute()
     if len(cache) > KEPT:
         cache.popitem(last=False)
     return value
@@ -47,31 +53,29 @@ class RuleAnalysisEngine:
         self._seen: dict[tuple[str, str], tuple[CandleArrays, _Window]] = {}
 
     async def analyze(self, context: AnalysisContext) -> Decision:
-        signal = context.signal
-        verdict = self._verdict(signal.symbol, signal.interval, signal.side, context)
+        verdict = self._verdict(context)
         invalid = None if verdict.judged else verdict.reasoning
         return offline_decision(
             context, self.kind, verdict, verdict.direction, verdict.confidence, invalid
         )
 
-    def _verdict(
-        self, symbol: str, interval: str, side: Side, context: AnalysisContext
-    ) -> RuleVerdict:
-        series, risk = context.series, context.trader.risk
-        window = self._window(symbol, interval, series)
+    def _verdict(self, context: AnalysisContext) -> RuleVerdict:
+        signal, series, risk = context.signal, context.series, context.trader.risk
+        side, symbol = signal.side, signal.symbol
+        window = self._window(symbol, signal.interval, series)
         if window is None:
             return judge_setup(side, series, risk, symbol)
-        key = (window, side, risk)
-        verdict = self._verdicts.get(key)
-        if verdict is not None:
-            self._verdicts.move_to_end(key)
-            return verdict
-        if window in self._readings:
-            self._readings.move_to_end(window)
-            readings = self._readings[window]
-        else:
-            readings = _keep(self._readings, window, read_setup(series))
-        return _keep(self._verdicts, key, judge_setup(side, series, risk, symbol, readings))
+        return _cached(
+            self._verdicts,
+            (window, side, risk),
+            lambda: judge_setup(
+                side,
+                series,
+                risk,
+                symbol,
+                _cached(self._readings, window, lambda: read_setup(series)),
+            ),
+        )
 
     def _window(self, symbol: str, interval: str, series: CandleArrays) -> _Window | None:
         """The key of `series`; None for a window without candles."""
